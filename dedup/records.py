@@ -1,0 +1,153 @@
+"""The records that flow one way through the pipeline.
+
+Each stage reads the records of the stage before it and returns new ones; none
+is mutated after it is made. Text-level records are frozen dataclasses; the
+numeric bulk (sentence vectors, pair scores) travels as numpy arrays held by a
+few table records, so nothing is copied per sentence.
+
+Order of the stages and what each adds::
+
+    ingest      -> Document, SkippedInput
+    langid      -> LanguageGuess                (per document)
+    segment     -> sentences (tuple[str, ...])  (per document)
+    embed       -> SentenceTable                (vectors of every sentence)
+    candidates  -> CandidatePairs               (document pairs worth aligning)
+    align       -> PairEvidence                 (scores + aligned sentence pairs)
+    cluster     -> Clustering                   (a cluster label per document)
+    report      -> files in --out
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One input article.
+
+    Attributes:
+        id: unique id within the run (file path without extension, or the id field).
+        text: the article text, normalised (NFC, no control characters).
+        origin: where it was read, ``file`` or ``file:line``, for messages.
+        title, url, date: optional metadata passed through to the report.
+        lang: a language code given by the input, if any (never required).
+        extra: any other input fields, kept for the report.
+    """
+
+    id: str
+    text: str
+    origin: str
+    title: str | None = None
+    url: str | None = None
+    date: str | None = None
+    lang: str | None = None
+    extra: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedInput:
+    """An input record that did not become a document, and why."""
+
+    origin: str
+    reason: str
+    doc_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LanguageGuess:
+    """Language of a document: ISO 639-1 code (or 'und'), confidence, dominant script."""
+
+    lang: str
+    confidence: float
+    script: str
+
+    @property
+    def group(self) -> str:
+        """The key that groups documents "of one language" for the decisions.
+
+        A confident language code where there is one; otherwise the script, so
+        documents in a language the identifier does not know still group with
+        their own kind instead of with a wrong guess.
+        """
+        return self.lang if self.lang != "und" else f"und-{self.script}"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentedDocument:
+    """A document with its language and its sentence-like units."""
+
+    doc: Document
+    language: LanguageGuess
+    sentences: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SentenceTable:
+    """Every sentence of the corpus with its vector, grouped by document.
+
+    Attributes:
+        offsets: ``(n_docs + 1,)`` int64; document ``d`` owns rows
+            ``offsets[d]:offsets[d + 1]``.
+        vectors: ``(n_sentences, dim)`` float32, L2-normalised.
+        doc_vectors: ``(n_docs, dim)`` float32, L2-normalised mean of each
+            document's sentence vectors (zero for a document with none).
+    """
+
+    offsets: np.ndarray
+    vectors: np.ndarray
+    doc_vectors: np.ndarray
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.offsets) - 1
+
+    def rows(self, doc: int) -> np.ndarray:
+        """The sentence vectors of document ``doc``."""
+        return self.vectors[self.offsets[doc] : self.offsets[doc + 1]]
+
+
+@dataclass(frozen=True, slots=True)
+class AlignedPair:
+    """One sentence of each document that the aligner matched.
+
+    Attributes:
+        left, right: sentence index within the left / right document.
+        similarity: cosine of the two language-centred sentence vectors.
+        z: how far ``similarity`` stands above what each sentence scores
+            against unrelated sentences of the other's language, in standard
+            deviations (the smaller of the two directions).
+        weight: the sentence pair's contribution to the pair score, in [0, 1].
+    """
+
+    left: int
+    right: int
+    similarity: float
+    z: float
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
+class PairEvidence:
+    """Why two documents are (or are not) the same article.
+
+    Attributes:
+        left, right: document indices, ``left < right``.
+        score: aligned weight over (shorter document's sentences + prior); the
+            quantity the clustering threshold applies to.
+        aligned: the in-order aligned sentence pairs behind ``score``.
+        shorter: usable (non-boilerplate) sentences of the shorter document.
+    """
+
+    left: int
+    right: int
+    score: float
+    aligned: tuple[AlignedPair, ...]
+    shorter: int
+
+    @property
+    def coverage(self) -> float:
+        """Share of the shorter document's sentences with an aligned partner."""
+        return len(self.aligned) / self.shorter if self.shorter else 0.0

@@ -1,0 +1,227 @@
+"""Ingest: read documents from a folder, JSONL, CSV/TSV or Parquet.
+
+Every input record ends up either as a :class:`~dedup.records.Document` or as a
+:class:`~dedup.records.SkippedInput` naming the file (and line) and the reason:
+the run summary checks ``documents in = assigned + skipped``.
+
+Formats (chosen by the path: a folder, or the file's extension):
+
+* folder: every ``.txt`` / ``.md`` file below it is one document; its id is
+  its path relative to the folder without the extension.
+* ``.jsonl`` / ``.ndjson``: one JSON object a line with ``id`` and ``text``
+  (names configurable), optional ``title``, ``url``, ``date``, ``lang``;
+  other fields are kept as ``extra``.
+* ``.csv`` / ``.tsv``: a header row naming the same columns.
+* ``.parquet``: the same columns (read with pyarrow, in record batches).
+
+Text is decoded with a charset detector when it is not UTF-8 (legacy
+single-byte encodings, UTF-16 with a BOM), then normalised by
+:func:`dedup.encoding.normalize_text` (NFC, every line break to LF, control
+characters removed), the same cleaning the encoder applies. Duplicate ids: the first occurrence is kept, any
+later one is skipped with a reason that names where the first was seen.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from charset_normalizer import from_bytes
+
+from dedup.encoding.encoder import normalize_text
+from dedup.records import Document, SkippedInput
+
+FOLDER_SUFFIXES = (".txt", ".md")
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+TABLE_SUFFIXES = (".csv", ".tsv")
+PARQUET_SUFFIXES = (".parquet",)
+METADATA_FIELDS = ("title", "url", "date", "lang")
+
+class InputError(Exception):
+    """The input as a whole cannot be read (missing, unknown format, unreadable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    """Which fields hold the id and the text in JSONL, CSV and Parquet inputs."""
+
+    id_field: str = "id"
+    text_field: str = "text"
+
+
+def decode_bytes(data: bytes) -> str | None:
+    """Decode file bytes: UTF-8 (BOM or not), UTF-16 with BOM, else detected.
+
+    Returns None for content that is not text (binary junk).
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" not in data:
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            pass
+    best = from_bytes(data).best()
+    return None if best is None else str(best)
+
+
+class _Collector:
+    """Turns raw records into Documents, enforcing unique ids and non-empty text."""
+
+    def __init__(self) -> None:
+        self.skipped: list[SkippedInput] = []
+        self._seen: dict[str, str] = {}
+
+    def make(self, raw: dict[str, object], origin: str, config: IngestConfig) -> Document | None:
+        doc_id = raw.get(config.id_field)
+        text = raw.get(config.text_field)
+        if doc_id is None or (isinstance(doc_id, str) and not doc_id.strip()):
+            return self.skip(origin, f"no '{config.id_field}' field")
+        doc_id = str(doc_id)
+        if not isinstance(text, str):
+            kind = "missing" if text is None else f"not a string ({type(text).__name__})"
+            return self.skip(origin, f"'{config.text_field}' is {kind}", doc_id)
+        text = normalize_text(text)
+        if not text.strip():
+            return self.skip(origin, "empty text", doc_id)
+        if doc_id in self._seen:
+            return self.skip(origin, f"duplicate id, first seen at {self._seen[doc_id]}", doc_id)
+        self._seen[doc_id] = origin
+        meta = {k: (None if raw.get(k) is None else str(raw[k])) for k in METADATA_FIELDS}
+        extra = {
+            k: v
+            for k, v in raw.items()
+            if k not in (config.id_field, config.text_field, *METADATA_FIELDS)
+        }
+        return Document(id=doc_id, text=text, origin=origin, extra=extra, **meta)
+
+    def skip(self, origin: str, reason: str, doc_id: str | None = None) -> None:
+        self.skipped.append(SkippedInput(origin=origin, reason=reason, doc_id=doc_id))
+        return None
+
+
+def _read_folder(root: Path, collector: _Collector) -> Iterator[Document]:
+    files = sorted(
+        p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
+    )
+    for path in files:
+        rel = path.relative_to(root)
+        origin = str(rel)
+        try:
+            text = decode_bytes(path.read_bytes())
+        except OSError as err:
+            collector.skip(origin, f"unreadable: {err.strerror}")
+            continue
+        if text is None:
+            collector.skip(origin, "binary content, not text")
+            continue
+        raw = {"id": rel.with_suffix("").as_posix(), "text": text}
+        doc = collector.make(raw, origin, IngestConfig())
+        if doc is not None:
+            yield doc
+
+
+def _read_jsonl(path: Path, config: IngestConfig, collector: _Collector) -> Iterator[Document]:
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            origin = f"{path.name}:{number}"
+            if not line.strip():
+                continue
+            text = decode_bytes(line)
+            try:
+                raw = json.loads(text) if text is not None else None
+            except json.JSONDecodeError as err:
+                collector.skip(origin, f"malformed JSON ({err.msg} at column {err.colno})")
+                continue
+            if not isinstance(raw, dict):
+                collector.skip(origin, "JSON line is not an object")
+                continue
+            doc = collector.make(raw, origin, config)
+            if doc is not None:
+                yield doc
+
+
+def _read_table(path: Path, config: IngestConfig, collector: _Collector) -> Iterator[Document]:
+    text = decode_bytes(path.read_bytes())
+    if text is None:
+        raise InputError(f"{path}: binary content, not a CSV/TSV table")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    # newline="": only CR/LF end a row; str.splitlines would also break unquoted cells
+    # at U+2028, U+0085, form feed... (csv.writer does not quote those)
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    fields = reader.fieldnames or []
+    missing = [f for f in (config.id_field, config.text_field) if f not in fields]
+    if missing:
+        raise InputError(
+            f"{path}:1: header lacks column(s) {', '.join(missing)}; found {', '.join(fields)}"
+            " (use --id-field/--text-field)"
+        )
+    for row in reader:
+        origin = f"{path.name}:{reader.line_num}"
+        if None in row:  # more cells than header columns
+            collector.skip(origin, "row has more cells than the header")
+            continue
+        doc = collector.make(dict(row), origin, config)
+        if doc is not None:
+            yield doc
+
+
+def _read_parquet(path: Path, config: IngestConfig, collector: _Collector) -> Iterator[Document]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as err:  # pyarrow raises several types for a bad file
+        raise InputError(f"{path}: not a readable Parquet file ({err})") from err
+    names = parquet.schema_arrow.names
+    missing = [f for f in (config.id_field, config.text_field) if f not in names]
+    if missing:
+        raise InputError(
+            f"{path}: columns {', '.join(missing)} missing; found {', '.join(names)}"
+            " (use --id-field/--text-field)"
+        )
+    row_number = 0
+    for batch in parquet.iter_batches():
+        for raw in batch.to_pylist():
+            row_number += 1
+            doc = collector.make(raw, f"{path.name}:row {row_number}", config)
+            if doc is not None:
+                yield doc
+
+
+def read_documents(
+    path: Path, config: IngestConfig | None = None
+) -> tuple[list[Document], list[SkippedInput]]:
+    """Read every document of ``path``; return the documents and the skipped inputs.
+
+    Raises:
+        InputError: the path is missing or its format is unknown or unreadable
+            as a whole; single bad records are skipped, not raised.
+    """
+    config = config or IngestConfig()
+    path = Path(path)
+    collector = _Collector()
+    if path.is_dir():
+        documents = list(_read_folder(path, collector))
+    elif not path.exists():
+        raise InputError(f"{path}: no such file or folder")
+    else:
+        suffix = path.suffix.lower()
+        if suffix in JSONL_SUFFIXES:
+            reader = _read_jsonl(path, config, collector)
+        elif suffix in TABLE_SUFFIXES:
+            reader = _read_table(path, config, collector)
+        elif suffix in PARQUET_SUFFIXES:
+            reader = _read_parquet(path, config, collector)
+        else:
+            known = ", ".join(JSONL_SUFFIXES + TABLE_SUFFIXES + PARQUET_SUFFIXES)
+            raise InputError(f"{path}: unknown input format '{suffix}' (expected a folder or {known})")
+        try:
+            documents = list(reader)
+        except OSError as err:
+            raise InputError(f"{path}: unreadable ({err.strerror})") from err
+    return documents, collector.skipped

@@ -1,0 +1,75 @@
+"""Language identification: which language, and which script, a document is in.
+
+The language decides two things downstream: the sentence splitter's rules
+(``segment``) and, above all, which documents compete with each other
+(``candidates``/``cluster`` centre vectors per language and ask whether a
+document is another's best match *among the documents of its language*).
+
+py3langid (a numpy port of langid.py, with its model bundled in the wheel, so
+it runs offline) names ~140 languages. Documents in languages it does not
+know get a low-confidence guess; rather than trust that guess we fall back to
+the dominant **script** (``und-ETHIOPIC``, ``und-TIBETAN``...), which is
+exact and still groups documents of one writing system together.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections import Counter
+from functools import lru_cache
+
+from dedup.records import LanguageGuess
+
+#: below this normalised probability the language is reported as "und".
+MIN_CONFIDENCE = 0.5
+#: characters of a document used for the guess: the head is enough, and bounded.
+SAMPLE_CHARS = 4000
+#: scripts (as named by :func:`dominant_script`) of the languages py3langid
+#: knows. Text in any other script (Ol Chiki, Tifinagh, Cherokee...) matches
+#: no feature of the model, so its guess is the model's prior, often with a
+#: high probability (Santali in Ol Chiki comes out as Amharic at 0.99).
+KNOWN_SCRIPTS = frozenset(
+    "LATIN CYRILLIC GREEK ARMENIAN GEORGIAN ARABIC HEBREW DEVANAGARI BENGALI GURMUKHI"
+    " GUJARATI ORIYA TAMIL TELUGU KANNADA MALAYALAM SINHALA THAI LAO TIBETAN MYANMAR"
+    " KHMER ETHIOPIC HANGUL CJK HIRAGANA KATAKANA".split()
+)
+#: py3langid's label for text without linguistic content; not a language.
+NO_LANGUAGE = "zxx"
+
+
+@lru_cache(maxsize=1)
+def _identifier():
+    from py3langid import langid
+
+    return langid.LanguageIdentifier.from_modelpath(
+        langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True
+    )
+
+
+def _script_of(ch: str) -> str | None:
+    """The first word of a letter's Unicode name is its script (LATIN, CYRILLIC, CJK...)."""
+    if not ch.isalpha():
+        return None
+    name = unicodedata.name(ch, "")
+    if not name:
+        return None
+    head = name.split(" ", 1)[0]
+    # CJK ideographs, Hiragana, Katakana and Hangul are distinct scripts but
+    # one family for grouping purposes only when the language id fails.
+    return head
+
+
+def dominant_script(text: str) -> str:
+    """The script of most letters in ``text`` ("ZYYY" when it has no letters)."""
+    counts = Counter(s for s in map(_script_of, text[:SAMPLE_CHARS]) if s)
+    return counts.most_common(1)[0][0] if counts else "ZYYY"
+
+
+def identify(text: str) -> LanguageGuess:
+    """Guess the language and script of one document."""
+    sample = text[:SAMPLE_CHARS]
+    lang, prob = _identifier().classify(sample)
+    script = dominant_script(sample)
+    if prob < MIN_CONFIDENCE or lang == NO_LANGUAGE or script not in KNOWN_SCRIPTS:
+        lang = "und"
+    return LanguageGuess(lang=str(lang), confidence=round(float(prob), 4), script=script)

@@ -1,0 +1,233 @@
+"""Report: write a run's result into ``--out`` and summarise it.
+
+Files (each written to a temporary name and renamed, so a killed run never
+leaves a half-written file):
+
+* ``assignments.csv``: one row per input document, in input order:
+  ``doc_id,cluster_id,cluster_size,lang,script,representative,sentences``.
+  ``representative`` is ``true`` for the copy the keep policy keeps (see
+  :func:`dedup.api.choose_representatives`); drop the rows marked ``false``
+  to deduplicate.
+* ``clusters.json``: ``{"summary": ..., "clusters": [...]}``; each cluster
+  (largest first) has its id, size, language mix, representative, members
+  (id, language, sentences, characters, origin) and ``links``: every pair of
+  members whose score cleared the threshold, with the aligned sentence pairs
+  (texts, cosine, z, weight) that make the score.
+* ``skipped.csv``: ``origin,doc_id,reason`` for inputs that did not become
+  documents.
+* ``run.json``: settings, model, library versions, counts and stage timings,
+  so the run can be repeated.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+import tempfile
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+
+from dedup.api import RunResult
+
+SCHEMA_VERSION = 1
+
+
+def cluster_ids(result: RunResult) -> list[str]:
+    """A stable id per cluster number: ``c`` and a zero-padded number, largest first."""
+    count = int(result.labels.max()) + 1 if len(result.labels) else 0
+    width = max(4, len(str(count)))
+    return [f"c{number + 1:0{width}d}" for number in range(count)]
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _csv(rows: list[list[object]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def summary(result: RunResult) -> dict[str, object]:
+    """Counts of the run; ``documents_in == assigned + skipped`` always holds."""
+    sizes = Counter(result.labels.tolist())
+    languages = Counter(seg.language.group for seg in result.segmented)
+    return {
+        "documents_in": len(result.documents) + len(result.skipped),
+        "assigned": len(result.documents),
+        "skipped": len(result.skipped),
+        "clusters": len(sizes),
+        "multi_document_clusters": sum(1 for n in sizes.values() if n > 1),
+        "singletons": sum(1 for n in sizes.values() if n == 1),
+        "duplicates_to_drop": len(result.documents) - len(sizes),
+        "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "sentences": int(len(result.usable)),
+        "boilerplate_sentences": int((~result.usable).sum()),
+        "sentences_encoded": result.encoded_sentences,
+        "texts_windowed": result.windowed_texts,
+        "candidate_pairs": len(result.evidence),
+        "linked_pairs": sum(
+            1 for e in result.evidence if e.score >= result.config.cluster.threshold
+        ),
+    }
+
+
+def _clusters(result: RunResult) -> list[dict[str, object]]:
+    ids = cluster_ids(result)
+    threshold = result.config.cluster.threshold
+    members: dict[int, list[int]] = {}
+    for index, label in enumerate(result.labels.tolist()):
+        members.setdefault(label, []).append(index)
+    links: dict[int, list[dict[str, object]]] = {}
+    for pair in result.evidence:
+        label = int(result.labels[pair.left])
+        if pair.score < threshold or label != int(result.labels[pair.right]):
+            continue
+        left, right = result.segmented[pair.left], result.segmented[pair.right]
+        links.setdefault(label, []).append(
+            {
+                "left": left.doc.id,
+                "right": right.doc.id,
+                "score": round(pair.score, 4),
+                "coverage": round(pair.coverage, 4),
+                "aligned": [
+                    {
+                        "left_sentence": a.left,
+                        "right_sentence": a.right,
+                        "left_text": left.sentences[a.left],
+                        "right_text": right.sentences[a.right],
+                        "similarity": a.similarity,
+                        "z": a.z,
+                        "weight": a.weight,
+                    }
+                    for a in pair.aligned
+                ],
+            }
+        )
+    out = []
+    for label in sorted(members):
+        docs = [result.segmented[i] for i in members[label]]
+        out.append(
+            {
+                "id": ids[label],
+                "size": len(docs),
+                "languages": dict(sorted(Counter(d.language.group for d in docs).items())),
+                "representative": result.segmented[result.representatives[label]].doc.id,
+                "members": [
+                    {
+                        "id": d.doc.id,
+                        "lang": d.language.group,
+                        "lang_confidence": d.language.confidence,
+                        "script": d.language.script,
+                        "sentences": len(d.sentences),
+                        "chars": len(d.doc.text),
+                        "origin": d.doc.origin,
+                    }
+                    for d in sorted(docs, key=lambda d: d.doc.id)
+                ],
+                "links": sorted(links.get(label, []), key=lambda x: (-x["score"], x["left"])),
+            }
+        )
+    return out
+
+
+def _run_info(result: RunResult) -> dict[str, object]:
+    versions = {}
+    for package in ("dedup", "sentence-transformers", "transformers", "torch", "numpy", "faiss-cpu"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    config = dataclasses.asdict(result.config)
+    config["cache_dir"] = str(config["cache_dir"]) if config["cache_dir"] else None
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "model": {"name": result.model_name, "fingerprint": result.model_fingerprint},
+        "config": config,
+        "versions": versions,
+        "summary": summary(result),
+        "stages": {
+            name: {"seconds": round(s.seconds, 3), "items": s.items, "unit": s.unit}
+            for name, s in result.stages.items()
+        },
+    }
+
+
+def write_report(result: RunResult, out_dir: Path) -> list[Path]:
+    """Write every output file into ``out_dir`` (made if missing); return their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ids = cluster_ids(result)
+    sizes = Counter(result.labels.tolist())
+    rep_of = set(result.representatives.values())
+    rows: list[list[object]] = [
+        ["doc_id", "cluster_id", "cluster_size", "lang", "script", "representative", "sentences"]
+    ]
+    for index, seg in enumerate(result.segmented):
+        label = int(result.labels[index])
+        rows.append(
+            [
+                seg.doc.id,
+                ids[label],
+                sizes[label],
+                seg.language.group,
+                seg.language.script,
+                "true" if index in rep_of else "false",
+                len(seg.sentences),
+            ]
+        )
+    skipped_rows: list[list[object]] = [["origin", "doc_id", "reason"]]
+    skipped_rows += [[s.origin, s.doc_id or "", s.reason] for s in result.skipped]
+    clusters = {"summary": summary(result), "clusters": _clusters(result)}
+    files = {
+        "assignments.csv": _csv(rows),
+        "clusters.json": json.dumps(clusters, ensure_ascii=False, indent=1) + "\n",
+        "skipped.csv": _csv(skipped_rows),
+        "run.json": json.dumps(_run_info(result), ensure_ascii=False, indent=1) + "\n",
+    }
+    written = []
+    for name, text in files.items():
+        _atomic_write(out_dir / name, text)
+        written.append(out_dir / name)
+    return written
+
+
+def format_summary(result: RunResult, out_dir: Path | None = None) -> str:
+    """The one-screen summary printed at the end of ``dedup run``."""
+    info = summary(result)
+    langs = info["languages"]
+    assert isinstance(langs, dict)
+    shown = ", ".join(f"{k} {v}" for k, v in list(langs.items())[:12])
+    more = f" (+{len(langs) - 12} more)" if len(langs) > 12 else ""
+    lines = [
+        f"documents in      {info['documents_in']}  (assigned {info['assigned']}, "
+        f"skipped {info['skipped']})",
+        f"clusters          {info['clusters']}  ({info['multi_document_clusters']} with several "
+        f"documents, {info['singletons']} singletons; {info['duplicates_to_drop']} copies to drop)",
+        f"languages         {len(langs)}: {shown}{more}",
+        f"sentences         {info['sentences']}  ({info['boilerplate_sentences']} boilerplate, "
+        f"{info['sentences_encoded']} newly encoded, {info['texts_windowed']} windowed)",
+        f"pairs             {info['candidate_pairs']} aligned, {info['linked_pairs']} linked "
+        f"(score >= {result.config.cluster.threshold})",
+        "time              "
+        + ", ".join(f"{name} {s.seconds:.1f}s" for name, s in result.stages.items()),
+    ]
+    if info["documents_in"] != info["assigned"] + info["skipped"]:  # pragma: no cover
+        lines.append("WARNING: documents in != assigned + skipped")
+    if out_dir is not None:
+        lines.append(f"written to        {out_dir}/ (assignments.csv, clusters.json, ...)")
+    return "\n".join(lines)
