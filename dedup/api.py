@@ -30,7 +30,7 @@ import numpy as np
 
 from dedup.engines import Engine, LocalEngine
 from dedup.records import Document, PairEvidence, SegmentedDocument, SkippedInput
-from dedup.stages.align import AlignConfig, align_pairs, boilerplate_mask
+from dedup.stages.align import AlignConfig, AlignInputs, align_pairs, boilerplate_mask
 from dedup.stages.candidates import CandidateConfig, candidate_pairs, language_centred
 from dedup.stages.cluster import ClusterConfig, cluster_documents
 from dedup.stages.embed import EmbeddingCache, embed_sentences
@@ -186,7 +186,9 @@ def run(
         stage.items = len(documents)
     with _timed(stats, "segment", "documents") as stage:
         segmented = [
-            SegmentedDocument(doc, lang, tuple(split_sentences(doc.text, lang.lang, config.segment)))
+            SegmentedDocument(
+                doc, lang, tuple(split_sentences(doc.text, lang.lang, config.segment))
+            )
             for doc, lang in zip(documents, languages, strict=True)
         ]
         stage.items = len(segmented)
@@ -226,8 +228,9 @@ def run(
         pairs = candidate_pairs(doc_centred, centred, sentence_doc, usable, config.candidates)
         stage.items = len(pairs)
     with _timed(stats, "align", "pairs") as stage:
+        inputs = AlignInputs.build(centred, offsets, usable, doc_groups, sentences, config.align)
         evidence = engine.map_chunks(
-            lambda chunk: align_pairs(chunk, centred, offsets, usable, doc_groups, config.align),
+            lambda chunk: align_pairs(chunk, inputs, config.align),
             pairs,
             desc="aligning",
         )

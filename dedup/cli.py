@@ -73,14 +73,20 @@ main.add_command(models_group)
 )
 @click.option(
     "--threshold",
-    default=0.3,
+    default=0.45,
     show_default=True,
     type=click.FloatRange(0, 1, min_open=True),
     help="Least share of the shorter article's sentences that must align in order with "
     "confident partners to link two articles. Lower: more excerpts and weak-language "
     "translations; higher: fewer same-event reports joined.",
 )
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Texts per encoder pass.")
+@click.option(
+    "--batch-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Texts per encoder pass.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def run_command(

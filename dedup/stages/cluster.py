@@ -44,7 +44,7 @@ class ClusterConfig:
             shows the trade-off on a labelled sample.
     """
 
-    threshold: float = 0.3
+    threshold: float = 0.45
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:

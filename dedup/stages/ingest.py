@@ -17,8 +17,9 @@ Formats (chosen by the path: a folder, or the file's extension):
 Text is decoded with a charset detector when it is not UTF-8 (legacy
 single-byte encodings, UTF-16 with a BOM), then normalised by
 :func:`dedup.encoding.normalize_text` (NFC, every line break to LF, control
-characters removed), the same cleaning the encoder applies. Duplicate ids: the first occurrence is kept, any
-later one is skipped with a reason that names where the first was seen.
+characters removed), the same cleaning the encoder applies. Duplicate ids:
+the first occurrence is kept, any later one is skipped with a reason that
+names where the first was seen.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ JSONL_SUFFIXES = (".jsonl", ".ndjson")
 TABLE_SUFFIXES = (".csv", ".tsv")
 PARQUET_SUFFIXES = (".parquet",)
 METADATA_FIELDS = ("title", "url", "date", "lang")
+
 
 class InputError(Exception):
     """The input as a whole cannot be read (missing, unknown format, unreadable)."""
@@ -219,7 +221,9 @@ def read_documents(
             reader = _read_parquet(path, config, collector)
         else:
             known = ", ".join(JSONL_SUFFIXES + TABLE_SUFFIXES + PARQUET_SUFFIXES)
-            raise InputError(f"{path}: unknown input format '{suffix}' (expected a folder or {known})")
+            raise InputError(
+                f"{path}: unknown input format '{suffix}' (expected a folder or {known})"
+            )
         try:
             documents = list(reader)
         except OSError as err:

@@ -75,7 +75,7 @@ def summary(result: RunResult) -> dict[str, object]:
         "singletons": sum(1 for n in sizes.values() if n == 1),
         "duplicates_to_drop": len(result.documents) - len(sizes),
         "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "sentences": int(len(result.usable)),
+        "sentences": len(result.usable),
         "boilerplate_sentences": int((~result.usable).sum()),
         "sentences_encoded": result.encoded_sentences,
         "texts_windowed": result.windowed_texts,
@@ -147,7 +147,14 @@ def _clusters(result: RunResult) -> list[dict[str, object]]:
 
 def _run_info(result: RunResult) -> dict[str, object]:
     versions = {}
-    for package in ("dedup", "sentence-transformers", "transformers", "torch", "numpy", "faiss-cpu"):
+    for package in (
+        "dedup",
+        "sentence-transformers",
+        "transformers",
+        "torch",
+        "numpy",
+        "faiss-cpu",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

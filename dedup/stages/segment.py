@@ -91,7 +91,9 @@ def _cut_long(unit: str, config: SegmenterConfig) -> list[str]:
     return [p for p in pieces if p]
 
 
-def split_sentences(text: str, lang: str = "und", config: SegmenterConfig | None = None) -> list[str]:
+def split_sentences(
+    text: str, lang: str = "und", config: SegmenterConfig | None = None
+) -> list[str]:
     """Split ``text`` into sentence-like units, in order, none empty.
 
     Args:

@@ -148,6 +148,21 @@ def test_concurrent_builds_share_one_folder(tmp_path: Path) -> None:
     assert [p.name for p in final.parent.iterdir() if ".tmp-" in p.name] == []
 
 
+def test_a_killed_build_leaves_no_folder_and_is_redone(tmp_path: Path) -> None:
+    final, log = tmp_path / "models" / "m-abc", tmp_path / "log"
+    proc = subprocess.Popen([sys.executable, "-c", _CONCURRENT, str(final), str(log)])
+    deadline = time.monotonic() + 30
+    while not log.exists() and time.monotonic() < deadline:  # building, inside the lock
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert not final.exists()
+    assert [p.name for p in final.parent.iterdir() if ".tmp-" in p.name] != []
+    assert build_atomically(final, _fake_build(log)) == final
+    assert (final / "weights").read_text() == "ok"
+    assert [p.name for p in final.parent.iterdir() if ".tmp-" in p.name] == []
+
+
 @pytest.mark.slow
 def test_default_model_is_built_once_then_reused(e5_folder: Path, model_cache: Path) -> None:
     before = (e5_folder / "model.safetensors").stat().st_mtime_ns

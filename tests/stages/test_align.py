@@ -1,0 +1,343 @@
+"""align: mechanics of the in-order alignment, the null and boilerplate.
+
+Sentence vectors here are small synthetic numpy vectors: a "translation" is a
+noisy copy of a sentence vector, an "unrelated" sentence is a random one.
+These test the arithmetic, not how well any model separates real text.
+"""
+
+from __future__ import annotations
+
+import itertools
+from functools import cache
+
+import numpy as np
+import pytest
+
+from dedup.stages.align import (
+    AlignConfig,
+    AlignInputs,
+    align_pairs,
+    boilerplate_mask,
+    monotone_alignment,
+    number_conflicts,
+    sentence_numbers,
+)
+
+# --- monotone_alignment ------------------------------------------------------
+
+
+def test_identity_is_aligned_on_the_diagonal() -> None:
+    total, pairs = monotone_alignment(np.eye(3))
+    assert total == 3.0
+    assert pairs == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_crossing_pairs_cannot_both_be_used() -> None:
+    total, pairs = monotone_alignment(np.array([[0.0, 1.0], [1.0, 0.0]]))
+    assert total == 1.0 and len(pairs) == 1
+
+
+def test_in_order_path_beats_a_stronger_single_decoy() -> None:
+    weights = np.zeros((3, 4))
+    weights[0, 1] = weights[1, 2] = weights[2, 3] = 0.8
+    weights[2, 0] = 1.0  # strong, but out of order with the others
+    total, pairs = monotone_alignment(weights)
+    assert total == pytest.approx(2.4)
+    assert pairs == [(0, 1), (1, 2), (2, 3)]
+
+
+def test_two_weaker_in_order_pairs_beat_one_stronger() -> None:
+    total, pairs = monotone_alignment(np.array([[0.5, 0.9], [0.9, 0.5]]))
+    assert total == pytest.approx(1.0)
+    assert pairs == [(0, 0), (1, 1)]
+
+
+def test_rectangular_and_empty() -> None:
+    total, pairs = monotone_alignment(np.array([[0.0, 0.0, 0.7, 0.0, 0.2]]))
+    assert total == pytest.approx(0.7) and pairs == [(0, 2)]
+    assert monotone_alignment(np.zeros((0, 4))) == (0.0, [])
+    assert monotone_alignment(np.zeros((3, 0))) == (0.0, [])
+
+
+def _best_brute_force(weights: np.ndarray) -> float:
+    @cache
+    def best(i: int, j: int) -> float:
+        if i == 0 or j == 0:
+            return 0.0
+        return max(best(i - 1, j), best(i, j - 1), best(i - 1, j - 1) + weights[i - 1, j - 1])
+
+    return best(*weights.shape)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_matches_brute_force_on_random_matrices(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    shape = tuple(rng.integers(1, 7, size=2))
+    weights = np.where(rng.random(shape) < 0.5, 0.0, rng.random(shape))
+    total, pairs = monotone_alignment(weights)
+    assert total == pytest.approx(_best_brute_force(weights))
+    # the pairs are strictly increasing on both sides and carry the total
+    for (i0, j0), (i1, j1) in itertools.pairwise(pairs):
+        assert i0 < i1 and j0 < j1
+    assert sum(weights[i, j] for i, j in pairs) == pytest.approx(total)
+
+
+# --- boilerplate_mask ----------------------------------------------------------
+
+
+def _offsets(docs: list[list[str]]) -> tuple[list[str], np.ndarray]:
+    sentences = [s for doc in docs for s in doc]
+    return sentences, np.cumsum([0] + [len(d) for d in docs]).astype(np.int64)
+
+
+FOOTER = "Subscribe to our newsletter for more news."
+
+
+def test_sentence_in_three_unrelated_documents_is_boilerplate() -> None:
+    docs = [
+        ["The mayor opened a bridge.", "Traffic is expected to ease.", FOOTER],
+        ["A storm hit the coast.", "Power was cut in two towns.", FOOTER],
+        ["The central bank held rates.", "Markets barely moved.", FOOTER],
+        ["A new museum opened.", "Entry is free on Sundays."],
+    ]
+    sentences, offsets = _offsets(docs)
+    mask = boilerplate_mask(sentences, offsets, 3)
+    assert [s for s, m in zip(sentences, mask, strict=True) if m] == [FOOTER] * 3
+
+
+def test_two_documents_are_not_enough() -> None:
+    docs = [["Story one.", FOOTER], ["Story two.", FOOTER], ["Story three."]]
+    sentences, offsets = _offsets(docs)
+    assert not boilerplate_mask(sentences, offsets, 3).any()
+    assert boilerplate_mask(sentences, offsets, 2).sum() == 2
+
+
+def test_variants_in_case_digits_and_punctuation_count_as_one_sentence() -> None:
+    docs = [
+        ["Story one.", "Follow us on Twitter!"],
+        ["Story two.", "follow us on twitter"],
+        ["Story three.", "FOLLOW US ON TWITTER (2024)."],
+    ]
+    sentences, offsets = _offsets(docs)
+    assert boilerplate_mask(sentences, offsets, 3).tolist() == [False, True] * 3
+
+
+def test_reposts_count_once() -> None:
+    story = ["The mayor opened a bridge.", "Traffic is expected to ease.", "Work took two years."]
+    docs = [story, list(story), [*story, "Photo: city hall."], ["Unrelated story.", "Other."]]
+    sentences, offsets = _offsets(docs)
+    assert not boilerplate_mask(sentences, offsets, 3).any()
+
+
+def test_sentences_without_letters_are_never_evidence() -> None:
+    docs = [["Story one.", "2024", "---"], ["Story two."]]
+    sentences, offsets = _offsets(docs)
+    assert boilerplate_mask(sentences, offsets, 3).tolist() == [False, True, True, False]
+
+
+def test_lead_sentence_shared_by_an_article_and_two_one_sentence_excerpts() -> None:
+    story = ["The mayor opened a bridge.", "Traffic is expected to ease.", "Work took two years."]
+    docs = [story, story[:1], story[:1], ["Unrelated story.", "Other."]]
+    sentences, offsets = _offsets(docs)
+    assert not boilerplate_mask(sentences, offsets, 3).any()
+
+
+# --- align_pairs on synthetic vectors -------------------------------------------
+
+DIM = 64
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+class Corpus:
+    """Documents as blocks of sentence vectors, each in a language group."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.blocks: list[np.ndarray] = []
+        self.groups: list[int] = []
+
+    def random(self, n: int) -> np.ndarray:
+        return _unit(self.rng.standard_normal((n, DIM)))
+
+    def translate(self, rows: np.ndarray, noise: float = 0.3) -> np.ndarray:
+        return _unit(rows + noise * self.rng.standard_normal(rows.shape) / np.sqrt(DIM))
+
+    def add(self, rows: np.ndarray, group: int) -> int:
+        self.blocks.append(np.asarray(rows, dtype=np.float32))
+        self.groups.append(group)
+        return len(self.blocks) - 1
+
+    def fill(self, per_group: int = 12, sentences: int = 5) -> None:
+        for group in (0, 1):
+            for _ in range(per_group):
+                self.add(self.random(sentences), group)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        vectors = np.concatenate(self.blocks).astype(np.float32)
+        offsets = np.cumsum([0] + [len(b) for b in self.blocks]).astype(np.int64)
+        return vectors, offsets, np.array(self.groups, dtype=np.int64)
+
+    def align(self, pairs: list[tuple[int, int]], usable: np.ndarray | None = None):
+        vectors, offsets, groups = self.arrays()
+        if usable is None:
+            usable = np.ones(len(vectors), dtype=bool)
+        sentences = [f"s{i}" for i in range(len(vectors))]
+        inputs = AlignInputs.build(vectors, offsets, usable, groups, sentences, AlignConfig())
+        return align_pairs(np.array(pairs), inputs, AlignConfig())
+
+
+def test_planted_translation_scores_far_above_unrelated_documents() -> None:
+    corpus = Corpus()
+    story = corpus.random(5)
+    source = corpus.add(story, 0)
+    translation = corpus.add(corpus.translate(story), 1)
+    unrelated = corpus.add(corpus.random(5), 1)
+    corpus.fill()
+    good, bad = corpus.align([(source, translation), (source, unrelated)])
+
+    assert (good.left, good.right, good.shorter) == (source, translation, 5)
+    assert good.score > 0.7
+    assert [(a.left, a.right) for a in good.aligned] == [(i, i) for i in range(5)]
+    assert all(a.z > 4 and a.weight == 1.0 for a in good.aligned)
+    assert bad.score < 0.15
+    # the score is the aligned weight over the shorter document plus a one-sentence prior
+    assert good.score == pytest.approx(sum(a.weight for a in good.aligned) / (5 + 1), abs=1e-5)
+
+
+def test_order_matters() -> None:
+    corpus = Corpus(1)
+    story = corpus.random(5)
+    source = corpus.add(story, 0)
+    in_order = corpus.add(corpus.translate(story), 1)
+    reversed_ = corpus.add(corpus.translate(story[::-1]), 1)
+    corpus.fill()
+    good, scrambled = corpus.align([(source, in_order), (source, reversed_)])
+    assert len(good.aligned) == 5
+    assert len(scrambled.aligned) == 1
+    assert scrambled.score < good.score / 3
+
+
+def test_excerpt_is_scored_against_the_shorter_document() -> None:
+    corpus = Corpus(2)
+    story = corpus.random(6)
+    source = corpus.add(story, 0)
+    excerpt = corpus.add(corpus.translate(story[2:4]), 1)
+    corpus.fill()
+    (evidence,) = corpus.align([(source, excerpt)])
+    assert evidence.shorter == 2
+    assert [(a.left, a.right) for a in evidence.aligned] == [(2, 0), (3, 1)]
+    assert evidence.score == pytest.approx(2 / 3, abs=0.01)
+    assert evidence.coverage == 1.0
+
+
+def test_boilerplate_is_not_evidence() -> None:
+    corpus = Corpus(3)
+    footer = corpus.random(1)
+    first = corpus.add(np.concatenate([corpus.random(4), footer]), 0)
+    second = corpus.add(np.concatenate([corpus.random(4), footer]), 1)
+    corpus.fill()
+    vectors, offsets, _ = corpus.arrays()
+
+    (unmasked,) = corpus.align([(first, second)])
+    footer_pairs = [a for a in unmasked.aligned if (a.left, a.right) == (4, 4)]
+    assert len(footer_pairs) == 1 and footer_pairs[0].weight == 1.0
+
+    usable = np.ones(len(vectors), dtype=bool)
+    usable[[offsets[first] + 4, offsets[second] + 4]] = False
+    (masked,) = corpus.align([(first, second)], usable)
+    assert masked.shorter == 4
+    assert all(a.left != 4 and a.right != 4 for a in masked.aligned)
+    # what is left is chance alignment of unrelated sentences: little
+    assert masked.score < unmasked.score / 2 and masked.score < 0.1
+
+
+def test_aligned_indices_are_positions_in_the_document() -> None:
+    corpus = Corpus(4)
+    story = corpus.random(4)
+    footer = corpus.random(1)
+    source = corpus.add(np.concatenate([footer, story]), 0)
+    translation = corpus.add(np.concatenate([footer, corpus.translate(story)]), 1)
+    corpus.fill()
+    vectors, offsets, _ = corpus.arrays()
+    usable = np.ones(len(vectors), dtype=bool)
+    usable[[offsets[source], offsets[translation]]] = False  # the leading footer
+    (evidence,) = corpus.align([(source, translation)], usable)
+    assert [(a.left, a.right) for a in evidence.aligned] == [(i, i) for i in range(1, 5)]
+    assert evidence.shorter == 4
+
+
+def test_document_without_usable_sentences_scores_zero() -> None:
+    corpus = Corpus(5)
+    story = corpus.random(3)
+    source = corpus.add(story, 0)
+    copy = corpus.add(story, 1)
+    corpus.fill()
+    vectors, offsets, _ = corpus.arrays()
+    usable = np.ones(len(vectors), dtype=bool)
+    usable[offsets[copy] : offsets[copy + 1]] = False
+    (evidence,) = corpus.align([(source, copy)], usable)
+    assert (evidence.score, evidence.aligned, evidence.shorter) == (0.0, (), 0)
+    assert evidence.coverage == 0.0
+
+
+def test_one_result_per_pair_in_order() -> None:
+    corpus = Corpus(6)
+    corpus.fill(per_group=4)
+    pairs = [(0, 5), (1, 2), (3, 7), (0, 1)]
+    evidence = corpus.align(pairs)
+    assert [(e.left, e.right) for e in evidence] == pairs
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"z_low": 4.0, "z_high": 4.0},
+        {"z_low": 5.0, "z_high": 4.0},
+        {"length_prior": -1.0},
+        {"null_prior": 0.0},
+        {"boilerplate_docs": 1},
+    ],
+)
+def test_align_config_validation(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        AlignConfig(**kwargs)
+
+
+def test_numbers_are_read_in_any_script_and_single_digits_ignored() -> None:
+    numbers = sentence_numbers(["Track Palin, 26, served 1 year", "पालिन २९ वर्ष", "no numbers"])
+    assert numbers == [frozenset({26}), frozenset({29}), frozenset()]
+
+
+def test_number_conflict_needs_numbers_on_both_sides_and_none_shared() -> None:
+    left = [frozenset({26}), frozenset({2018, 5}), frozenset()]
+    right = [frozenset({29}), frozenset({2018}), frozenset()]
+    conflicts = number_conflicts(left, right)
+    assert conflicts.tolist() == [
+        [True, True, False],
+        [True, False, False],
+        [False, False, False],
+    ]
+
+
+def test_a_sentence_pair_with_conflicting_numbers_gets_no_weight() -> None:
+    rng = np.random.default_rng(3)
+    story = rng.standard_normal((4, 16))
+    story /= np.linalg.norm(story, axis=1, keepdims=True)
+    noise = rng.standard_normal((12, 16))
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    vectors = np.concatenate([story, story, noise]).astype(np.float32)
+    offsets = np.array([0, 4, 8, 12, 16, 20])
+    groups = np.array([0, 1, 0, 1, 0])
+    usable = np.ones(len(vectors), dtype=bool)
+    agreeing = ["a 26", "b", "c", "d", "a 26", "b", "c", "d"] + ["x"] * 12
+    clashing = ["a 26", "b", "c", "d", "a 29", "b", "c", "d"] + ["x"] * 12
+    scores = []
+    for sentences in (agreeing, clashing):
+        inputs = AlignInputs.build(vectors, offsets, usable, groups, sentences, AlignConfig())
+        (evidence,) = align_pairs(np.array([[0, 1]]), inputs, AlignConfig())
+        scores.append((evidence.score, {a.left for a in evidence.aligned}))
+    assert 0 in scores[0][1] and 0 not in scores[1][1]
+    assert scores[1][0] < scores[0][0]

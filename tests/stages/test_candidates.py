@@ -1,0 +1,189 @@
+"""candidates: language centring and the neighbour search, on synthetic vectors."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dedup.stages.candidates import CandidateConfig, candidate_pairs, language_centred
+
+DIM = 16
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+
+# --- language_centred ----------------------------------------------------------
+
+
+def _two_languages(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of two groups, each offset by its own strong 'language' direction."""
+    rng = np.random.default_rng(seed)
+    accent = 3 * _unit(rng.standard_normal((2, DIM)))
+    groups = np.array([0, 0, 0, 1, 1])
+    vectors = rng.standard_normal((5, DIM)) * 0.3 + accent[groups]
+    return vectors.astype(np.float32), groups
+
+
+def _expected(vectors: np.ndarray, groups: np.ndarray, weights: np.ndarray, prior: float):
+    overall = (vectors * weights[:, None]).sum(0) / weights.sum()
+    out = np.empty_like(vectors, dtype=np.float64)
+    for g in np.unique(groups):
+        rows = groups == g
+        mass = weights[rows].sum()
+        group_mean = (vectors[rows] * weights[rows, None]).sum(0) / mass
+        shrunk = (mass * group_mean + prior * overall) / (mass + prior)
+        out[rows] = vectors[rows] - shrunk
+    return _unit(out)
+
+
+@pytest.mark.parametrize("prior", [0.0, 0.5, 2.0, 50.0])
+def test_language_centred_subtracts_the_shrunken_group_mean(prior: float) -> None:
+    vectors, groups = _two_languages()
+    weights = np.array([1.0, 0.5, 0.5, 1.0, 1.0])
+    got = language_centred(vectors, groups, weights, prior)
+    assert got.shape == vectors.shape and got.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(got, _expected(vectors, groups, weights, prior), atol=1e-5)
+
+
+def test_language_centred_shrinks_towards_the_overall_mean() -> None:
+    vectors, groups = _two_languages(1)
+    weights = np.ones(len(vectors))
+    overall = _unit(vectors - vectors.mean(0))
+    by_group = language_centred(vectors, groups, weights, 0.0)
+    distances = [
+        np.abs(language_centred(vectors, groups, weights, prior) - overall).max()
+        for prior in (0.0, 1.0, 4.0, 100.0, 1e6)
+    ]
+    assert np.abs(by_group - overall).max() > 0.1  # the two extremes differ
+    assert all(a > b for a, b in itertools.pairwise(distances))
+    assert distances[-1] < 1e-4  # an overwhelming prior: just the overall mean
+
+
+def test_language_centred_removes_the_language_signal() -> None:
+    # Story pairs across two languages: raw vectors pair by language, centred by story.
+    rng = np.random.default_rng(2)
+    stories = _unit(rng.standard_normal((4, DIM)))
+    accent = 4 * _unit(rng.standard_normal((2, DIM)))
+    groups = np.repeat([0, 1], 4)
+    vectors = (np.concatenate([stories, stories]) + accent[groups]).astype(np.float32)
+    vectors += 0.05 * rng.standard_normal(vectors.shape).astype(np.float32)
+
+    def nearest(rows: np.ndarray) -> np.ndarray:
+        sims = rows @ rows.T
+        np.fill_diagonal(sims, -np.inf)
+        return sims.argmax(axis=1)
+
+    raw = _unit(vectors)
+    assert all(groups[nearest(raw)] == groups)  # raw: another story of the same language
+    centred = language_centred(vectors, groups, np.ones(8), 0.0)
+    assert nearest(centred).tolist() == [4, 5, 6, 7, 0, 1, 2, 3]  # centred: the same story
+
+
+def test_single_document_language_keeps_its_content_with_a_prior() -> None:
+    vectors, groups = _two_languages(3)
+    vectors, groups = vectors[:4], groups[:4]  # group 1 has one document
+    alone = vectors[3] - vectors.mean(0)
+    without_prior = language_centred(vectors, groups, np.ones(4), 0.0)
+    with_prior = language_centred(vectors, groups, np.ones(4), 2.0)
+    assert np.allclose(without_prior[3], 0.0)  # its own mean: nothing left
+    assert float(with_prior[3] @ _unit(alone)) > 0.9
+
+
+def test_language_centred_empty() -> None:
+    empty = np.zeros((0, DIM), dtype=np.float32)
+    out = language_centred(empty, np.zeros(0, dtype=np.int64), np.zeros(0), 2.0)
+    assert out.shape == (0, DIM)
+
+
+# --- candidate_pairs -----------------------------------------------------------
+
+
+def _planted(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Six documents, near-twins (0,1), (2,3), (4,5); two sentences each.
+
+    Both sentences of a document point its way (so each sentence's nearest
+    sentence in another document is in its twin), except that documents 0 and
+    5, which are not twins, share one identical sentence.
+    """
+    rng = np.random.default_rng(seed)
+    topics = _unit(rng.standard_normal((3, DIM)))
+    doc_vectors = _unit(np.repeat(topics, 2, axis=0) + 0.05 * rng.standard_normal((6, DIM)))
+    second = doc_vectors.copy()
+    second[0] = second[5] = _unit(rng.standard_normal(DIM))
+    sentences = np.stack([doc_vectors, second], axis=1).reshape(12, DIM).astype(np.float32)
+    sentence_doc = np.repeat(np.arange(6), 2)
+    return doc_vectors.astype(np.float32), sentences, sentence_doc
+
+
+def test_document_neighbours_find_the_planted_twins() -> None:
+    docs, sentences, sentence_doc = _planted()
+    config = CandidateConfig(doc_neighbours=1, sentence_neighbours=0)
+    pairs = candidate_pairs(docs, sentences, sentence_doc, np.ones(12, dtype=bool), config)
+    assert pairs.dtype == np.int64 and pairs.shape[1] == 2
+    assert pairs.tolist() == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_sentence_neighbours_add_a_pair_the_document_vectors_miss() -> None:
+    docs, sentences, sentence_doc = _planted()
+    config = CandidateConfig(doc_neighbours=1, sentence_neighbours=1)
+    pairs = candidate_pairs(docs, sentences, sentence_doc, np.ones(12, dtype=bool), config)
+    assert pairs.tolist() == [[0, 1], [0, 5], [2, 3], [4, 5]]
+
+
+def test_unusable_sentences_are_never_a_reason_to_pair() -> None:
+    docs, sentences, sentence_doc = _planted()
+    usable = np.ones(12, dtype=bool)
+    usable[[1, 11]] = False  # the shared sentence of documents 0 and 5 is boilerplate
+    config = CandidateConfig(doc_neighbours=1, sentence_neighbours=1)
+    pairs = candidate_pairs(docs, sentences, sentence_doc, usable, config)
+    assert pairs.tolist() == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_pairs_are_unique_ordered_and_never_self() -> None:
+    rng = np.random.default_rng(7)
+    docs = _unit(rng.standard_normal((9, DIM))).astype(np.float32)
+    sentences = _unit(rng.standard_normal((30, DIM))).astype(np.float32)
+    sentence_doc = np.sort(rng.integers(0, 9, size=30))
+    config = CandidateConfig(doc_neighbours=3, sentence_neighbours=2)
+    pairs = candidate_pairs(docs, sentences, sentence_doc, np.ones(30, dtype=bool), config)
+    assert (pairs[:, 0] < pairs[:, 1]).all()
+    assert len({tuple(p) for p in pairs.tolist()}) == len(pairs)
+    assert pairs.tolist() == sorted(pairs.tolist())
+    # every document has at least its doc_neighbours nearest documents paired
+    for doc in range(9):
+        assert np.count_nonzero((pairs == doc).any(axis=1)) >= 3
+
+
+def test_all_pairs_when_neighbours_exceed_documents() -> None:
+    rng = np.random.default_rng(8)
+    docs = _unit(rng.standard_normal((4, DIM))).astype(np.float32)
+    pairs = candidate_pairs(
+        docs, docs, np.arange(4), np.ones(4, dtype=bool), CandidateConfig(doc_neighbours=20)
+    )
+    assert pairs.tolist() == [[0, 1], [0, 2], [0, 3], [1, 2], [1, 3], [2, 3]]
+
+
+def test_one_or_no_document_gives_no_pairs() -> None:
+    one = _unit(np.ones((1, DIM))).astype(np.float32)
+    config = CandidateConfig()
+    assert candidate_pairs(
+        one, one, np.zeros(1, dtype=np.int64), np.ones(1, bool), config
+    ).shape == (0, 2)
+    none = np.zeros((0, DIM), dtype=np.float32)
+    assert candidate_pairs(none, none, np.zeros(0, np.int64), np.zeros(0, bool), config).shape == (
+        0,
+        2,
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"doc_neighbours": 0}, {"sentence_neighbours": -1}, {"centering_prior": -0.1}]
+)
+def test_candidate_config_validation(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        CandidateConfig(**kwargs)

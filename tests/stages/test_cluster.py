@@ -1,0 +1,146 @@
+"""cluster: average linkage over pair scores, with the one-per-language rule."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from dedup.records import PairEvidence
+from dedup.stages.cluster import ClusterConfig, cluster_documents
+
+CONFIG = ClusterConfig(threshold=0.3)
+
+
+def ev(left: int, right: int, score: float) -> PairEvidence:
+    left, right = min(left, right), max(left, right)
+    return PairEvidence(left, right, score, (), 1)
+
+
+def _partition(keys: list[str], labels: np.ndarray) -> set[frozenset[str]]:
+    groups: dict[int, set[str]] = {}
+    for key, label in zip(keys, labels.tolist(), strict=True):
+        groups.setdefault(label, set()).add(key)
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_linked_pair_clusters_and_the_rest_stay_alone() -> None:
+    keys = ["a", "b", "c"]
+    labels = cluster_documents(keys, [ev(0, 1, 0.9), ev(1, 2, 0.1)], np.arange(3), CONFIG)
+    assert labels.dtype == np.int64
+    assert labels.tolist() == [0, 0, 1]
+
+
+def test_pair_below_threshold_is_not_a_link() -> None:
+    labels = cluster_documents(["a", "b"], [ev(0, 1, 0.29)], np.arange(2), CONFIG)
+    assert labels[0] != labels[1]
+    labels = cluster_documents(["a", "b"], [ev(0, 1, 0.3)], np.arange(2), CONFIG)
+    assert labels[0] == labels[1]
+
+
+def test_one_weak_edge_does_not_chain_two_clusters() -> None:
+    # {0,1,2} and {3,4,5}, each fully linked, every document its own language;
+    # one edge (2, 3) just over the threshold must not merge the two stories.
+    evidence = [ev(a, b, 0.9) for a, b in itertools.combinations(range(3), 2)]
+    evidence += [ev(a, b, 0.9) for a, b in itertools.combinations(range(3, 6), 2)]
+    evidence.append(ev(2, 3, 0.35))
+    labels = cluster_documents(list("abcdef"), evidence, np.arange(6), CONFIG)
+    assert _partition(list("abcdef"), labels) == {frozenset("abc"), frozenset("def")}
+
+
+def test_clusters_merge_when_most_cross_pairs_agree() -> None:
+    evidence = [ev(0, 1, 0.9), ev(2, 3, 0.9), ev(0, 2, 0.6), ev(0, 3, 0.6), ev(1, 2, 0.5)]
+    # cross pairs of {0,1} x {2,3}: 0.6 + 0.6 + 0.5 + 0 = 1.7 >= 0.3 * 4
+    labels = cluster_documents(list("abcd"), evidence, np.arange(4), CONFIG)
+    assert len(set(labels.tolist())) == 1
+
+
+def test_two_documents_of_one_language_need_a_direct_link() -> None:
+    groups = np.array([0, 1, 0])  # en, de, en
+    keys = ["en-1", "de", "en-2"]
+    evidence = [ev(0, 1, 0.9), ev(1, 2, 0.9)]  # both English texts match the German one
+    labels = cluster_documents(keys, evidence, groups, CONFIG)
+    assert labels[0] != labels[2]
+    assert labels[1] in (labels[0], labels[2])
+
+    # a repost: the two English texts also match each other, so they may share a cluster
+    labels = cluster_documents(keys, [*evidence, ev(0, 2, 0.5)], groups, CONFIG)
+    assert len(set(labels.tolist())) == 1
+
+
+def test_same_language_pair_below_threshold_does_not_count_as_direct_link() -> None:
+    groups = np.array([0, 1, 0])
+    evidence = [ev(0, 1, 0.9), ev(1, 2, 0.9), ev(0, 2, 0.2)]
+    labels = cluster_documents(["x", "y", "z"], evidence, groups, CONFIG)
+    assert labels[0] != labels[2]
+
+
+def test_numbered_largest_first_then_smallest_id() -> None:
+    keys = ["d", "c", "b", "a", "e", "f"]
+    # clusters: {d, c} (size 2), {b} , {a, e, f} (size 3)
+    evidence = [ev(0, 1, 0.8), ev(3, 4, 0.8), ev(4, 5, 0.8), ev(3, 5, 0.8)]
+    labels = cluster_documents(keys, evidence, np.arange(6), CONFIG)
+    label_of = dict(zip(keys, labels.tolist(), strict=True))
+    assert label_of["a"] == label_of["e"] == label_of["f"] == 0
+    assert label_of["c"] == label_of["d"] == 1
+    assert label_of["b"] == 2
+    # singletons by id: extra isolated documents are numbered in id order
+    labels = cluster_documents(["z", "y", "x"], [], np.arange(3), CONFIG)
+    assert labels.tolist() == [2, 1, 0]
+
+
+def _random_graph(seed: int) -> tuple[list[str], list[tuple[str, str, float]], dict[str, int]]:
+    rng = np.random.default_rng(seed)
+    keys = [f"doc{i:02d}" for i in range(14)]
+    lang = {k: int(rng.integers(0, 4)) for k in keys}
+    story = {k: int(rng.integers(0, 5)) for k in keys}
+    edges = []
+    for a, b in itertools.combinations(keys, 2):
+        if story[a] == story[b] and rng.random() < 0.8:
+            edges.append((a, b, float(rng.uniform(0.3, 1.0))))
+        elif rng.random() < 0.15:
+            edges.append((a, b, float(rng.uniform(0.0, 0.45))))
+    return keys, edges, lang
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_labels_do_not_depend_on_input_order(seed: int) -> None:
+    keys, edges, lang = _random_graph(seed)
+
+    def run(order: list[str], edge_order: list[tuple[str, str, float]]) -> dict[str, int]:
+        index = {k: i for i, k in enumerate(order)}
+        evidence = [ev(index[a], index[b], s) for a, b, s in edge_order]
+        groups = np.array([lang[k] for k in order])
+        labels = cluster_documents(order, evidence, groups, CONFIG)
+        return dict(zip(order, labels.tolist(), strict=True))
+
+    reference = run(keys, edges)
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(5):
+        order = [keys[i] for i in rng.permutation(len(keys))]
+        edge_order = [edges[i] for i in rng.permutation(len(edges))]
+        assert run(order, edge_order) == reference
+    # and the numbering is largest first
+    sizes = np.bincount(list(reference.values()))
+    assert (np.diff(sizes) <= 0).all()
+
+
+def test_every_document_gets_a_label_and_labels_are_contiguous() -> None:
+    keys, edges, lang = _random_graph(11)
+    index = {k: i for i, k in enumerate(keys)}
+    evidence = [ev(index[a], index[b], s) for a, b, s in edges]
+    labels = cluster_documents(keys, evidence, np.array([lang[k] for k in keys]), CONFIG)
+    assert len(labels) == len(keys)
+    assert sorted(set(labels.tolist())) == list(range(labels.max() + 1))
+
+
+def test_no_documents() -> None:
+    assert cluster_documents([], [], np.zeros(0, dtype=np.int64), CONFIG).shape == (0,)
+
+
+@pytest.mark.parametrize("threshold", [0.0, -0.1, 1.01])
+def test_cluster_config_validation(threshold: float) -> None:
+    with pytest.raises(ValueError):
+        ClusterConfig(threshold=threshold)
+    assert ClusterConfig(threshold=1.0).threshold == 1.0

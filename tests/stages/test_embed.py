@@ -1,0 +1,149 @@
+"""embed: the cache mechanics (a counting stand-in encoder; no claim about quality)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dedup.stages import embed
+from dedup.stages.embed import EmbeddingCache, embed_sentences
+
+DIM = 8
+
+
+class CountingEncoder:
+    """Deterministic pseudo-vectors per text; records every text it is asked to encode."""
+
+    def __init__(self, fingerprint: str = "fake-model/1", dim: int = DIM) -> None:
+        self.fingerprint = fingerprint
+        self.dim = dim
+        self.calls: list[list[str]] = []
+
+    @property
+    def encoded(self) -> list[str]:
+        return [t for call in self.calls for t in call]
+
+    def vector(self, text: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+        vec = np.random.default_rng(seed).standard_normal(self.dim).astype(np.float32)
+        return vec / np.linalg.norm(vec)
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.calls.append(list(texts))
+        return np.stack([self.vector(t) for t in texts]) if texts else np.zeros((0, self.dim))
+
+
+SENTENCES = ["alpha", "beta", "alpha", "gamma", "beta", "délta"]
+
+
+def _cache(root: Path, encoder: CountingEncoder) -> EmbeddingCache:
+    return EmbeddingCache(root, encoder.fingerprint, encoder.dim)
+
+
+def test_duplicates_are_encoded_once(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    vectors, encoded = embed_sentences(SENTENCES, encoder, _cache(tmp_path, encoder))
+    assert encoded == 4
+    assert sorted(encoder.encoded) == ["alpha", "beta", "délta", "gamma"]
+    assert vectors.shape == (len(SENTENCES), DIM) and vectors.dtype == np.float32
+    assert np.array_equal(vectors[0], vectors[2]) and np.array_equal(vectors[1], vectors[4])
+    for row, text in enumerate(SENTENCES):  # float16 storage: about 3 decimal digits
+        np.testing.assert_allclose(vectors[row], encoder.vector(text), atol=2e-3)
+
+
+def test_second_call_encodes_nothing_and_returns_the_same_vectors(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    cache = _cache(tmp_path, encoder)
+    first, _ = embed_sentences(SENTENCES, encoder, cache)
+    encoder.calls.clear()
+    second, encoded = embed_sentences(list(reversed(SENTENCES)), encoder, cache)
+    assert encoded == 0 and encoder.calls == []
+    # a cold and a warm cache must give identical vectors, or a re-run could cluster differently
+    assert np.array_equal(second, first[::-1])
+
+
+def test_new_instance_on_the_same_folder_finds_the_shards(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    first, _ = embed_sentences(SENTENCES, encoder, _cache(tmp_path, encoder))
+
+    again = CountingEncoder()
+    cache = _cache(tmp_path, again)
+    assert len(cache) == 4
+    vectors, encoded = embed_sentences([*SENTENCES, "epsilon"], again, cache)
+    assert encoded == 1 and again.encoded == ["epsilon"]
+    assert np.array_equal(vectors[: len(SENTENCES)], first)
+    assert len(_cache(tmp_path, again)) == 5
+
+
+def test_stray_temp_file_and_orphan_keys_are_ignored(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    cache = _cache(tmp_path, encoder)
+    embed_sentences(SENTENCES, encoder, cache)
+    folder = cache.folder
+    # what a run killed mid-write can leave: a temp file, and a keys file without vectors
+    (folder / "tmpabc123.tmp").write_bytes(b"\x93NUMPY half a file")
+    keys = np.frombuffer(cache.key("orphan") + cache.key("zeta"), dtype="V16")
+    np.save(folder / "0123456789abcdef0123.keys.npy", keys)
+    # and a pair whose vectors file is torn
+    np.save(folder / "fedcba9876543210fedc.keys.npy", np.frombuffer(cache.key("eta"), "V16"))
+    (folder / "fedcba9876543210fedc.vecs.npy").write_bytes(b"\x93NUMPY torn")
+
+    reopened = _cache(tmp_path, encoder)
+    assert len(reopened) == 4
+    assert reopened.get(cache.key("orphan")) is None
+    encoder.calls.clear()
+    _, encoded = embed_sentences(["zeta", "eta", "alpha"], encoder, reopened)
+    assert encoded == 2 and sorted(encoder.encoded) == ["eta", "zeta"]
+
+
+def test_shard_of_another_dimension_is_ignored(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    embed_sentences(SENTENCES, encoder, _cache(tmp_path, encoder))
+    assert len(EmbeddingCache(tmp_path, encoder.fingerprint, DIM + 1)) == 0
+
+
+def test_different_fingerprint_gets_a_separate_folder(tmp_path: Path) -> None:
+    one, two = CountingEncoder("model-a"), CountingEncoder("model-b")
+    cache_one = _cache(tmp_path, one)
+    embed_sentences(SENTENCES, one, cache_one)
+    cache_two = _cache(tmp_path, two)
+    assert cache_two.folder != cache_one.folder
+    assert cache_two.folder.parent == cache_one.folder.parent == tmp_path
+    assert len(cache_two) == 0
+    _, encoded = embed_sentences(SENTENCES, two, cache_two)
+    assert encoded == 4 and len(two.encoded) == 4
+
+
+def test_shards_are_flushed_every_shard_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embed, "SHARD_ROWS", 3)
+    encoder = CountingEncoder()
+    cache = _cache(tmp_path, encoder)
+    sizes: list[int] = []
+    texts = [f"sentence {i}" for i in range(7)]
+    _, encoded = embed_sentences(texts, encoder, cache, on_batch=sizes.append)
+    assert encoded == 7 and sizes == [3, 3, 1]
+    assert [len(c) for c in encoder.calls] == [3, 3, 1]
+    assert len(list(cache.folder.glob("*.keys.npy"))) == 3
+    assert len(list(cache.folder.glob("*.vecs.npy"))) == 3
+    assert not list(cache.folder.glob("*.tmp"))
+
+
+def test_without_a_cache_every_distinct_text_is_encoded_each_time() -> None:
+    encoder = CountingEncoder()
+    vectors, encoded = embed_sentences(SENTENCES, encoder)
+    assert encoded == 4
+    np.testing.assert_array_equal(vectors[3], encoder.vector("gamma"))
+    _, encoded = embed_sentences(SENTENCES, encoder)
+    assert encoded == 4
+
+
+def test_empty_input(tmp_path: Path) -> None:
+    encoder = CountingEncoder()
+    vectors, encoded = embed_sentences([], encoder, _cache(tmp_path, encoder))
+    assert vectors.shape == (0, DIM) and encoded == 0 and encoder.calls == []

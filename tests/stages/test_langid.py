@@ -1,0 +1,103 @@
+"""langid: language of a document, with the script as the fallback group."""
+
+from __future__ import annotations
+
+import pytest
+
+from dedup.records import LanguageGuess
+from dedup.stages import langid
+from dedup.stages.langid import dominant_script, identify
+
+SAMPLES = {
+    "en": (
+        "The government announced a new plan on Tuesday to improve public transport in the "
+        "capital city.",
+        {"LATIN"},
+    ),
+    "de": (
+        "Die Regierung hat am Dienstag einen neuen Plan zur Verbesserung des öffentlichen "
+        "Verkehrs in der Hauptstadt angekündigt.",
+        {"LATIN"},
+    ),
+    "ru": (
+        "Правительство во вторник объявило о новом плане по улучшению общественного "
+        "транспорта в столице.",
+        {"CYRILLIC"},
+    ),
+    "el": (
+        "Η κυβέρνηση ανακοίνωσε την Τρίτη ένα νέο σχέδιο για τη βελτίωση των δημόσιων "
+        "συγκοινωνιών στην πρωτεύουσα.",
+        {"GREEK"},
+    ),
+    "ar": (
+        "أعلنت الحكومة يوم الثلاثاء عن خطة جديدة لتحسين وسائل النقل العام في العاصمة.",
+        {"ARABIC"},
+    ),
+    "zh": ("政府周二宣布了一项改善首都公共交通的新计划。", {"CJK"}),
+    "ja": (
+        "政府は火曜日、首都の公共交通機関を改善するための新しい計画を発表した。",
+        {"CJK", "HIRAGANA", "KATAKANA"},
+    ),
+}
+
+# Scripts py3langid has no language for: Tamazight in Tifinagh, Santali in Ol Chiki.
+TIFINAGH = "ⴰⵎⴰⵣⵉⵖ ⴰⵔ ⵉⵙⵙⵓⵜⵓⵢ ⵜⴰⵎⴰⵣⵉⵖⵜ ⴳ ⵜⵎⴰⵣⵉⵔⵜ ⵏⵏⵙ ⴷ ⵉⵙⵙⵏ ⴰⵡⴰⵍ"
+TIFINAGH_2 = "ⵜⴰⵙⵏⴰⵡⴰⵍⵜ ⵜⴰⵏⴰⵎⵓⵔⵜ ⵜⵙⵙⵓⵙⵎ ⴰⵙⵖⵏ ⴰⵎⴰⵢⵏⵓ ⵉ ⵓⵙⵏⴼⵍ ⵏ ⵜⵡⵓⵔⵉ"
+OL_CHIKI = "ᱥᱟᱱᱛᱟᱲᱤ ᱯᱟᱹᱨᱥᱤ ᱫᱚ ᱚᱞ ᱪᱤᱠᱤ ᱟᱠᱷᱚᱨ ᱛᱮ ᱚᱞ ᱦᱩᱭᱩᱜ ᱠᱟᱱᱟ"
+
+
+@pytest.mark.parametrize("code", sorted(SAMPLES))
+def test_languages_are_identified(code: str) -> None:
+    text, scripts = SAMPLES[code]
+    guess = identify(text)
+    assert guess.lang == code
+    assert guess.group == code
+    assert guess.script in scripts
+    assert langid.MIN_CONFIDENCE <= guess.confidence <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("text", "script"),
+    [(TIFINAGH, "TIFINAGH"), (TIFINAGH_2, "TIFINAGH"), (OL_CHIKI, "OL")],
+    ids=["tifinagh", "tifinagh-2", "ol-chiki"],
+)
+def test_unknown_script_falls_back_to_script_group(text: str, script: str) -> None:
+    # The model knows neither script, so whatever it guesses (Ol Chiki comes out
+    # as Amharic with p > 0.99, Tifinagh as "zxx") must not be used as a language.
+    guess = identify(text)
+    assert guess.lang == "und"
+    assert guess.script == script
+    assert guess.group == f"und-{script}"
+
+
+def test_two_texts_of_one_unknown_script_share_a_group() -> None:
+    assert identify(TIFINAGH).group == identify(TIFINAGH_2).group
+    assert identify(TIFINAGH).group != identify(OL_CHIKI).group
+
+
+def test_low_confidence_falls_back_to_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Unsure:
+        def classify(self, text: str) -> tuple[str, float]:
+            return "fr", 0.2
+
+    monkeypatch.setattr(langid, "_identifier", lambda: Unsure())
+    guess = identify("Quelques mots ambigus")
+    assert guess == LanguageGuess(lang="und", confidence=0.2, script="LATIN")
+    assert guess.group == "und-LATIN"
+
+
+def test_text_without_letters() -> None:
+    guess = identify("2024 — 12:30, 15/06 !!!")
+    assert guess.script == "ZYYY"
+    assert guess.lang == "und" and guess.group == "und-ZYYY"
+
+
+def test_dominant_script() -> None:
+    assert dominant_script("") == "ZYYY"
+    assert dominant_script("12 345 ... !?") == "ZYYY"
+    assert dominant_script("Hello Привет мир сегодня") == "CYRILLIC"
+    assert dominant_script("NATO και ΕΕ: η Ελλάδα στη σύνοδο") == "GREEK"
+    assert dominant_script("한국어 문장입니다 ABC") == "HANGUL"
+    assert dominant_script("ሰላም ለዓለም") == "ETHIOPIC"
+    # only the head of a long document is read
+    assert dominant_script("a" * langid.SAMPLE_CHARS + "я" * (2 * langid.SAMPLE_CHARS)) == "LATIN"

@@ -1,0 +1,238 @@
+"""report: the files of --out parse back and agree with the run result."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dedup.api import PipelineConfig, RunResult, StageStats, choose_representatives
+from dedup.records import (
+    AlignedPair,
+    Document,
+    LanguageGuess,
+    PairEvidence,
+    SegmentedDocument,
+    SkippedInput,
+)
+from dedup.stages.report import cluster_ids, format_summary, summary, write_report
+
+REPO = Path(__file__).resolve().parents[2]
+SCORER = REPO / "bench" / "score_reference.py"
+HEADER = ["doc_id", "cluster_id", "cluster_size", "lang", "script", "representative", "sentences"]
+
+# id, language, script, sentences; stories: s1 = {el, en-full, en-excerpt}, s2 = {ru, "de,x"}
+DOCS = [
+    ("el/000", "el", "GREEK", ["Πρώτη πρόταση του άρθρου.", "Δεύτερη πρόταση.", "Τρίτη πρόταση."]),
+    ("ru-1", "ru", "CYRILLIC", ["Первое предложение.", "Второе."]),
+    ("en-full", "en", "LATIN", ["First sentence.", "Second sentence.", "Third.", "Footer."]),
+    ("de,x", "de", "LATIN", ["Erster Satz.", "Zweiter."]),
+    ("fa", "fa", "ARABIC", ["جمله اول."]),
+    ("en-excerpt", "en", "LATIN", ["First sentence."]),
+]
+STORY = {
+    "el/000": "s1",
+    "en-full": "s1",
+    "en-excerpt": "s1",
+    "ru-1": "s2",
+    "de,x": "s2",
+    "fa": "s3",
+}
+LABELS = np.array([0, 1, 0, 1, 2, 0])
+
+
+def _aligned(n: int) -> tuple[AlignedPair, ...]:
+    return tuple(AlignedPair(i, i, 0.9, 5.0, 1.0) for i in range(n))
+
+
+def make_result() -> RunResult:
+    segmented = []
+    for doc_id, lang, script, sentences in DOCS:
+        doc = Document(
+            id=doc_id, text=" ".join(sentences), origin=f"corpus.jsonl:{len(segmented) + 1}"
+        )
+        segmented.append(
+            SegmentedDocument(doc, LanguageGuess(lang, 0.99, script), tuple(sentences))
+        )
+    n_sent = sum(len(s.sentences) for s in segmented)
+    usable = np.ones(n_sent, dtype=bool)
+    usable[8] = False  # "Footer." of en-full is boilerplate
+    evidence = [
+        PairEvidence(0, 2, 0.75, _aligned(3), 3),
+        PairEvidence(0, 5, 0.5, _aligned(1), 1),
+        PairEvidence(2, 5, 0.5, _aligned(1), 1),
+        PairEvidence(1, 3, 0.66, _aligned(2), 2),
+        PairEvidence(1, 4, 0.1, (), 1),  # below the threshold: no link
+    ]
+    return RunResult(
+        documents=[s.doc for s in segmented],
+        skipped=[
+            SkippedInput("corpus.jsonl:7", "malformed JSON (Expecting value at column 1)"),
+            SkippedInput("corpus.jsonl:8", "duplicate id, first seen at corpus.jsonl:1", "el/000"),
+        ],
+        segmented=segmented,
+        labels=LABELS.copy(),
+        representatives=choose_representatives(LABELS, segmented, usable),
+        evidence=evidence,
+        usable=usable,
+        stages={
+            "ingest": StageStats(0.01, 6, "documents"),
+            "embed": StageStats(1.5, 13, "sentences"),
+        },
+        model_name="fake-model",
+        model_fingerprint="fake-fingerprint",
+        config=PipelineConfig(),
+        encoded_sentences=13,
+    )
+
+
+@pytest.fixture
+def written(tmp_path: Path) -> tuple[RunResult, Path, list[Path]]:
+    result = make_result()
+    out = tmp_path / "nested" / "out"
+    return result, out, write_report(result, out)
+
+
+def _assignments(out: Path) -> list[dict[str, str]]:
+    with (out / "assignments.csv").open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        assert reader.fieldnames == HEADER
+        return list(reader)
+
+
+def test_writes_exactly_the_four_files(written) -> None:
+    _, out, paths = written
+    names = ["assignments.csv", "clusters.json", "skipped.csv", "run.json"]
+    assert paths == [out / n for n in names]
+    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temp files left
+
+
+def test_assignments_one_row_per_document_in_input_order(written) -> None:
+    _result, out, _ = written
+    rows = _assignments(out)
+    assert [r["doc_id"] for r in rows] == [d[0] for d in DOCS]
+    assert [r["cluster_id"] for r in rows] == ["c0001", "c0002", "c0001", "c0002", "c0003", "c0001"]
+    assert [int(r["cluster_size"]) for r in rows] == [3, 2, 3, 2, 1, 3]
+    assert [r["lang"] for r in rows] == [d[1] for d in DOCS]
+    assert [r["script"] for r in rows] == [d[2] for d in DOCS]
+    assert [int(r["sentences"]) for r in rows] == [len(d[3]) for d in DOCS]
+    assert (out / "assignments.csv").read_text(encoding="utf-8").startswith(",".join(HEADER) + "\n")
+
+
+def test_exactly_one_representative_per_cluster(written) -> None:
+    _, out, _ = written
+    rows = _assignments(out)
+    assert {r["representative"] for r in rows} == {"true", "false"}
+    keep: dict[str, list[str]] = {}
+    for r in rows:
+        if r["representative"] == "true":
+            keep.setdefault(r["cluster_id"], []).append(r["doc_id"])
+    assert keep == {"c0001": ["el/000"], "c0002": ["ru-1"], "c0003": ["fa"]}
+    # el/000 and en-full both have 3 usable sentences (en-full's 4th is
+    # boilerplate and does not count), and el/000 has the longer text
+
+
+def test_clusters_json(written) -> None:
+    _result, out, _ = written
+    data = json.loads((out / "clusters.json").read_text(encoding="utf-8"))
+    clusters = data["clusters"]
+    assert [c["id"] for c in clusters] == ["c0001", "c0002", "c0003"]
+    assert [c["size"] for c in clusters] == [3, 2, 1]
+    first = clusters[0]
+    assert [m["id"] for m in first["members"]] == ["el/000", "en-excerpt", "en-full"]
+    assert first["representative"] == "el/000"
+    assert first["languages"] == {"el": 1, "en": 2}
+    member = first["members"][0]
+    assert member["origin"] == "corpus.jsonl:1" and member["sentences"] == 3
+    # links: pairs over the threshold inside the cluster, strongest first, with texts
+    assert [(x["left"], x["right"]) for x in first["links"]] == [
+        ("el/000", "en-full"),
+        ("el/000", "en-excerpt"),
+        ("en-full", "en-excerpt"),
+    ]
+    aligned = first["links"][0]["aligned"][1]
+    assert (aligned["left_text"], aligned["right_text"]) == ("Δεύτερη πρόταση.", "Second sentence.")
+    assert clusters[2]["links"] == []  # fa's only pair is below the threshold
+    every_member = [m["id"] for c in clusters for m in c["members"]]
+    assert sorted(every_member) == sorted(d[0] for d in DOCS)
+    assert "Δεύτερη" in (out / "clusters.json").read_text(encoding="utf-8")  # UTF-8, not \\u
+
+
+def test_summary_counts(written) -> None:
+    result, out, _ = written
+    info = json.loads((out / "clusters.json").read_text(encoding="utf-8"))["summary"]
+    assert info == summary(result)
+    assert info["documents_in"] == info["assigned"] + info["skipped"] == 8
+    assert (info["assigned"], info["skipped"]) == (6, 2)
+    assert (info["clusters"], info["multi_document_clusters"], info["singletons"]) == (3, 2, 1)
+    assert info["duplicates_to_drop"] == 3
+    assert info["boilerplate_sentences"] == 1 and info["sentences"] == 13
+    assert (info["candidate_pairs"], info["linked_pairs"]) == (5, 4)
+    assert info["languages"] == {"en": 2, "de": 1, "el": 1, "fa": 1, "ru": 1}
+
+
+def test_skipped_csv(written) -> None:
+    _result, out, _ = written
+    with (out / "skipped.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["origin", "doc_id", "reason"]
+    assert rows[1:] == [
+        ["corpus.jsonl:7", "", "malformed JSON (Expecting value at column 1)"],
+        ["corpus.jsonl:8", "el/000", "duplicate id, first seen at corpus.jsonl:1"],
+    ]
+
+
+def test_run_json(written) -> None:
+    result, out, _ = written
+    info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert info["model"] == {"name": "fake-model", "fingerprint": "fake-fingerprint"}
+    assert info["config"]["cluster"]["threshold"] == result.config.cluster.threshold
+    assert info["config"]["cache_dir"] is None
+    assert info["summary"]["documents_in"] == 8
+    assert info["stages"]["embed"] == {"seconds": 1.5, "items": 13, "unit": "sentences"}
+    assert info["versions"]["numpy"] == np.__version__
+
+
+@pytest.mark.parametrize("name", ["assignments.csv", "clusters.json"])
+def test_reference_scorer_reads_the_report(written, tmp_path: Path, name: str) -> None:
+    _, out, _ = written
+    truth = tmp_path / "truth.tsv"
+    truth.write_text("id\tstory\n" + "".join(f"{k}\t{v}\n" for k, v in STORY.items()))
+    proc = subprocess.run(
+        [sys.executable, str(SCORER), str(out / name), str(truth), "--min-f1", "1.0"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "missing=0" in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1] == "pairwise_f1=1.0000"
+
+
+def test_rewriting_gives_identical_files(written) -> None:
+    result, out, _ = written
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    write_report(result, out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_format_summary(written) -> None:
+    result, out, _ = written
+    text = format_summary(result, out)
+    assert "documents in      8  (assigned 6, skipped 2)" in text
+    assert "3 copies to drop" in text
+    assert str(out) in text
+    assert "WARNING" not in text
+
+
+def test_cluster_ids_are_zero_padded_and_widen() -> None:
+    assert cluster_ids(SimpleNamespace(labels=np.array([1, 0, 2]))) == ["c0001", "c0002", "c0003"]
+    many = cluster_ids(SimpleNamespace(labels=np.arange(12345)))
+    assert many[0] == "c00001" and many[-1] == "c12345"
+    assert cluster_ids(SimpleNamespace(labels=np.zeros(0, dtype=np.int64))) == []

@@ -1,0 +1,185 @@
+"""The ``dedup`` command: help, errors a user can act on, and one real run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dedup.cli import main
+from dedup.stages.ingest import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "seeds"
+SCORER = REPO / "bench" / "score_reference.py"
+
+
+def test_main_help_lists_commands_and_examples() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "translations and near-duplicates" in result.output
+    for word in ("run", "models", "Examples:", "dedup run seeds/ --out report/"):
+        assert word in result.output
+
+
+def test_run_help_explains_every_option() -> None:
+    result = CliRunner().invoke(main, ["run", "--help"])
+    assert result.exit_code == 0
+    text = result.output
+    for option in (
+        "INPUT",
+        "--out",
+        "--model",
+        "--cache",
+        "--id-field",
+        "--text-field",
+        "--threshold",
+        "--batch-size",
+        "--quiet",
+        "--debug",
+    ):
+        assert option in text, option
+    assert "JSONL" in text and "Parquet" in text and "assignments.csv" in text
+    assert "[default: 0.3" in text and "[required]" in text
+
+
+def _error_lines(result) -> list[str]:
+    return [line for line in result.output.splitlines() if line.strip()]
+
+
+def test_missing_input_is_a_one_line_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-corpus.jsonl"
+    result = CliRunner().invoke(main, ["run", str(missing), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    lines = _error_lines(result)
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ") and str(missing) in lines[0]
+    assert "Traceback" not in result.output
+    assert result.stdout == ""  # the message goes to stderr
+
+
+def test_unknown_format_is_a_one_line_error(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.xlsx"
+    corpus.write_bytes(b"PK\x03\x04")
+    result = CliRunner().invoke(main, ["run", str(corpus), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    lines = _error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert "unknown input format '.xlsx'" in lines[0]
+
+
+def test_csv_without_the_text_column_names_the_fix(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus.csv"
+    corpus.write_text("id,body\na,Text.\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["run", str(corpus), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "--text-field" in result.output and str(corpus) in result.output
+
+
+def test_debug_shows_the_exception(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["run", str(tmp_path / "missing"), "--out", str(tmp_path / "out"), "--debug"]
+    )
+    assert result.exit_code != 0
+    assert isinstance(result.exception, InputError)
+
+
+def test_unwritable_output_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "one.txt").write_text("Some text.", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["run", str(corpus), "--out", str(tmp_path / "a-file" / "out")]
+    )
+    assert result.exit_code == 2
+    assert _error_lines(result)[0].startswith("Error: ")
+    assert "cannot create the output folder" in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "seeds/"],  # no --out
+        ["run", "seeds/", "--out", "x", "--threshold", "0"],
+        ["run", "seeds/", "--out", "x", "--threshold", "1.5"],
+        ["run", "seeds/", "--out", "x", "--batch-size", "0"],
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "Error" in result.output and "Traceback" not in result.output
+
+
+def test_unknown_model_is_a_one_line_error(tmp_path: Path) -> None:
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    (corpus / "one.txt").write_text("Some text.", encoding="utf-8")
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(corpus),
+            "--out",
+            str(tmp_path / "out"),
+            "--model",
+            "no-such-model-anywhere",
+            "--cache",
+            str(tmp_path / "cache"),
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 2
+    lines = _error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("Error: ")
+    assert "no-such-model-anywhere" in lines[0]
+
+
+# --- end to end, with the real default model -----------------------------------
+
+
+def _clusters(path: Path) -> dict[str, str]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return {row["doc_id"]: row["cluster_id"] for row in csv.DictReader(handle)}
+
+
+@pytest.mark.slow
+def test_run_on_seeds_end_to_end(tmp_path: Path, dedup_cache: Path) -> None:
+    runner = CliRunner()
+    first, second = tmp_path / "first", tmp_path / "second"
+    result = runner.invoke(
+        main, ["run", str(SEEDS), "--out", str(first), "--cache", str(dedup_cache)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "documents in      5  (assigned 5, skipped 0)" in result.stdout
+
+    clusters = _clusters(first / "assignments.csv")
+    greek, english = "000_814e0ab8402dad44", "002_20e4596e9ffa5474"
+    assert sorted(clusters) == sorted(p.stem for p in SEEDS.glob("*.txt"))
+    assert clusters[greek] == clusters[english]
+    others = [clusters[k] for k in clusters if k not in (greek, english)]
+    assert len(set(others)) == 3 and clusters[greek] not in others
+
+    proc = subprocess.run(
+        [sys.executable, str(SCORER), str(first / "assignments.csv"), str(SEEDS / "truth.tsv")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.stdout.strip().splitlines()[-1] == "pairwise_f1=1.0000", proc.stdout
+
+    # a second run reads every vector from the cache and writes the same assignments
+    result = runner.invoke(
+        main, ["run", str(SEEDS), "--out", str(second), "--cache", str(dedup_cache), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    assert (second / "assignments.csv").read_bytes() == (first / "assignments.csv").read_bytes()
+    run_info = json.loads((second / "run.json").read_text(encoding="utf-8"))
+    assert run_info["summary"]["sentences_encoded"] == 0
