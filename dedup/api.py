@@ -50,6 +50,9 @@ class PipelineConfig:
         cache_dir: where models and sentence vectors are cached (default
             ``$DEDUP_CACHE`` or ``~/.cache/dedup``).
         batch_size: texts per encoder forward pass.
+        prefer_languages: language codes in order of preference for the
+            copy to keep (see :func:`choose_representatives`); empty: keep
+            the most complete version whatever its language.
     """
 
     model: str | None = None
@@ -60,6 +63,7 @@ class PipelineConfig:
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    prefer_languages: tuple[str, ...] = ()
 
 
 @dataclass
@@ -88,6 +92,12 @@ class RunResult:
             :func:`choose_representatives`).
         evidence: every scored candidate pair.
         usable: per sentence, False for boilerplate (not used as evidence).
+        doc_vectors: ``(n_docs, dim)`` mean of each document's usable sentence
+            vectors, L2-normalised, before language centring (the naive
+            one-vector-per-document baseline of ``dedup eval --sweep``).
+        doc_groups: language group number of each document (index into
+            ``group_names``).
+        group_names: the language groups, sorted.
         stages: wall time and counts per stage.
         model_name, model_fingerprint: the encoder used.
         config: the settings of the run.
@@ -102,6 +112,9 @@ class RunResult:
     representatives: dict[int, int]
     evidence: list[PairEvidence]
     usable: np.ndarray
+    doc_vectors: np.ndarray
+    doc_groups: np.ndarray
+    group_names: list[str]
     stages: dict[str, StageStats]
     model_name: str
     model_fingerprint: str
@@ -118,18 +131,31 @@ class RunResult:
 
 
 def choose_representatives(
-    labels: np.ndarray, segmented: list[SegmentedDocument], usable: np.ndarray
+    labels: np.ndarray,
+    segmented: list[SegmentedDocument],
+    usable: np.ndarray,
+    prefer_languages: tuple[str, ...] = (),
 ) -> dict[int, int]:
     """The keep policy: in each cluster, keep the most complete version.
 
     Most complete = most non-boilerplate sentences (an excerpt loses to the
     full article), then the longest text, then the smallest id, so the choice
-    is deterministic.
+    is deterministic. With ``prefer_languages`` (codes such as ``("en", "de")``,
+    compared case-insensitively with the detected language or its group), a
+    cluster keeps the most complete member in the first preferred language it
+    contains, and the most complete member overall when it contains none.
     """
+    preference = {code.strip().lower(): rank for rank, code in enumerate(prefer_languages)}
+
+    def preferred(seg: SegmentedDocument) -> int:
+        codes = (seg.language.lang.lower(), seg.language.group.lower())
+        return min((preference[c] for c in codes if c in preference), default=len(preference))
+
     offsets = np.cumsum([0] + [len(s.sentences) for s in segmented])
-    best: dict[int, tuple[tuple[int, int, str], int]] = {}
+    best: dict[int, tuple[tuple[int, int, int, str], int]] = {}
     for index, seg in enumerate(segmented):
         rank = (
+            preferred(seg),
             -int(usable[offsets[index] : offsets[index + 1]].sum()),
             -len(seg.doc.text),
             seg.doc.id,
@@ -239,7 +265,9 @@ def run(
         labels = cluster_documents(
             [doc.id for doc in documents], evidence, doc_groups, config.cluster
         )
-        representatives = choose_representatives(labels, segmented, usable)
+        representatives = choose_representatives(
+            labels, segmented, usable, config.prefer_languages
+        )
         stage.items = len(documents)
     return RunResult(
         documents=documents,
@@ -249,6 +277,9 @@ def run(
         representatives=representatives,
         evidence=evidence,
         usable=usable,
+        doc_vectors=doc_vectors,
+        doc_groups=doc_groups,
+        group_names=group_names,
         stages=stats,
         model_name=encoder.name,
         model_fingerprint=encoder.fingerprint,

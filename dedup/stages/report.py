@@ -4,15 +4,20 @@ Files (each written to a temporary name and renamed, so a killed run never
 leaves a half-written file):
 
 * ``assignments.csv``: one row per input document, in input order:
-  ``doc_id,cluster_id,cluster_size,lang,script,representative,sentences``.
-  ``representative`` is ``true`` for the copy the keep policy keeps (see
-  :func:`dedup.api.choose_representatives`); drop the rows marked ``false``
-  to deduplicate.
-* ``clusters.json``: ``{"summary": ..., "clusters": [...]}``; each cluster
-  (largest first) has its id, size, language mix, representative, members
-  (id, language, sentences, characters, origin) and ``links``: every pair of
-  members whose score cleared the threshold, with the aligned sentence pairs
-  (texts, cosine, z, weight) that make the score.
+  ``doc_id,cluster_id,cluster_size,lang,script,representative,sentences,``
+  ``cluster_languages``. ``representative`` is ``true`` for the copy the keep
+  policy keeps (see :func:`dedup.api.choose_representatives` and
+  :func:`keep_policy`); drop the rows marked ``false`` to deduplicate.
+  ``cluster_languages`` is the cluster's language mix: its distinct language
+  groups, sorted, joined by ``+`` (``de+en+fr``).
+* ``clusters.json``: ``{"summary": ..., "clusters": [...]}``; the summary
+  states the ``keep_policy``; each cluster (largest first) has its id, size,
+  language mix, representative, members (id, language, sentences,
+  characters, origin) and ``links``: every pair of members whose score
+  cleared the threshold, with the aligned sentence pairs (texts, cosine, z,
+  weight) that make the score.
+* ``report.html`` and ``report.md``: the same summary and clusters for people
+  (see :mod:`dedup.stages.report_views`).
 * ``skipped.csv``: ``origin,doc_id,reason`` for inputs that did not become
   documents.
 * ``run.json``: settings, model, library versions, counts and stage timings,
@@ -32,6 +37,7 @@ from importlib import metadata
 from pathlib import Path
 
 from dedup.api import RunResult
+from dedup.stages.report_views import render_html, render_markdown
 
 SCHEMA_VERSION = 1
 
@@ -62,6 +68,30 @@ def _csv(rows: list[list[object]]) -> str:
     return buffer.getvalue()
 
 
+def keep_policy(prefer_languages: tuple[str, ...] = ()) -> dict[str, object]:
+    """The rule that chose each cluster's representative, as written into clusters.json."""
+    complete = (
+        "most complete version: most non-boilerplate sentences, then longest text, "
+        "then smallest id"
+    )
+    if not prefer_languages:
+        return {"rule": "most-complete", "prefer_languages": [], "description": complete}
+    return {
+        "rule": "preferred-language-then-most-complete",
+        "prefer_languages": list(prefer_languages),
+        "description": f"the {complete} among the members in the first preferred language "
+        f"present ({', '.join(prefer_languages)}); the {complete} overall if none is present",
+    }
+
+
+def cluster_languages(result: RunResult) -> dict[int, str]:
+    """Language mix of each cluster number: distinct language groups, sorted, joined by '+'."""
+    mix: dict[int, set[str]] = {}
+    for label, seg in zip(result.labels.tolist(), result.segmented, strict=True):
+        mix.setdefault(label, set()).add(seg.language.group)
+    return {label: "+".join(sorted(groups)) for label, groups in mix.items()}
+
+
 def summary(result: RunResult) -> dict[str, object]:
     """Counts of the run; ``documents_in == assigned + skipped`` always holds."""
     sizes = Counter(result.labels.tolist())
@@ -83,6 +113,8 @@ def summary(result: RunResult) -> dict[str, object]:
         "linked_pairs": sum(
             1 for e in result.evidence if e.score >= result.config.cluster.threshold
         ),
+        "threshold": result.config.cluster.threshold,
+        "keep_policy": keep_policy(tuple(result.config.prefer_languages)),
     }
 
 
@@ -181,8 +213,18 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
     ids = cluster_ids(result)
     sizes = Counter(result.labels.tolist())
     rep_of = set(result.representatives.values())
+    mix = cluster_languages(result)
     rows: list[list[object]] = [
-        ["doc_id", "cluster_id", "cluster_size", "lang", "script", "representative", "sentences"]
+        [
+            "doc_id",
+            "cluster_id",
+            "cluster_size",
+            "lang",
+            "script",
+            "representative",
+            "sentences",
+            "cluster_languages",
+        ]
     ]
     for index, seg in enumerate(result.segmented):
         label = int(result.labels[index])
@@ -195,6 +237,7 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
                 seg.language.script,
                 "true" if index in rep_of else "false",
                 len(seg.sentences),
+                mix[label],
             ]
         )
     skipped_rows: list[list[object]] = [["origin", "doc_id", "reason"]]
@@ -205,6 +248,8 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
         "clusters.json": json.dumps(clusters, ensure_ascii=False, indent=1) + "\n",
         "skipped.csv": _csv(skipped_rows),
         "run.json": json.dumps(_run_info(result), ensure_ascii=False, indent=1) + "\n",
+        "report.html": render_html(result, clusters),
+        "report.md": render_markdown(result, clusters),
     }
     written = []
     for name, text in files.items():
@@ -236,5 +281,8 @@ def format_summary(result: RunResult, out_dir: Path | None = None) -> str:
     if info["documents_in"] != info["assigned"] + info["skipped"]:  # pragma: no cover
         lines.append("WARNING: documents in != assigned + skipped")
     if out_dir is not None:
-        lines.append(f"written to        {out_dir}/ (assignments.csv, clusters.json, ...)")
+        lines.append(
+            f"written to        {out_dir}/ (report.html, report.md, assignments.csv, "
+            "clusters.json, ...)"
+        )
     return "\n".join(lines)

@@ -81,6 +81,14 @@ def make_result() -> RunResult:
         representatives=choose_representatives(LABELS, segmented, usable),
         evidence=evidence,
         usable=usable,
+        doc_vectors=np.eye(len(segmented), 4, dtype=np.float32),
+        doc_groups=np.array(
+            [
+                sorted({s.language.group for s in segmented}).index(s.language.group)
+                for s in segmented
+            ]
+        ),
+        group_names=sorted({s.language.group for s in segmented}),
         stages={
             "ingest": StageStats(0.01, 6, "documents"),
             "embed": StageStats(1.5, 13, "sentences"),
