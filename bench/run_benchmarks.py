@@ -67,7 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("sets", nargs="*", metavar="SET", help=f"any of {', '.join(SETS)} (default: all)")
+    parser.add_argument(
+        "sets", nargs="*", metavar="SET", help=f"any of {', '.join(SETS)} (default: all)"
+    )
     parser.add_argument("--out", type=Path, default=Path("bench-out"), help="report folders")
     parser.add_argument("--cache", type=Path, default=None, help="dedup cache folder")
     parser.add_argument("--model", default=None, help="model name or path")

@@ -23,17 +23,24 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from dedup.engines import Engine, LocalEngine
 from dedup.records import Document, PairEvidence, SegmentedDocument, SkippedInput
-from dedup.stages.align import AlignConfig, AlignInputs, align_pairs, boilerplate_mask
+from dedup.stages.align import (
+    AlignConfig,
+    AlignInputs,
+    align_pairs,
+    boilerplate_mask,
+    sentence_key,
+)
 from dedup.stages.candidates import CandidateConfig, candidate_pairs, language_centred
-from dedup.stages.cluster import ClusterConfig, cluster_documents
-from dedup.stages.embed import EmbeddingCache, embed_sentences
+from dedup.stages.cluster import ClusterConfig, canonical_labels, cluster_documents
+from dedup.stages.copies import CopyConfig, find_copies
+from dedup.stages.embed import EmbeddingCache, SentenceEncoder, embed_sentences
 from dedup.stages.ingest import IngestConfig, read_documents
 from dedup.stages.langid import identify
 from dedup.stages.segment import SegmenterConfig, split_sentences
@@ -59,6 +66,7 @@ class PipelineConfig:
     cache_dir: Path | None = None
     batch_size: int = 32
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    copies: CopyConfig = field(default_factory=CopyConfig)
     segment: SegmenterConfig = field(default_factory=SegmenterConfig)
     candidates: CandidateConfig = field(default_factory=CandidateConfig)
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -81,10 +89,10 @@ class StageStats:
 
 @dataclass
 class RunResult:
-    """Everything a run found, in input order.
+    """Everything a run found, documents in id order.
 
     Attributes:
-        documents: the documents read, in input order.
+        documents: the documents read, sorted by id.
         skipped: inputs that did not become documents, with reasons.
         segmented: language and sentences of each document.
         labels: cluster number of each document (0 = largest cluster).
@@ -98,6 +106,9 @@ class RunResult:
         doc_groups: language group number of each document (index into
             ``group_names``).
         group_names: the language groups, sorted.
+        primary_of: for each document, the index of the document it is a copy
+            of (itself for a primary); copies skip the expensive stages.
+        documents_in: input records read (= documents + skipped).
         stages: wall time and counts per stage.
         model_name, model_fingerprint: the encoder used.
         config: the settings of the run.
@@ -115,10 +126,12 @@ class RunResult:
     doc_vectors: np.ndarray
     doc_groups: np.ndarray
     group_names: list[str]
+    primary_of: np.ndarray
     stages: dict[str, StageStats]
     model_name: str
     model_fingerprint: str
     config: PipelineConfig
+    documents_in: int = 0
     encoded_sentences: int = 0
     windowed_texts: int = 0
 
@@ -182,30 +195,46 @@ def run(
     *,
     progress: bool = False,
     engine: Engine | None = None,
+    encoder: SentenceEncoder | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run the whole pipeline on ``input_path`` (folder, JSONL, CSV/TSV or Parquet).
+
+    Documents are processed in id order, whatever the input order, so a
+    shuffled input gives the same result. Exact and near-exact copies (see
+    :mod:`dedup.stages.copies`) are set aside before the expensive stages and
+    join their primary's cluster at the end.
 
     Args:
         input_path: what to read (see :mod:`dedup.stages.ingest`).
         config: settings; defaults when None.
         progress: show progress bars on stderr.
         engine: where the heavy stages run; the local process by default.
+        encoder: an encoder to use instead of loading ``config.model``.
         log: called with one-line status messages (e.g. ``click.echo``).
 
     Raises:
         dedup.stages.ingest.InputError: the input cannot be read at all.
         dedup.encoding.ModelUnavailableError: the model is not available offline.
     """
-    from dedup.encoding import Encoder
-
     config = config or PipelineConfig()
     engine = engine or LocalEngine(progress=progress)
     say = log or (lambda _message: None)
     stats: dict[str, StageStats] = {}
 
     with _timed(stats, "ingest", "documents") as stage:
-        documents, skipped = read_documents(Path(input_path), config.ingest)
+        ingested = read_documents(Path(input_path), config.ingest)
+        documents = sorted(ingested.documents, key=lambda doc: doc.id)
+        stage.items = ingested.records
+    if ingested.skipped:
+        first = ingested.skipped[0]
+        say(
+            f"skipped {len(ingested.skipped)} input(s), listed in skipped.csv; "
+            f"first: {first.origin}: {first.reason}"
+        )
+    ids = [doc.id for doc in documents]
+    with _timed(stats, "copies", "documents") as stage:
+        primary_of = find_copies([doc.text for doc in documents], ids, config.copies)
         stage.items = len(documents)
     with _timed(stats, "langid", "documents") as stage:
         languages = [identify(doc.text) for doc in documents]
@@ -221,9 +250,15 @@ def run(
     sentences = [s for seg in segmented for s in seg.sentences]
     offsets = np.cumsum([0] + [len(seg.sentences) for seg in segmented]).astype(np.int64)
 
-    with _timed(stats, "load model", "models"):
-        say("loading the model...")
-        encoder = Encoder(config.model, cache_dir=config.cache_dir, batch_size=config.batch_size)
+    if encoder is None:
+        with _timed(stats, "load model", "models"):
+            say("loading the model...")
+            from dedup.encoding import Encoder
+
+            encoder = Encoder(
+                config.model, cache_dir=config.cache_dir, batch_size=config.batch_size
+            )
+    windowed_before = getattr(encoder, "windowed_texts", 0)
     with _timed(stats, "embed", "sentences") as stage:
         from dedup.encoding import cache_root
 
@@ -236,42 +271,61 @@ def run(
     group_names = sorted({seg.language.group for seg in segmented})
     group_index = {name: i for i, name in enumerate(group_names)}
     doc_groups = np.array([group_index[seg.language.group] for seg in segmented], dtype=np.int64)
-    sentence_doc = np.repeat(np.arange(len(segmented)), np.diff(offsets))
+    primaries = np.flatnonzero(primary_of == np.arange(len(documents)))
+    view = _PrimaryView.of(primaries, offsets)
 
     with _timed(stats, "candidates", "pairs") as stage:
-        usable = ~boilerplate_mask(sentences, offsets, config.align.boilerplate_docs)
+        usable = _usable_sentences(sentences, view, config.align.boilerplate_docs)
+        sentence_doc = np.repeat(np.arange(len(documents)), np.diff(offsets))
         sentence_weights = 1.0 / np.maximum(np.diff(offsets), 1)[sentence_doc]
         centred = language_centred(
             vectors, doc_groups[sentence_doc], sentence_weights, config.candidates.centering_prior
         )
         doc_vectors = _document_vectors(vectors, offsets, usable)
         doc_centred = language_centred(
-            doc_vectors,
-            doc_groups,
-            np.ones(len(segmented)),
-            config.candidates.centering_prior,
+            doc_vectors, doc_groups, np.ones(len(documents)), config.candidates.centering_prior
         )
-        pairs = candidate_pairs(doc_centred, centred, sentence_doc, usable, config.candidates)
-        stage.items = len(pairs)
+        local_pairs = candidate_pairs(
+            doc_centred[primaries],
+            centred[view.rows],
+            np.repeat(np.arange(len(primaries)), np.diff(view.offsets)),
+            usable[view.rows],
+            config.candidates,
+        )
+        stage.items = len(local_pairs)
     with _timed(stats, "align", "pairs") as stage:
-        inputs = AlignInputs.build(centred, offsets, usable, doc_groups, sentences, config.align)
-        evidence = engine.map_chunks(
-            lambda chunk: align_pairs(chunk, inputs, config.align),
-            pairs,
-            desc="aligning",
+        inputs = AlignInputs.build(
+            centred[view.rows],
+            view.offsets,
+            usable[view.rows],
+            doc_groups[primaries],
+            [sentences[row] for row in view.rows],
+            config.align,
         )
-        stage.items = len(pairs)
+        local_evidence = engine.map_chunks(
+            lambda chunk: align_pairs(chunk, inputs, config.align), local_pairs, desc="aligning"
+        )
+        evidence = [
+            replace(e, left=int(primaries[e.left]), right=int(primaries[e.right]))
+            for e in local_evidence
+        ]
+        stage.items = len(local_pairs)
     with _timed(stats, "cluster", "documents") as stage:
-        labels = cluster_documents(
-            [doc.id for doc in documents], evidence, doc_groups, config.cluster
+        primary_labels = cluster_documents(
+            [ids[d] for d in primaries], local_evidence, doc_groups[primaries], config.cluster
         )
-        representatives = choose_representatives(
-            labels, segmented, usable, config.prefer_languages
-        )
+        labels_of_primary = dict(zip(primaries.tolist(), primary_labels.tolist(), strict=True))
+        labels = canonical_labels(np.array([labels_of_primary[int(p)] for p in primary_of]), ids)
+        representatives = choose_representatives(labels, segmented, usable, config.prefer_languages)
         stage.items = len(documents)
+    if len(labels) + len(ingested.skipped) != ingested.records:  # pragma: no cover
+        raise RuntimeError(
+            f"internal error: {ingested.records} documents in, but {len(labels)} assigned "
+            f"and {len(ingested.skipped)} skipped"
+        )
     return RunResult(
         documents=documents,
-        skipped=skipped,
+        skipped=ingested.skipped,
         segmented=segmented,
         labels=labels,
         representatives=representatives,
@@ -280,13 +334,47 @@ def run(
         doc_vectors=doc_vectors,
         doc_groups=doc_groups,
         group_names=group_names,
+        primary_of=primary_of,
         stages=stats,
-        model_name=encoder.name,
+        model_name=getattr(encoder, "name", type(encoder).__name__),
         model_fingerprint=encoder.fingerprint,
         config=config,
+        documents_in=ingested.records,
         encoded_sentences=encoded,
-        windowed_texts=encoder.windowed_texts,
+        windowed_texts=getattr(encoder, "windowed_texts", 0) - windowed_before,
     )
+
+
+@dataclass(frozen=True)
+class _PrimaryView:
+    """The sentence rows of the primary documents (copies left out), and their offsets."""
+
+    rows: np.ndarray
+    offsets: np.ndarray
+
+    @classmethod
+    def of(cls, primaries: np.ndarray, offsets: np.ndarray) -> _PrimaryView:
+        spans = [np.arange(offsets[d], offsets[d + 1]) for d in primaries]
+        rows = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+        local = np.cumsum([0] + [len(span) for span in spans]).astype(np.int64)
+        return cls(rows.astype(np.int64), local)
+
+
+def _usable_sentences(sentences: list[str], view: _PrimaryView, min_docs: int) -> np.ndarray:
+    """Boilerplate judged among primary documents only; copies inherit it by sentence key.
+
+    A story reposted 10,000 times is one primary: its sentences are not
+    "shared by many documents", while a footer found in many different
+    articles still is.
+    """
+    primary_sentences = [sentences[row] for row in view.rows]
+    mask = boilerplate_mask(primary_sentences, view.offsets, min_docs)
+    boilerplate_keys = {
+        sentence_key(text) for text, flag in zip(primary_sentences, mask, strict=True) if flag
+    }
+    usable = np.array([sentence_key(s) not in boilerplate_keys for s in sentences], dtype=bool)
+    usable[view.rows] = ~mask
+    return usable
 
 
 def _document_vectors(vectors: np.ndarray, offsets: np.ndarray, usable: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 
+from dedup.cli_eval import eval_command
 from dedup.encoding.cli import models_group
 
 _EPILOG = """\b
@@ -22,6 +23,8 @@ Examples:
   dedup run corpus.jsonl --out out/ --text-field body --id-field url
   dedup run archive.parquet --out out/ --model /path/to/sentence-transformers-folder
   dedup models build          # convert the default model ahead of time
+  dedup eval out/assignments.csv --truth truth.tsv
+  dedup eval corpus.jsonl --truth truth.tsv --sweep
 """
 
 
@@ -41,6 +44,7 @@ def main() -> None:
 
 
 main.add_command(models_group)
+main.add_command(eval_command)
 
 
 @main.command("run")
@@ -50,7 +54,8 @@ main.add_command(models_group)
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for assignments.csv, clusters.json, skipped.csv and run.json (made if missing).",
+    help="Folder for report.html, report.md, assignments.csv, clusters.json, skipped.csv and "
+    "run.json (made if missing).",
 )
 @click.option(
     "--model",
@@ -87,6 +92,14 @@ main.add_command(models_group)
     type=click.IntRange(1),
     help="Texts per encoder pass.",
 )
+@click.option(
+    "--prefer-lang",
+    "prefer_lang",
+    default="",
+    metavar="CODE[,CODE...]",
+    help="Keep policy: in each cluster keep the most complete member in the first of these "
+    "languages present (e.g. en,de); without it, the most complete member in any language.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def run_command(
@@ -98,6 +111,7 @@ def run_command(
     text_field: str,
     threshold: float,
     batch_size: int,
+    prefer_lang: str,
     quiet: bool,
     debug: bool,
 ) -> None:
@@ -120,6 +134,7 @@ def run_command(
         batch_size=batch_size,
         ingest=IngestConfig(id_field=id_field, text_field=text_field),
         cluster=ClusterConfig(threshold=threshold),
+        prefer_languages=tuple(c.strip() for c in prefer_lang.split(",") if c.strip()),
     )
     log = None if quiet else (lambda message: click.echo(message, err=True))
     try:

@@ -86,7 +86,7 @@ class AlignConfig:
             raise ValueError("need length_prior >= 0, null_prior > 0, boilerplate_docs >= 2")
 
 
-def _sentence_key(sentence: str) -> str:
+def sentence_key(sentence: str) -> str:
     """Sentence text reduced to letters, case-folded: copies of a template share it."""
     return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", sentence).casefold()).strip()
 
@@ -103,7 +103,7 @@ def boilerplate_mask(
     three times is not mistaken for boilerplate.
     """
     n_docs = len(offsets) - 1
-    keys = [_sentence_key(s) for s in sentences]
+    keys = [sentence_key(s) for s in sentences]
     doc_of = np.repeat(np.arange(n_docs), np.diff(offsets))
     docs_with: dict[str, set[int]] = defaultdict(set)
     for key, doc in zip(keys, doc_of, strict=True):

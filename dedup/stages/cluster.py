@@ -9,6 +9,9 @@ pair scores:
   only if the *average* score over all cross pairs of the two clusters is at
   least ``threshold`` (a pair that was never a candidate counts 0), so a
   cluster joins another only when most of its members agree;
+* a merge also needs the link between two clusters to be comparable to the
+  links inside them (``cohesion``), so a story does not absorb a related
+  story whose translations agree among themselves far better than with it;
 * a translation cluster holds about one document per language: two clusters
   whose merge would put together two documents of one language that do not
   themselves score ``threshold`` (as a repost or a second version of the same
@@ -42,13 +45,23 @@ class ClusterConfig:
             a merge. Lower finds more excerpts and weak-language translations;
             higher keeps more same-event reports apart. ``dedup eval --sweep``
             shows the trade-off on a labelled sample.
+        cohesion: a merge also needs the average cross-cluster score to reach
+            this share of the average score *within* the two clusters (the
+            "relative closeness" of Chameleon clustering, Karypis, Han &
+            Kumar 1999). Two outlets' reports of one football match link at
+            0.5-0.6 while each report's translations link at 0.85-0.95: an
+            absolute threshold cannot tell them apart, the ratio can. 0 turns
+            it off.
     """
 
     threshold: float = 0.45
+    cohesion: float = 0.6
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
             raise ValueError(f"threshold must be in (0, 1], got {self.threshold}")
+        if not 0 <= self.cohesion <= 1:
+            raise ValueError(f"cohesion must be in [0, 1], got {self.cohesion}")
 
 
 def cluster_documents(
@@ -80,6 +93,7 @@ def cluster_documents(
         link[pair.left][pair.right] = shared
         link[pair.right][pair.left] = shared
     members: dict[int, list[int]] = {d: [d] for d in range(n_docs)}
+    inside: dict[int, float] = dict.fromkeys(range(n_docs), 0.0)  # sum of scores within
     languages: dict[int, Counter[int]] = {d: Counter([int(doc_groups[d])]) for d in range(n_docs)}
     owner = list(range(n_docs))
     edges = sorted(
@@ -96,6 +110,13 @@ def cluster_documents(
         same_pairs = sum(n * languages[y][g] for g, n in languages[x].items())
         if same_ok < same_pairs:
             continue
+        if config.cohesion:
+            size_x, size_y = len(members[x]), len(members[y])
+            pairs_in = size_x * (size_x - 1) / 2 + size_y * (size_y - 1) / 2
+            if pairs_in and total / (size_x * size_y) < config.cohesion * (
+                (inside[x] + inside[y]) / pairs_in
+            ):
+                continue
         if len(members[x]) < len(members[y]):
             x, y = y, x
         for z, (z_total, z_same) in link.pop(y).items():
@@ -107,12 +128,25 @@ def cluster_documents(
             link[z][x] = into
             del link[z][y]
         del link[x][y]
+        inside[x] += inside.pop(y) + total
         for d in members[y]:
             owner[d] = x
         members[x].extend(members.pop(y))
         languages[x].update(languages.pop(y))
+    return canonical_labels(np.array(owner, dtype=np.int64), doc_keys)
+
+
+def canonical_labels(labels: np.ndarray, doc_keys: Sequence[str]) -> np.ndarray:
+    """Renumber clusters by (size descending, smallest member id): 0 is the largest.
+
+    Equal partitions get equal numbers whatever the original numbering or
+    the order of the documents.
+    """
+    members: dict[int, list[int]] = {}
+    for index, label in enumerate(labels.tolist()):
+        members.setdefault(label, []).append(index)
     ordered = sorted(members.values(), key=lambda m: (-len(m), min(doc_keys[d] for d in m)))
-    labels = np.empty(n_docs, dtype=np.int64)
+    out = np.empty(len(labels), dtype=np.int64)
     for number, group in enumerate(ordered):
-        labels[group] = number
-    return labels
+        out[group] = number
+    return out

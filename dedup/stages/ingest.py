@@ -30,6 +30,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from charset_normalizer import from_bytes
 
@@ -58,6 +59,10 @@ class IngestConfig:
 def decode_bytes(data: bytes) -> str | None:
     """Decode file bytes: UTF-8 (BOM or not), UTF-16 with BOM, else detected.
 
+    Legacy single-byte encodings are ambiguous on short texts (French in
+    latin-1 decodes without error as Central European cp1250, "à" becoming
+    "ŕ"): among the decodings charset-normalizer finds equally clean, the one
+    that the language identifier reads most confidently as a language wins.
     Returns None for content that is not text (binary junk).
     """
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -67,8 +72,19 @@ def decode_bytes(data: bytes) -> str | None:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:
             pass
-    best = from_bytes(data).best()
-    return None if best is None else str(best)
+    matches = list(from_bytes(data))
+    if not matches:
+        return None
+    best_chaos = matches[0].chaos
+    tied = [m for m in matches if m.chaos <= best_chaos + 0.01]
+    if len(tied) == 1:
+        text = str(tied[0])
+    else:
+        from dedup.stages.langid import language_confidence
+
+        text = max((str(m) for m in tied), key=language_confidence)
+    controls = sum(1 for ch in text if ch < " " and ch not in "\t\n\r")
+    return None if controls > 0.05 * max(len(text), 1) else text
 
 
 class _Collector:
@@ -76,6 +92,7 @@ class _Collector:
 
     def __init__(self) -> None:
         self.skipped: list[SkippedInput] = []
+        self.records = 0  # every record a reader met, counted before it is judged
         self._seen: dict[str, str] = {}
 
     def make(self, raw: dict[str, object], origin: str, config: IngestConfig) -> Document | None:
@@ -111,6 +128,7 @@ def _read_folder(root: Path, collector: _Collector) -> Iterator[Document]:
         p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in FOLDER_SUFFIXES
     )
     for path in files:
+        collector.records += 1
         rel = path.relative_to(root)
         origin = str(rel)
         try:
@@ -127,24 +145,38 @@ def _read_folder(root: Path, collector: _Collector) -> Iterator[Document]:
             yield doc
 
 
-def _read_jsonl(path: Path, config: IngestConfig, collector: _Collector) -> Iterator[Document]:
+def _jsonl_lines(path: Path) -> Iterator[bytes | str]:
+    """Lines of a JSONL file: raw bytes (decoded one by one), or text for UTF-16 files."""
     with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            origin = f"{path.name}:{number}"
-            if not line.strip():
-                continue
-            text = decode_bytes(line)
-            try:
-                raw = json.loads(text) if text is not None else None
-            except json.JSONDecodeError as err:
-                collector.skip(origin, f"malformed JSON ({err.msg} at column {err.colno})")
-                continue
-            if not isinstance(raw, dict):
-                collector.skip(origin, "JSON line is not an object")
-                continue
-            doc = collector.make(raw, origin, config)
-            if doc is not None:
-                yield doc
+        head = handle.read(2)
+        handle.seek(0)
+        if head in (b"\xff\xfe", b"\xfe\xff"):
+            yield from handle.read().decode("utf-16").split("\n")
+        else:
+            yield from handle
+
+
+def _read_jsonl(path: Path, config: IngestConfig, collector: _Collector) -> Iterator[Document]:
+    for number, line in enumerate(_jsonl_lines(path), start=1):
+        origin = f"{path.name}:{number}"
+        if not line.strip():
+            continue  # blank lines are layout, not records
+        collector.records += 1
+        text = line if isinstance(line, str) else decode_bytes(line)
+        if text is None:
+            collector.skip(origin, "binary content, not text")
+            continue
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as err:
+            collector.skip(origin, f"malformed JSON ({err.msg} at column {err.colno})")
+            continue
+        if not isinstance(raw, dict):
+            collector.skip(origin, "JSON line is not an object")
+            continue
+        doc = collector.make(raw, origin, config)
+        if doc is not None:
+            yield doc
 
 
 def _read_table(path: Path, config: IngestConfig, collector: _Collector) -> Iterator[Document]:
@@ -163,6 +195,7 @@ def _read_table(path: Path, config: IngestConfig, collector: _Collector) -> Iter
             " (use --id-field/--text-field)"
         )
     for row in reader:
+        collector.records += 1
         origin = f"{path.name}:{reader.line_num}"
         if None in row:  # more cells than header columns
             collector.skip(origin, "row has more cells than the header")
@@ -189,16 +222,26 @@ def _read_parquet(path: Path, config: IngestConfig, collector: _Collector) -> It
     row_number = 0
     for batch in parquet.iter_batches():
         for raw in batch.to_pylist():
+            collector.records += 1
             row_number += 1
             doc = collector.make(raw, f"{path.name}:row {row_number}", config)
             if doc is not None:
                 yield doc
 
 
-def read_documents(
-    path: Path, config: IngestConfig | None = None
-) -> tuple[list[Document], list[SkippedInput]]:
-    """Read every document of ``path``; return the documents and the skipped inputs.
+class Ingested(NamedTuple):
+    """What ingest read: documents, skipped inputs and the count of input records.
+
+    ``records == len(documents) + len(skipped)`` always (checked on return).
+    """
+
+    documents: list[Document]
+    skipped: list[SkippedInput]
+    records: int
+
+
+def read_documents(path: Path, config: IngestConfig | None = None) -> Ingested:
+    """Read every document of ``path``, in input order.
 
     Raises:
         InputError: the path is missing or its format is unknown or unreadable
@@ -228,4 +271,9 @@ def read_documents(
             documents = list(reader)
         except OSError as err:
             raise InputError(f"{path}: unreadable ({err.strerror})") from err
-    return documents, collector.skipped
+    if collector.records != len(documents) + len(collector.skipped):  # pragma: no cover
+        raise RuntimeError(
+            f"{path}: internal error: {collector.records} records read but "
+            f"{len(documents)} documents + {len(collector.skipped)} skipped"
+        )
+    return Ingested(documents, collector.skipped, collector.records)

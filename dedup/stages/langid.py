@@ -73,3 +73,12 @@ def identify(text: str) -> LanguageGuess:
     if prob < MIN_CONFIDENCE or lang == NO_LANGUAGE or script not in KNOWN_SCRIPTS:
         lang = "und"
     return LanguageGuess(lang=str(lang), confidence=round(float(prob), 4), script=script)
+
+
+def language_confidence(text: str) -> float:
+    """How confidently the identifier reads ``text`` as some language (0..1).
+
+    Used by ingest to choose between decodings of a legacy-encoded file: the
+    right decoding reads as a language, a wrong one as noise.
+    """
+    return float(_identifier().classify(text[:SAMPLE_CHARS])[1])

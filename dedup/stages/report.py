@@ -36,6 +36,8 @@ from collections import Counter
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
+
 from dedup.api import RunResult
 from dedup.stages.report_views import render_html, render_markdown
 
@@ -93,17 +95,18 @@ def cluster_languages(result: RunResult) -> dict[int, str]:
 
 
 def summary(result: RunResult) -> dict[str, object]:
-    """Counts of the run; ``documents_in == assigned + skipped`` always holds."""
+    """Counts of the run; ``documents_in == assigned + skipped`` (checked by ``run``)."""
     sizes = Counter(result.labels.tolist())
     languages = Counter(seg.language.group for seg in result.segmented)
     return {
-        "documents_in": len(result.documents) + len(result.skipped),
+        "documents_in": result.documents_in or len(result.documents) + len(result.skipped),
         "assigned": len(result.documents),
         "skipped": len(result.skipped),
         "clusters": len(sizes),
         "multi_document_clusters": sum(1 for n in sizes.values() if n > 1),
         "singletons": sum(1 for n in sizes.values() if n == 1),
         "duplicates_to_drop": len(result.documents) - len(sizes),
+        "copies": int((result.primary_of != np.arange(len(result.primary_of))).sum()),
         "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
         "sentences": len(result.usable),
         "boilerplate_sentences": int((~result.usable).sum()),
@@ -132,6 +135,7 @@ def _clusters(result: RunResult) -> list[dict[str, object]]:
         left, right = result.segmented[pair.left], result.segmented[pair.right]
         links.setdefault(label, []).append(
             {
+                "kind": "aligned",
                 "left": left.doc.id,
                 "right": right.doc.id,
                 "score": round(pair.score, 4),
@@ -150,6 +154,18 @@ def _clusters(result: RunResult) -> list[dict[str, object]]:
                 ],
             }
         )
+    for copy, primary in enumerate(result.primary_of.tolist()):
+        if copy != primary:  # exact or near-exact copy, found before alignment
+            links.setdefault(int(result.labels[copy]), []).append(
+                {
+                    "kind": "copy",
+                    "left": result.documents[primary].id,
+                    "right": result.documents[copy].id,
+                    "score": 1.0,
+                    "coverage": 1.0,
+                    "aligned": [],
+                }
+            )
     out = []
     for label in sorted(members):
         docs = [result.segmented[i] for i in members[label]]

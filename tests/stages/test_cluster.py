@@ -52,8 +52,28 @@ def test_one_weak_edge_does_not_chain_two_clusters() -> None:
 def test_clusters_merge_when_most_cross_pairs_agree() -> None:
     evidence = [ev(0, 1, 0.9), ev(2, 3, 0.9), ev(0, 2, 0.6), ev(0, 3, 0.6), ev(1, 2, 0.5)]
     # cross pairs of {0,1} x {2,3}: 0.6 + 0.6 + 0.5 + 0 = 1.7 >= 0.3 * 4
-    labels = cluster_documents(list("abcd"), evidence, np.arange(4), CONFIG)
+    no_cohesion = ClusterConfig(threshold=CONFIG.threshold, cohesion=0.0)
+    labels = cluster_documents(list("abcd"), evidence, np.arange(4), no_cohesion)
     assert len(set(labels.tolist())) == 1
+
+
+def test_cohesion_keeps_apart_a_related_story_linked_far_below_its_own_links() -> None:
+    # two stories, each translated twice (links 0.9), reporting one event (cross 0.5-0.6)
+    evidence = [
+        ev(0, 1, 0.9),
+        ev(2, 3, 0.9),
+        ev(0, 2, 0.6),
+        ev(0, 3, 0.6),
+        ev(1, 2, 0.5),
+        ev(1, 3, 0.5),
+    ]
+    # cross average 0.55 clears the threshold 0.3 but not 0.7 x the inside average 0.9
+    strict = ClusterConfig(threshold=CONFIG.threshold, cohesion=0.7)
+    labels = cluster_documents(list("abcd"), evidence, np.arange(4), strict)
+    assert labels[0] == labels[1] and labels[2] == labels[3] and labels[0] != labels[2]
+    # without the cohesion test the two stories merge
+    loose = ClusterConfig(threshold=CONFIG.threshold, cohesion=0.0)
+    assert len(set(cluster_documents(list("abcd"), evidence, np.arange(4), loose).tolist())) == 1
 
 
 def test_two_documents_of_one_language_need_a_direct_link() -> None:

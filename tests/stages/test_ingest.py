@@ -37,7 +37,7 @@ def test_folder_ids_are_relative_paths_without_extension(tmp_path: Path) -> None
     (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     (tmp_path / "README").write_text("no extension, ignored", encoding="utf-8")
 
-    docs, skipped = read_documents(tmp_path)
+    docs, skipped, _ = read_documents(tmp_path)
 
     assert [d.id for d in docs] == ["a", "sub/b", "sub/deeper/c"]
     assert [d.origin for d in docs] == ["a.txt", "sub/b.md", "sub/deeper/c.TXT"]
@@ -48,7 +48,7 @@ def test_folder_ids_are_relative_paths_without_extension(tmp_path: Path) -> None
 def test_folder_empty_file_is_skipped_with_reason(tmp_path: Path) -> None:
     (tmp_path / "empty.txt").write_text(" \n\t\n", encoding="utf-8")
     (tmp_path / "ok.txt").write_text("Some text.", encoding="utf-8")
-    docs, skipped = read_documents(tmp_path)
+    docs, skipped, _ = read_documents(tmp_path)
     assert [d.id for d in docs] == ["ok"]
     assert len(skipped) == 1
     assert skipped[0].origin == "empty.txt" and skipped[0].reason == "empty text"
@@ -58,7 +58,7 @@ def test_folder_empty_file_is_skipped_with_reason(tmp_path: Path) -> None:
 def test_folder_same_id_from_txt_and_md_is_a_duplicate(tmp_path: Path) -> None:
     (tmp_path / "story.md").write_text("First.", encoding="utf-8")
     (tmp_path / "story.txt").write_text("Second.", encoding="utf-8")
-    docs, skipped = read_documents(tmp_path)
+    docs, skipped, _ = read_documents(tmp_path)
     assert [(d.id, d.origin) for d in docs] == [("story", "story.md")]
     assert len(skipped) == 1 and "duplicate id" in skipped[0].reason
     assert "story.md" in skipped[0].reason
@@ -87,7 +87,7 @@ def test_jsonl_metadata_and_extra_fields(tmp_path: Path) -> None:
             json.dumps({"id": 7, "text": "Numeric id."}),
         ],
     )
-    docs, skipped = read_documents(path)
+    docs, skipped, _ = read_documents(path)
     assert skipped == []
     first, second = docs
     assert (first.id, first.text, first.origin) == ("n1", "Hello world.", "corpus.jsonl:1")
@@ -117,7 +117,7 @@ def test_jsonl_bad_records_are_skipped_with_line_and_reason(tmp_path: Path) -> N
             json.dumps({"id": "f", "text": "Good two."}),  # 10
         ],
     )
-    docs, skipped = read_documents(path)
+    docs, skipped, _ = read_documents(path)
     assert [d.id for d in docs] == ["a", "f"]
     assert docs[0].text == "Good one."  # the first of two duplicates wins
     reasons = {s.origin: s.reason for s in skipped}
@@ -143,7 +143,7 @@ def test_jsonl_custom_fields(tmp_path: Path) -> None:
         tmp_path / "c.ndjson",
         [json.dumps({"url": "u1", "body": "Body text.", "id": "kept-as-extra"})],
     )
-    docs, skipped = read_documents(path, IngestConfig(id_field="url", text_field="body"))
+    docs, skipped, _ = read_documents(path, IngestConfig(id_field="url", text_field="body"))
     assert skipped == []
     assert docs[0].id == "u1" and docs[0].text == "Body text."
     # "url" is the id here, so it is not also metadata; "id" is just another field
@@ -154,7 +154,7 @@ def test_jsonl_with_utf8_bom_and_crlf(tmp_path: Path) -> None:
     lines = [json.dumps({"id": "a", "text": "One\r\ntwo"}), json.dumps({"id": "b", "text": "x"})]
     path = tmp_path / "bom.jsonl"
     path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode() + b"\r\n")
-    docs, skipped = read_documents(path)
+    docs, skipped, _ = read_documents(path)
     assert skipped == []
     assert [d.id for d in docs] == ["a", "b"]
     assert docs[0].text == "One\ntwo"
@@ -164,7 +164,7 @@ def test_text_is_nfc_and_free_of_control_characters(tmp_path: Path) -> None:
     path = _write_jsonl(
         tmp_path / "c.jsonl", [json.dumps({"id": "a", "text": "Cafe\u0301\x00 ok\x07"})]
     )
-    docs, _ = read_documents(path)
+    docs, _, _ = read_documents(path)
     assert docs[0].text == "Café ok"
 
 
@@ -179,7 +179,7 @@ def test_csv_quoted_multiline_cell(tmp_path: Path) -> None:
         "b,Plain text.,T2\n",
         encoding="utf-8",
     )
-    docs, skipped = read_documents(path)
+    docs, skipped, _ = read_documents(path)
     assert skipped == []
     assert [d.id for d in docs] == ["a", "b"]
     assert docs[0].text == 'First line, with a comma.\nSecond line "quoted".'
@@ -197,7 +197,7 @@ def test_csv_unquoted_cell_with_unicode_line_separator_stays_one_row(tmp_path: P
         writer.writerow(["a", "first\u2028second"])
         writer.writerow(["b", "page\x0cbreak"])
         writer.writerow(["c", "plain"])
-    docs, skipped = read_documents(path)
+    docs, skipped, _ = read_documents(path)
     assert skipped == []
     assert [d.id for d in docs] == ["a", "b", "c"]
     assert docs[0].text == "first\u2028second"
@@ -210,7 +210,7 @@ def test_tsv_with_custom_fields_and_extra_columns(tmp_path: Path) -> None:
         "key\tbody\tsection\nk1\tText one, with comma.\tworld\nk2\tText two.\tsport\n",
         encoding="utf-8",
     )
-    docs, skipped = read_documents(path, IngestConfig(id_field="key", text_field="body"))
+    docs, skipped, _ = read_documents(path, IngestConfig(id_field="key", text_field="body"))
     assert skipped == []
     assert [(d.id, d.text) for d in docs] == [("k1", "Text one, with comma."), ("k2", "Text two.")]
     assert docs[0].extra == {"section": "world"}
@@ -228,7 +228,7 @@ def test_csv_missing_column_raises_naming_the_file(tmp_path: Path) -> None:
 def test_csv_row_with_too_many_cells_is_skipped(tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_text("id,text\na,One.\nb,Two.,extra\nc,Three.\n", encoding="utf-8")
-    docs, skipped = read_documents(path)
+    docs, skipped, _ = read_documents(path)
     assert [d.id for d in docs] == ["a", "c"]
     assert len(skipped) == 1 and skipped[0].origin == "c.csv:3"
     assert "more cells" in skipped[0].reason
@@ -237,7 +237,7 @@ def test_csv_row_with_too_many_cells_is_skipped(tmp_path: Path) -> None:
 def test_csv_utf16_with_bom(tmp_path: Path) -> None:
     path = tmp_path / "c.csv"
     path.write_bytes("id,text\nr1,Ελληνικό κείμενο.\n".encode("utf-16"))
-    docs, skipped = read_documents(path)
+    docs, skipped, _ = read_documents(path)
     assert skipped == []
     assert [(d.id, d.text) for d in docs] == [("r1", "Ελληνικό κείμενο.")]
 
@@ -259,7 +259,7 @@ def test_parquet(tmp_path: Path) -> None:
         }
     )
     pq.write_table(table, path, row_group_size=2)  # several batches
-    docs, skipped = read_documents(path)
+    docs, skipped, _ = read_documents(path)
     assert [d.id for d in docs] == ["p1", "p3"]
     assert docs[0].title == "T1" and docs[1].title is None
     assert docs[0].extra == {"views": 10}
@@ -313,7 +313,7 @@ def test_folder_encodings_are_detected(tmp_path: Path) -> None:
     (tmp_path / "cp1252.txt").write_bytes((FRENCH + " Coût : 5 € — « fin ».").encode("cp1252"))
     (tmp_path / "latin1.txt").write_bytes(FRENCH.encode("latin-1"))
     (tmp_path / "crlf.txt").write_bytes(b"line one\r\nline two\rline three\r\n")
-    docs, skipped = read_documents(tmp_path)
+    docs, skipped, _ = read_documents(tmp_path)
     assert skipped == []
     text = {d.id: d.text for d in docs}
     assert text["bom8"] == greek and "\ufeff" not in text["bom8"]
@@ -330,7 +330,7 @@ def test_binary_file_is_skipped_with_reason(tmp_path: Path) -> None:
     rng = random.Random(0)
     (tmp_path / "junk.txt").write_bytes(bytes(rng.randrange(256) for _ in range(4000)))
     (tmp_path / "ok.txt").write_text("Real text.", encoding="utf-8")
-    docs, skipped = read_documents(tmp_path)
+    docs, skipped, _ = read_documents(tmp_path)
     assert [d.id for d in docs] == ["ok"]
     assert len(skipped) == 1
     assert skipped[0].origin == "junk.txt" and "binary" in skipped[0].reason

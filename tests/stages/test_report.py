@@ -25,7 +25,16 @@ from dedup.stages.report import cluster_ids, format_summary, summary, write_repo
 
 REPO = Path(__file__).resolve().parents[2]
 SCORER = REPO / "bench" / "score_reference.py"
-HEADER = ["doc_id", "cluster_id", "cluster_size", "lang", "script", "representative", "sentences"]
+HEADER = [
+    "doc_id",
+    "cluster_id",
+    "cluster_size",
+    "lang",
+    "script",
+    "representative",
+    "sentences",
+    "cluster_languages",
+]
 
 # id, language, script, sentences; stories: s1 = {el, en-full, en-excerpt}, s2 = {ru, "de,x"}
 DOCS = [
@@ -89,6 +98,7 @@ def make_result() -> RunResult:
             ]
         ),
         group_names=sorted({s.language.group for s in segmented}),
+        primary_of=np.arange(len(segmented)),
         stages={
             "ingest": StageStats(0.01, 6, "documents"),
             "embed": StageStats(1.5, 13, "sentences"),
@@ -114,9 +124,16 @@ def _assignments(out: Path) -> list[dict[str, str]]:
         return list(reader)
 
 
-def test_writes_exactly_the_four_files(written) -> None:
+def test_writes_exactly_the_six_files(written) -> None:
     _, out, paths = written
-    names = ["assignments.csv", "clusters.json", "skipped.csv", "run.json"]
+    names = [
+        "assignments.csv",
+        "clusters.json",
+        "skipped.csv",
+        "run.json",
+        "report.html",
+        "report.md",
+    ]
     assert paths == [out / n for n in names]
     assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temp files left
 

@@ -1,0 +1,75 @@
+"""Copies: exact and near-exact duplicates are grouped before any encoding."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from dedup.stages.copies import CopyConfig, find_copies
+
+ARTICLE = (
+    "The mayor opened the new bridge over the river on Monday. Traffic in the old town "
+    "is expected to ease within weeks. Work on the bridge took two years and cost 40 "
+    "million euros, the city said. Residents welcomed the opening with a street party."
+)
+
+
+def test_exact_copies_with_other_case_and_spacing_join_one_group() -> None:
+    texts = [ARTICLE, ARTICLE.upper(), "  ".join(ARTICLE.split(" ")), "A different story."]
+    primary = find_copies(texts, ["a", "b", "c", "d"], CopyConfig())
+    assert primary.tolist()[:3] == [primary[0]] * 3
+    assert primary[3] == 3
+
+
+def test_light_edits_are_copies_but_an_excerpt_or_a_rewrite_is_not() -> None:
+    edited = ARTICLE.replace("Monday", "Tuesday")
+    excerpt = ARTICLE[: len(ARTICLE) // 2]
+    rewrite = "On Monday the mayor inaugurated a bridge; traffic should ease, the city said."
+    primary = find_copies([ARTICLE, edited, excerpt, rewrite], list("abcd"), CopyConfig())
+    assert primary[0] == primary[1]
+    assert primary[2] == 2 and primary[3] == 3
+
+
+def test_primary_is_the_longest_then_smallest_id_whatever_the_order() -> None:
+    texts = [ARTICLE + " Update.", ARTICLE, ARTICLE]
+    keys = ["z", "b", "a"]
+    primary = find_copies(texts, keys, CopyConfig())
+    assert primary.tolist() == [0, 0, 0]
+    order = [2, 0, 1]
+    shuffled = find_copies([texts[i] for i in order], [keys[i] for i in order], CopyConfig())
+    assert [keys[order[i]] for i in shuffled] == ["z", "z", "z"]
+
+
+def test_ten_thousand_near_identical_reposts_are_one_group() -> None:
+    rng = random.Random(7)
+    # a news-length article (~2,000 characters): one edited word changes < 1 % of it
+    long_article = " ".join(
+        f"Paragraph {n}: {ARTICLE.replace('bridge', f'bridge number {n * 7}')}" for n in range(8)
+    )
+    words = long_article.split(" ")
+    texts = []
+    for _ in range(10_000):
+        edited = list(words)
+        edited[rng.randrange(len(edited))] += "x"  # one edited word per repost
+        texts.append(" ".join(edited))
+    primary = find_copies(texts, [f"r{i:05d}" for i in range(len(texts))], CopyConfig())
+    assert len(set(primary.tolist())) == 1
+
+
+def test_scripts_without_spaces_are_shingled_by_characters() -> None:
+    chinese = (
+        "市长周一为河上的新桥揭幕。预计老城区的交通将在几周内缓解。该市表示，这座桥花了两年时间建成。"
+        * 3
+    )
+    chinese += "居民们举行了街头派对庆祝大桥开通，许多商店也延长了营业时间。"
+    other = "今天天气很好，我们去公园散步，看到了很多花和树，还有很多孩子在玩耍。" * 3
+    edited = chinese[:-2] + "了。"  # the last characters changed
+    primary = find_copies([chinese, edited, other], list("abc"), CopyConfig())
+    assert primary[0] == primary[1] and primary[2] == 2
+
+
+@pytest.mark.parametrize("kwargs", [{"threshold": 0}, {"shingle": 0}, {"num_perm": 4}])
+def test_config_is_validated(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        CopyConfig(**kwargs)
