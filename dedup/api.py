@@ -237,8 +237,10 @@ def run(
         primary_of = find_copies([doc.text for doc in documents], ids, config.copies)
         stage.items = len(documents)
     with _timed(stats, "langid", "documents") as stage:
-        languages = [identify(doc.text) for doc in documents]
-        stage.items = len(documents)
+        # a copy is read as its primary is: 10,000 reposts cost one identification
+        guesses = {int(p): identify(documents[p].text) for p in np.unique(primary_of)}
+        languages = [guesses[int(p)] for p in primary_of]
+        stage.items = len(guesses)
     with _timed(stats, "segment", "documents") as stage:
         segmented = [
             SegmentedDocument(
@@ -258,6 +260,16 @@ def run(
             encoder = Encoder(
                 config.model, cache_dir=config.cache_dir, batch_size=config.batch_size
             )
+    group_names = sorted({seg.language.group for seg in segmented})
+    group_index = {name: i for i, name in enumerate(group_names)}
+    doc_groups = np.array([group_index[seg.language.group] for seg in segmented], dtype=np.int64)
+    primaries = np.flatnonzero(primary_of == np.arange(len(documents)))
+    # from here on only primaries (one document per copy group) are processed
+    view = _PrimaryView.of(primaries, offsets)
+    primary_sentences = [sentences[row] for row in view.rows]
+    primary_groups = doc_groups[primaries]
+    sentence_doc = np.repeat(np.arange(len(primaries)), np.diff(view.offsets))
+
     windowed_before = getattr(encoder, "windowed_texts", 0)
     with _timed(stats, "embed", "sentences") as stage:
         from dedup.encoding import cache_root
@@ -265,42 +277,33 @@ def run(
         cache = EmbeddingCache(
             cache_root(config.cache_dir) / "embeddings", encoder.fingerprint, encoder.dim
         )
-        vectors, encoded = embed_sentences(sentences, encoder, cache, progress=progress)
-        stage.items = len(sentences)
-
-    group_names = sorted({seg.language.group for seg in segmented})
-    group_index = {name: i for i, name in enumerate(group_names)}
-    doc_groups = np.array([group_index[seg.language.group] for seg in segmented], dtype=np.int64)
-    primaries = np.flatnonzero(primary_of == np.arange(len(documents)))
-    view = _PrimaryView.of(primaries, offsets)
+        vectors, encoded = embed_sentences(primary_sentences, encoder, cache, progress=progress)
+        stage.items = len(primary_sentences)
 
     with _timed(stats, "candidates", "pairs") as stage:
         usable = _usable_sentences(sentences, view, config.align.boilerplate_docs)
-        sentence_doc = np.repeat(np.arange(len(documents)), np.diff(offsets))
-        sentence_weights = 1.0 / np.maximum(np.diff(offsets), 1)[sentence_doc]
+        primary_usable = usable[view.rows]
+        sentence_weights = 1.0 / np.maximum(np.diff(view.offsets), 1)[sentence_doc]
         centred = language_centred(
-            vectors, doc_groups[sentence_doc], sentence_weights, config.candidates.centering_prior
+            vectors,
+            primary_groups[sentence_doc],
+            sentence_weights,
+            config.candidates.centering_prior,
         )
-        doc_vectors = _document_vectors(vectors, offsets, usable)
+        primary_vectors = _document_vectors(vectors, view.offsets, primary_usable)
         doc_centred = language_centred(
-            doc_vectors, doc_groups, np.ones(len(documents)), config.candidates.centering_prior
+            primary_vectors,
+            primary_groups,
+            np.ones(len(primaries)),
+            config.candidates.centering_prior,
         )
         local_pairs = candidate_pairs(
-            doc_centred[primaries],
-            centred[view.rows],
-            np.repeat(np.arange(len(primaries)), np.diff(view.offsets)),
-            usable[view.rows],
-            config.candidates,
+            doc_centred, centred, sentence_doc, primary_usable, config.candidates
         )
         stage.items = len(local_pairs)
     with _timed(stats, "align", "pairs") as stage:
         inputs = AlignInputs.build(
-            centred[view.rows],
-            view.offsets,
-            usable[view.rows],
-            doc_groups[primaries],
-            [sentences[row] for row in view.rows],
-            config.align,
+            centred, view.offsets, primary_usable, primary_groups, primary_sentences, config.align
         )
         local_evidence = engine.map_chunks(
             lambda chunk: align_pairs(chunk, inputs, config.align), local_pairs, desc="aligning"
@@ -310,9 +313,12 @@ def run(
             for e in local_evidence
         ]
         stage.items = len(local_pairs)
+    # a copy's document vector is its primary's (used by the naive baseline only)
+    rank_of_primary = np.searchsorted(primaries, primary_of)
+    doc_vectors = primary_vectors[rank_of_primary] if len(primaries) else primary_vectors
     with _timed(stats, "cluster", "documents") as stage:
         primary_labels = cluster_documents(
-            [ids[d] for d in primaries], local_evidence, doc_groups[primaries], config.cluster
+            [ids[d] for d in primaries], local_evidence, primary_groups, config.cluster
         )
         labels_of_primary = dict(zip(primaries.tolist(), primary_labels.tolist(), strict=True))
         labels = canonical_labels(np.array([labels_of_primary[int(p)] for p in primary_of]), ids)

@@ -341,9 +341,7 @@ def baseline_sweep(
                 parent[max(a, b)] = min(a, b)
             done += 1
         predicted = {doc_ids[d]: find(d) for d in range(n_docs)}
-        rows_out.append(
-            SweepRow(theta, evaluate(predicted, truth), len(set(predicted.values())))
-        )
+        rows_out.append(SweepRow(theta, evaluate(predicted, truth), len(set(predicted.values()))))
     return sorted(rows_out, key=lambda row: row.threshold)
 
 

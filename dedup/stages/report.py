@@ -3,7 +3,7 @@
 Files (each written to a temporary name and renamed, so a killed run never
 leaves a half-written file):
 
-* ``assignments.csv``: one row per input document, in input order:
+* ``assignments.csv``: one row per input document, sorted by id:
   ``doc_id,cluster_id,cluster_size,lang,script,representative,sentences,``
   ``cluster_languages``. ``representative`` is ``true`` for the copy the keep
   policy keeps (see :func:`dedup.api.choose_representatives` and
@@ -13,7 +13,7 @@ leaves a half-written file):
 * ``clusters.json``: ``{"summary": ..., "clusters": [...]}``; the summary
   states the ``keep_policy``; each cluster (largest first) has its id, size,
   language mix, representative, members (id, language, sentences,
-  characters, origin) and ``links``: every pair of members whose score
+  characters) and ``links``: every pair of members whose score
   cleared the threshold, with the aligned sentence pairs (texts, cosine, z,
   weight) that make the score.
 * ``report.html`` and ``report.md``: the same summary and clusters for people
@@ -110,8 +110,6 @@ def summary(result: RunResult) -> dict[str, object]:
         "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
         "sentences": len(result.usable),
         "boilerplate_sentences": int((~result.usable).sum()),
-        "sentences_encoded": result.encoded_sentences,
-        "texts_windowed": result.windowed_texts,
         "candidate_pairs": len(result.evidence),
         "linked_pairs": sum(
             1 for e in result.evidence if e.score >= result.config.cluster.threshold
@@ -183,7 +181,6 @@ def _clusters(result: RunResult) -> list[dict[str, object]]:
                         "script": d.language.script,
                         "sentences": len(d.sentences),
                         "chars": len(d.doc.text),
-                        "origin": d.doc.origin,
                     }
                     for d in sorted(docs, key=lambda d: d.doc.id)
                 ],
@@ -214,7 +211,12 @@ def _run_info(result: RunResult) -> dict[str, object]:
         "model": {"name": result.model_name, "fingerprint": result.model_fingerprint},
         "config": config,
         "versions": versions,
-        "summary": summary(result),
+        # run-state counts (cache hits) live here, not in the deterministic clusters.json
+        "summary": {
+            **summary(result),
+            "sentences_encoded": result.encoded_sentences,
+            "texts_windowed": result.windowed_texts,
+        },
         "stages": {
             name: {"seconds": round(s.seconds, 3), "items": s.items, "unit": s.unit}
             for name, s in result.stages.items()
@@ -288,7 +290,7 @@ def format_summary(result: RunResult, out_dir: Path | None = None) -> str:
         f"documents, {info['singletons']} singletons; {info['duplicates_to_drop']} copies to drop)",
         f"languages         {len(langs)}: {shown}{more}",
         f"sentences         {info['sentences']}  ({info['boilerplate_sentences']} boilerplate, "
-        f"{info['sentences_encoded']} newly encoded, {info['texts_windowed']} windowed)",
+        f"{result.encoded_sentences} newly encoded, {result.windowed_texts} windowed)",
         f"pairs             {info['candidate_pairs']} aligned, {info['linked_pairs']} linked "
         f"(score >= {result.config.cluster.threshold})",
         "time              "

@@ -229,11 +229,15 @@ def render_html(result: RunResult, report: dict, limits: ViewLimits | None = Non
         f"default-src 'none'; script-src {script_hash}; style-src {style_hash}; "
         "img-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
     )
-    return _environment().get_template("report.html.j2").render(
-        **_view_model(result, report, limits, html=True),
-        csp=csp,
-        script=Markup(script),  # our own static file, not data
-        style=Markup(style),
+    return (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            **_view_model(result, report, limits, html=True),
+            csp=csp,
+            script=Markup(script),  # our own static file, not data
+            style=Markup(style),
+        )
     )
 
 
@@ -388,9 +392,7 @@ def render_markdown(result: RunResult, report: dict, limits: ViewLimits | None =
     out += [f"## Skipped inputs ({info['skipped']})", ""]
     if view["skipped"]:
         out += [_row(["origin", "id", "reason"]), _row(["---", "---", "---"])]
-        out += [
-            _row([e(s["origin"]), e(s["doc_id"]), e(s["reason"])]) for s in view["skipped"]
-        ]
+        out += [_row([e(s["origin"]), e(s["doc_id"]), e(s["reason"])]) for s in view["skipped"]]
         out.append("")
     else:
         out += ["None.", ""]

@@ -18,7 +18,8 @@
       size: parseInt(el.getAttribute("data-pager"), 10) || 50,
       page: 0,
       matches: items,
-      nav: el.querySelector(".pager")
+      nav: el.querySelector(".pager"),
+      none: el.querySelector(".nomatch")
     });
   });
 
@@ -29,6 +30,7 @@
     var visible = section.matches.slice(start, start + section.size);
     section.items.forEach(function (item) { item.hidden = true; });
     visible.forEach(function (item) { item.hidden = false; });
+    if (section.none) { section.none.hidden = visible.length > 0 || section.items.length === 0; }
     if (section.nav) {
       section.nav.hidden = pages < 2;
       section.nav.querySelector(".status").textContent =

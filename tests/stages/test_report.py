@@ -174,7 +174,7 @@ def test_clusters_json(written) -> None:
     assert first["representative"] == "el/000"
     assert first["languages"] == {"el": 1, "en": 2}
     member = first["members"][0]
-    assert member["origin"] == "corpus.jsonl:1" and member["sentences"] == 3
+    assert "origin" not in member and member["sentences"] == 3  # order-independent bytes
     # links: pairs over the threshold inside the cluster, strongest first, with texts
     assert [(x["left"], x["right"]) for x in first["links"]] == [
         ("el/000", "en-full"),

@@ -432,6 +432,8 @@ def test_filter_box_filters_clusters_in_a_browser(tmp_path: Path) -> None:
         assert shown == clusters, query
         shown = [a["data-key"].split()[0] for a in page.of("tr", "item") if a.get("hidden") is None]
         assert shown == singletons, query
+        nomatch = [a.get("hidden") is None for a in page.of("p", "nomatch")]
+        assert nomatch == [not clusters, not singletons], query
         assert console == []
 
 

@@ -1,0 +1,306 @@
+"""Bad input, extremes, determinism and crash safety, end to end with the real model.
+
+Every test runs the whole pipeline (``dedup.run`` or the CLI) with the real
+default model, loaded once for the module; the corpora are small, and their
+sentence vectors are cached in ``dedup_cache``, so each run takes about a
+second after the first.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dedup import PipelineConfig, run, write_report
+from dedup.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SEEDS = REPO / "seeds"
+NTREX = REPO / "bench" / "data" / "ntrex-dev" / "corpus.jsonl"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def encoder(dedup_cache: Path):
+    from dedup.encoding import Encoder
+
+    return Encoder(cache_dir=dedup_cache)
+
+
+def _small_corpus() -> list[dict[str, str]]:
+    """Seeds plus 30 ntrex-dev documents: translations, excerpts, copies, singletons."""
+    docs = [
+        {"id": p.stem, "text": p.read_text(encoding="utf-8")} for p in sorted(SEEDS.glob("*.txt"))
+    ]
+    lines = NTREX.read_text(encoding="utf-8").splitlines()[:30]
+    return docs + [json.loads(line) for line in lines]
+
+
+def _write_jsonl(path: Path, docs: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), "utf-8")
+    return path
+
+
+def _run_and_write(path: Path, out: Path, cache: Path, encoder) -> object:
+    result = run(path, PipelineConfig(cache_dir=cache), encoder=encoder)
+    write_report(result, out)
+    return result
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# --- bad records ------------------------------------------------------------------
+
+
+def test_bad_jsonl_records_are_skipped_with_file_line_and_reason(
+    tmp_path: Path, dedup_cache: Path
+) -> None:
+    good = _small_corpus()[:4]
+    lines = [json.dumps(d, ensure_ascii=False) for d in good]
+    lines += [
+        '{"id": "broken", "text": "no closing brace"',  # 5 malformed
+        "[1, 2, 3]",  # 6 not an object
+        '{"id": "no-text"}',  # 7 missing text
+        '{"id": "null-text", "text": null}',  # 8 null text
+        '{"id": "number-text", "text": 42}',  # 9 not a string
+        '{"id": "empty", "text": "   "}',  # 10 empty
+        json.dumps({"id": good[0]["id"], "text": "another text"}),  # 11 duplicate id
+        '{"text": "no id at all"}',  # 12 no id
+        "",  # blank lines are layout, not records
+        json.dumps({"id": "crlf", "text": "Line one.\r\nLine two.\r\n", "source": "x"}),  # 14
+        json.dumps({"id": "ctrl", "text": "Control\x00chars\x07 removed."}),  # 15
+    ]
+    corpus = tmp_path / "bad.jsonl"
+    corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["run", str(corpus), "--out", str(out), "--cache", str(dedup_cache)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "skipped 8 input(s)" in result.stderr
+    skipped = {row["origin"]: row["reason"] for row in _rows(out / "skipped.csv")}
+    assert sorted(skipped) == [f"bad.jsonl:{n}" for n in (10, 11, 12, 5, 6, 7, 8, 9)]
+    assert "malformed JSON" in skipped["bad.jsonl:5"]
+    assert "not an object" in skipped["bad.jsonl:6"]
+    assert "missing" in skipped["bad.jsonl:7"] and "missing" in skipped["bad.jsonl:8"]
+    assert "not a string (int)" in skipped["bad.jsonl:9"]
+    assert skipped["bad.jsonl:10"] == "empty text"
+    assert "duplicate id, first seen at bad.jsonl:1" in skipped["bad.jsonl:11"]
+    assert "no 'id' field" in skipped["bad.jsonl:12"]
+    assigned = {row["doc_id"] for row in _rows(out / "assignments.csv")}
+    assert assigned == {d["id"] for d in good} | {"crlf", "ctrl"}
+    summary = json.loads((out / "clusters.json").read_text("utf-8"))["summary"]
+    assert summary["documents_in"] == 14 == summary["assigned"] + summary["skipped"]
+
+
+def test_folder_with_odd_encodings_binary_and_empty_files(
+    tmp_path: Path, dedup_cache: Path, encoder
+) -> None:
+    folder = tmp_path / "in"
+    (folder / "nested").mkdir(parents=True)
+    french = "Le maire a inauguré le nouveau pont sur la rivière lundi. " * 3
+    russian = "Мэр открыл новый мост через реку в понедельник. " * 3
+    (folder / "bom.txt").write_bytes("\ufeff".encode() + french.encode("utf-8"))
+    (folder / "utf16.txt").write_bytes(russian.encode("utf-16"))
+    (folder / "nested" / "latin1.md").write_bytes(french.encode("cp1252"))
+    (folder / "cp1251.txt").write_bytes(russian.encode("cp1251"))
+    (folder / "crlf.txt").write_bytes(b"First line.\r\nSecond line.\r\n")
+    (folder / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(3000))
+    (folder / "empty.txt").write_bytes(b"")
+    (folder / "ignored.csv").write_text("not a document", encoding="utf-8")
+    result = run(folder, PipelineConfig(cache_dir=dedup_cache), encoder=encoder)
+    texts = {doc.id: doc.text for doc in result.documents}
+    assert texts["bom"] == french and texts["nested/latin1"] == french
+    assert texts["utf16"] == russian and texts["cp1251"] == russian
+    assert texts["crlf"] == "First line.\nSecond line.\n"
+    reasons = {s.origin: s.reason for s in result.skipped}
+    assert reasons == {"empty.txt": "empty text", "image.txt": "binary content, not text"}
+    assert result.documents_in == 7
+
+
+# --- extremes ---------------------------------------------------------------------
+
+
+def test_empty_input_writes_empty_outputs(tmp_path: Path, dedup_cache: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["run", str(tmp_path / "empty"), "--out", str(out), "--cache", str(dedup_cache)]
+    )
+    assert result.exit_code == 0, result.output
+    assert _rows(out / "assignments.csv") == []
+    assert json.loads((out / "clusters.json").read_text("utf-8"))["clusters"] == []
+
+
+def test_single_one_word_and_megabyte_documents(tmp_path: Path, dedup_cache: Path, encoder) -> None:
+    article = (SEEDS / "001_4e64db9b5379e9f5.txt").read_text(encoding="utf-8")
+    big = "\n".join([article] * 64)  # over 1 MB: 64 reposts of one article in one file
+    assert len(big.encode("utf-8")) > 1_000_000
+    corpus = _write_jsonl(
+        tmp_path / "c.jsonl",
+        [{"id": "word", "text": "Hello"}, {"id": "big", "text": big}],
+    )
+    result = run(corpus, PipelineConfig(cache_dir=dedup_cache), encoder=encoder)
+    assert [d.id for d in result.documents] == ["big", "word"]
+    assert len(set(result.labels.tolist())) == 2
+    single = _write_jsonl(tmp_path / "one.jsonl", [{"id": "only", "text": article}])
+    assert run(single, PipelineConfig(cache_dir=dedup_cache), encoder=encoder).labels.tolist() == [
+        0
+    ]
+
+
+def test_ten_thousand_near_identical_reposts_form_one_cluster_cheaply(
+    tmp_path: Path, dedup_cache: Path, encoder
+) -> None:
+    article = (SEEDS / "002_20e4596e9ffa5474.txt").read_text(encoding="utf-8")
+    words = article.split(" ")
+    rng = random.Random(11)
+    docs = []
+    for n in range(10_000):
+        edited = list(words)
+        edited[rng.randrange(len(edited))] += "s"  # a light edit in every repost
+        docs.append({"id": f"repost-{n:05d}", "text": " ".join(edited)})
+    corpus = _write_jsonl(tmp_path / "reposts.jsonl", docs)
+    result = run(corpus, PipelineConfig(cache_dir=dedup_cache), encoder=encoder)
+    assert len(result.documents) == 10_000
+    assert set(result.labels.tolist()) == {0}
+    assert sum(1 for i, p in enumerate(result.primary_of) if i == p) == 1
+    # only the one primary's sentences reach the encoder
+    assert result.stages["embed"].items == len(
+        result.segmented[int(result.primary_of[0])].sentences
+    )
+
+
+def test_rarely_seen_script_is_assigned_and_grouped_by_script(
+    tmp_path: Path, dedup_cache: Path, encoder
+) -> None:
+    santali = "ᱥᱟᱱᱛᱟᱲᱤ ᱯᱟᱹᱨᱥᱤ ᱫᱚ ᱚᱞ ᱪᱤᱠᱤ ᱟᱹᱠᱷᱚᱨ ᱛᱮ ᱚᱞ ᱦᱩᱭᱩᱜ ᱠᱟᱱᱟ᱾ ᱱᱚᱣᱟ ᱫᱚ ᱢᱤᱫ ᱛᱮᱥᱴ ᱠᱟᱱᱟ᱾"
+    corpus = _write_jsonl(tmp_path / "c.jsonl", [{"id": "sat", "text": santali}])
+    result = run(corpus, PipelineConfig(cache_dir=dedup_cache), encoder=encoder)
+    assert result.segmented[0].language.group == "und-OL"
+    assert len(result.segmented[0].sentences) >= 1
+
+
+# --- determinism ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory, dedup_cache: Path, encoder):
+    folder = tmp_path_factory.mktemp("reference")
+    docs = _small_corpus()
+    corpus = _write_jsonl(folder / "corpus.jsonl", docs)
+    _run_and_write(corpus, folder / "out", dedup_cache, encoder)
+    return docs, folder / "out"
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**32 - 1))
+def test_any_input_order_gives_byte_identical_outputs(
+    seed: int, reference, tmp_path_factory: pytest.TempPathFactory, dedup_cache: Path, encoder
+) -> None:
+    docs, expected = reference
+    shuffled = list(docs)
+    random.Random(seed).shuffle(shuffled)
+    folder = tmp_path_factory.mktemp("shuffled")
+    corpus = _write_jsonl(folder / "corpus.jsonl", shuffled)
+    _run_and_write(corpus, folder / "out", dedup_cache, encoder)
+    for name in ("assignments.csv", "clusters.json"):
+        assert (folder / "out" / name).read_bytes() == (expected / name).read_bytes(), name
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_any_subset_keeps_every_document_accounted_for(
+    data, reference, tmp_path_factory: pytest.TempPathFactory, dedup_cache: Path, encoder
+) -> None:
+    docs, _ = reference
+    subset = data.draw(st.lists(st.sampled_from(docs), max_size=len(docs)))  # repeats = dup ids
+    folder = tmp_path_factory.mktemp("subset")
+    corpus = _write_jsonl(folder / "corpus.jsonl", subset)
+    result = _run_and_write(corpus, folder / "out", dedup_cache, encoder)
+    rows = _rows(folder / "out" / "assignments.csv")
+    skipped = _rows(folder / "out" / "skipped.csv")
+    assert len(rows) + len(skipped) == len(subset) == result.documents_in
+    assert {r["doc_id"] for r in rows} == {d["id"] for d in subset}
+    assert all("duplicate id" in s["reason"] for s in skipped)
+
+
+# --- crash safety -----------------------------------------------------------------
+
+
+def _cache_without_vectors(folder: Path, dedup_cache: Path) -> Path:
+    """A cache root that shares the built model of ``dedup_cache`` but no sentence vectors."""
+    (folder / "models").mkdir(parents=True)
+    for model in (dedup_cache / "models").iterdir():
+        if model.is_dir():
+            (folder / "models" / model.name).symlink_to(model)
+    return folder
+
+
+_KILLABLE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import dedup.stages.embed as embed
+    from dedup import PipelineConfig, run, write_report
+    embed.SHARD_ROWS = 16  # small shards: the kill lands between two of them
+    corpus, cache, out = map(Path, sys.argv[1:4])
+    write_report(run(corpus, PipelineConfig(cache_dir=cache)), out)
+    """
+)
+
+
+def test_kill_during_embedding_then_resume_gives_the_same_result(
+    tmp_path: Path, dedup_cache: Path
+) -> None:
+    docs = [json.loads(x) for x in NTREX.read_text(encoding="utf-8").splitlines()[30:45]]
+    corpus = _write_jsonl(tmp_path / "corpus.jsonl", docs)
+    cache = _cache_without_vectors(tmp_path / "cache", dedup_cache)
+    script = tmp_path / "killable.py"
+    script.write_text(_KILLABLE, encoding="utf-8")
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(corpus), str(cache), str(tmp_path / "killed")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    shards = cache / "embeddings"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list(shards.rglob("*.keys.npy"))) < 2:
+        assert proc.poll() is None, "the run ended before it could be killed"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "killed" / "assignments.csv").exists()
+    cached_before = 16 * len(list(shards.rglob("*.keys.npy")))
+    assert cached_before >= 32
+
+    resumed = run(corpus, PipelineConfig(cache_dir=cache))
+    write_report(resumed, tmp_path / "resumed")
+    total = resumed.stages["embed"].items
+    assert 0 < resumed.encoded_sentences <= total - cached_before + 16
+
+    clean_cache = _cache_without_vectors(tmp_path / "clean-cache", dedup_cache)
+    clean = run(corpus, PipelineConfig(cache_dir=clean_cache))
+    write_report(clean, tmp_path / "clean")
+    for name in ("assignments.csv", "clusters.json"):
+        assert (tmp_path / "resumed" / name).read_bytes() == (
+            tmp_path / "clean" / name
+        ).read_bytes()
