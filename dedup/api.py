@@ -2,7 +2,7 @@
 
 One call runs the stages in order, each a function of the records before it:
 
-    ingest -> langid -> segment -> embed -> candidates -> align -> cluster
+    ingest -> copies -> langid -> segment -> embed -> candidates -> align -> cluster
 
 and returns a :class:`RunResult`; :func:`dedup.report.write_report` turns that
 into files. The CLI is a thin layer over these two calls.
@@ -35,12 +35,14 @@ from dedup.stages.align import (
     AlignInputs,
     align_pairs,
     boilerplate_mask,
+    null_keys,
+    null_quadratics,
     sentence_key,
 )
 from dedup.stages.candidates import CandidateConfig, candidate_pairs, language_centred
 from dedup.stages.cluster import ClusterConfig, canonical_labels, cluster_documents
 from dedup.stages.copies import CopyConfig, find_copies
-from dedup.stages.embed import EmbeddingCache, SentenceEncoder, embed_sentences
+from dedup.stages.embed import EmbeddingCache, EncoderSpec, SentenceEncoder, embed_sentences
 from dedup.stages.ingest import IngestConfig, read_documents
 from dedup.stages.langid import identify
 from dedup.stages.segment import SegmenterConfig, split_sentences
@@ -209,7 +211,9 @@ def run(
         input_path: what to read (see :mod:`dedup.stages.ingest`).
         config: settings; defaults when None.
         progress: show progress bars on stderr.
-        engine: where the heavy stages run; the local process by default.
+        engine: where the heavy stages (encoding missing sentences, align)
+            run; the local process by default. Every engine gives the same
+            result (see :mod:`dedup.engines`).
         encoder: an encoder to use instead of loading ``config.model``.
         log: called with one-line status messages (e.g. ``click.echo``).
 
@@ -252,13 +256,21 @@ def run(
     sentences = [s for seg in segmented for s in seg.sentences]
     offsets = np.cumsum([0] + [len(seg.sentences) for seg in segmented]).astype(np.int64)
 
+    spec = None  # how an engine's workers load the same model (a given encoder is pickled)
     if encoder is None:
         with _timed(stats, "load model", "models"):
             say("loading the model...")
-            from dedup.encoding import Encoder
+            from dedup.encoding import Encoder, cache_root
 
             encoder = Encoder(
                 config.model, cache_dir=config.cache_dir, batch_size=config.batch_size
+            )
+            spec = EncoderSpec(
+                config.model,
+                str(cache_root(config.cache_dir).resolve()),
+                config.batch_size,
+                encoder.fingerprint,
+                getattr(encoder, "backend", None),
             )
     group_names = sorted({seg.language.group for seg in segmented})
     group_index = {name: i for i, name in enumerate(group_names)}
@@ -277,7 +289,9 @@ def run(
         cache = EmbeddingCache(
             cache_root(config.cache_dir) / "embeddings", encoder.fingerprint, encoder.dim
         )
-        vectors, encoded = embed_sentences(primary_sentences, encoder, cache, progress=progress)
+        vectors, encoded = embed_sentences(
+            primary_sentences, encoder, cache, progress=progress, engine=engine, spec=spec
+        )
         stage.items = len(primary_sentences)
 
     with _timed(stats, "candidates", "pairs") as stage:
@@ -305,8 +319,13 @@ def run(
         inputs = AlignInputs.build(
             centred, view.offsets, primary_usable, primary_groups, primary_sentences, config.align
         )
+        # the null terms each document needs, computed once (not once per worker);
+        # the inputs are shipped once per run (Ray: the object store), not per chunk
+        keys = null_keys(local_pairs, primary_groups)
+        terms = engine.map_chunks(null_quadratics, keys, desc="null model", shared=inputs)
+        shared = (inputs, config.align, dict(zip(map(tuple, keys.tolist()), terms, strict=True)))
         local_evidence = engine.map_chunks(
-            lambda chunk: align_pairs(chunk, inputs, config.align), local_pairs, desc="aligning"
+            _align_chunk, local_pairs, desc="aligning", shared=shared
         )
         evidence = [
             replace(e, left=int(primaries[e.left]), right=int(primaries[e.right]))
@@ -349,6 +368,13 @@ def run(
         encoded_sentences=encoded,
         windowed_texts=getattr(encoder, "windowed_texts", 0) - windowed_before,
     )
+
+
+def _align_chunk(
+    pairs: np.ndarray, shared: tuple[AlignInputs, AlignConfig, dict[tuple[int, int], np.ndarray]]
+) -> list[PairEvidence]:
+    inputs, align_config, terms = shared
+    return align_pairs(pairs, inputs.with_null_terms(terms), align_config)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -22,6 +25,7 @@ Examples:
   dedup run seeds/ --out report/
   dedup run corpus.jsonl --out out/ --text-field body --id-field url
   dedup run archive.parquet --out out/ --model /path/to/sentence-transformers-folder
+  dedup run corpus.jsonl --out out/ --engine ray --ray-address HEAD:6379
   dedup models build          # convert the default model ahead of time
   dedup eval out/assignments.csv --truth truth.tsv
   dedup eval corpus.jsonl --truth truth.tsv --sweep
@@ -100,6 +104,21 @@ main.add_command(eval_command)
     help="Keep policy: in each cluster keep the most complete member in the first of these "
     "languages present (e.g. en,de); without it, the most complete member in any language.",
 )
+@click.option(
+    "--engine",
+    default="local",
+    show_default=True,
+    type=click.Choice(["local", "ray"]),
+    help="Where encoding and alignment run: this process, or Ray tasks (needs "
+    "pip install 'dedup[ray]'). The output is the same.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="With --engine ray: join the Ray cluster at ADDR (HEAD:6379); without it a "
+    "local Ray instance is started.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def run_command(
@@ -112,6 +131,8 @@ def run_command(
     threshold: float,
     batch_size: int,
     prefer_lang: str,
+    engine: str,
+    ray_address: str | None,
     quiet: bool,
     debug: bool,
 ) -> None:
@@ -123,6 +144,7 @@ def run_command(
     """
     from dedup.api import PipelineConfig, run
     from dedup.encoding import ModelUnavailableError
+    from dedup.engines import EngineUnavailableError
     from dedup.stages.cluster import ClusterConfig
     from dedup.stages.ingest import IngestConfig, InputError
     from dedup.stages.report import format_summary, write_report
@@ -136,12 +158,15 @@ def run_command(
         cluster=ClusterConfig(threshold=threshold),
         prefer_languages=tuple(c.strip() for c in prefer_lang.split(",") if c.strip()),
     )
+    if ray_address and engine != "ray":
+        raise click.UsageError("--ray-address needs --engine ray")
     log = None if quiet else (lambda message: click.echo(message, err=True))
     try:
         _check_writable(out_dir)
-        result = run(input_path, config, progress=not quiet, log=log)
+        with _engine(engine, ray_address, progress=not quiet) as chosen:
+            result = run(input_path, config, progress=not quiet, engine=chosen, log=log)
         write_report(result, out_dir)
-    except (InputError, ModelUnavailableError, _OutputError) as err:
+    except (InputError, ModelUnavailableError, EngineUnavailableError, _OutputError) as err:
         if debug:
             raise
         click.echo(f"Error: {err}", err=True)
@@ -153,6 +178,18 @@ def run_command(
         sys.exit(1)
     if not quiet:
         click.echo(format_summary(result, out_dir))
+
+
+@contextmanager
+def _engine(name: str, address: str | None, *, progress: bool) -> Iterator[Any]:
+    """The engine named by --engine; Ray is imported only when asked for."""
+    if name == "local":
+        yield None  # dedup.api.run's default
+        return
+    from dedup.engines.ray import RayEngine
+
+    with RayEngine(address, progress=progress) as engine:
+        yield engine
 
 
 class _OutputError(Exception):

@@ -2,26 +2,25 @@
 
 Each stage reads the records of the stage before it and returns new ones; none
 is mutated after it is made. Text-level records are frozen dataclasses; the
-numeric bulk (sentence vectors, pair scores) travels as numpy arrays held by a
-few table records, so nothing is copied per sentence.
+numeric bulk (sentence vectors, candidate pairs, labels) travels as numpy
+arrays, so nothing is copied per sentence.
 
 Order of the stages and what each adds::
 
     ingest      -> Document, SkippedInput
+    copies      -> primary of each document     (exact / near-exact copies)
     langid      -> LanguageGuess                (per document)
     segment     -> sentences (tuple[str, ...])  (per document)
-    embed       -> SentenceTable                (vectors of every sentence)
-    candidates  -> CandidatePairs               (document pairs worth aligning)
+    embed       -> sentence vectors             (numpy, one row per sentence)
+    candidates  -> document pairs               (numpy, (m, 2))
     align       -> PairEvidence                 (scores + aligned sentence pairs)
-    cluster     -> Clustering                   (a cluster label per document)
+    cluster     -> cluster labels               (numpy, one per document)
     report      -> files in --out
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-import numpy as np
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,31 +81,6 @@ class SegmentedDocument:
     doc: Document
     language: LanguageGuess
     sentences: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class SentenceTable:
-    """Every sentence of the corpus with its vector, grouped by document.
-
-    Attributes:
-        offsets: ``(n_docs + 1,)`` int64; document ``d`` owns rows
-            ``offsets[d]:offsets[d + 1]``.
-        vectors: ``(n_sentences, dim)`` float32, L2-normalised.
-        doc_vectors: ``(n_docs, dim)`` float32, L2-normalised mean of each
-            document's sentence vectors (zero for a document with none).
-    """
-
-    offsets: np.ndarray
-    vectors: np.ndarray
-    doc_vectors: np.ndarray
-
-    @property
-    def n_docs(self) -> int:
-        return len(self.offsets) - 1
-
-    def rows(self, doc: int) -> np.ndarray:
-        """The sentence vectors of document ``doc``."""
-        return self.vectors[self.offsets[doc] : self.offsets[doc + 1]]
 
 
 @dataclass(frozen=True, slots=True)

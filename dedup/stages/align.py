@@ -41,11 +41,12 @@ Three choices make that score mean the same thing in every language:
 
 from __future__ import annotations
 
+import copy
 import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -225,6 +226,14 @@ class SentenceNull:
             self._quad[key] = np.einsum("id,de,ie->i", rows, s2, rows)
         return self._quad[key]
 
+    def with_terms(self, terms: dict[tuple[int, int], np.ndarray]) -> SentenceNull:
+        """This null (arrays shared, not copied) with ``terms`` as the memo of its
+        ``x^T S2 x`` terms: ``(doc, group)`` (group -1: all groups) to
+        :func:`null_quadratics` values, as computed elsewhere."""
+        other = copy.copy(self)
+        other._quad = terms
+        return other
+
     def z_scores(
         self,
         left: tuple[int, np.ndarray, int],
@@ -304,6 +313,44 @@ class AlignInputs:
         sentence_groups = np.repeat(doc_groups, np.diff(offsets))
         null = SentenceNull(vectors, sentence_groups, usable, config.null_prior)
         return cls(vectors, offsets, usable, doc_groups, sentence_numbers(sentences), null)
+
+    def with_null_terms(self, terms: dict[tuple[int, int], np.ndarray]) -> AlignInputs:
+        """These inputs with the null terms of :func:`null_quadratics` already at hand."""
+        return replace(self, null=self.null.with_terms(terms))
+
+
+def null_keys(pairs: np.ndarray, doc_groups: np.ndarray) -> np.ndarray:
+    """``(k, 2)``: every ``(doc, group)`` whose null terms ``x^T S2 x`` the pairs need.
+
+    Group -1 stands for all groups. These terms are most of the cost of
+    aligning (a ``rows x dim x dim`` product per document and partner
+    language), and each is needed by many pairs: computing them once, as their
+    own chunks (:func:`null_quadratics`), before the pairs are split among
+    workers keeps every worker from computing them all again.
+    """
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    left, right = pairs[:, 0], pairs[:, 1]
+    everything = np.full(len(pairs), -1, dtype=np.int64)
+    keys = np.concatenate(
+        [
+            np.stack([left, everything], axis=1),
+            np.stack([left, doc_groups[right]], axis=1),
+            np.stack([right, everything], axis=1),
+            np.stack([right, doc_groups[left]], axis=1),
+        ]
+    )
+    return np.unique(keys, axis=0)
+
+
+def null_quadratics(keys: np.ndarray, inputs: AlignInputs) -> list[np.ndarray]:
+    """The null terms of ``keys`` (from :func:`null_keys`), exactly as :func:`align_pairs`
+    would compute them; :meth:`SentenceNull.remember` takes them."""
+    out = []
+    for doc, group in np.asarray(keys).tolist():
+        index = np.arange(inputs.offsets[doc], inputs.offsets[doc + 1])
+        rows = inputs.vectors[index[inputs.usable[index]]].astype(np.float64)
+        out.append(inputs.null._quadratic(doc, rows, None if group < 0 else group))
+    return out
 
 
 def align_pairs(pairs: np.ndarray, inputs: AlignInputs, config: AlignConfig) -> list[PairEvidence]:

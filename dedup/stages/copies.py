@@ -111,9 +111,7 @@ def find_copies(texts: Sequence[str], keys: Sequence[str], config: CopyConfig) -
         hashes = MinHash.bulk([list(shingles[i]) for i in distinct], num_perm=config.num_perm)
         # every LSH hit is verified exactly, so a false positive costs only
         # time: weigh misses 9:1 over false hits when choosing the bands
-        lsh = MinHashLSH(
-            threshold=config.threshold, num_perm=config.num_perm, weights=(0.1, 0.9)
-        )
+        lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm, weights=(0.1, 0.9))
         for index, minhash in zip(distinct, hashes, strict=True):
             for other in lsh.query(minhash):
                 if root(other) == root(index):

@@ -19,10 +19,14 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from dedup.engines import Engine
 
 #: new vectors are flushed to a shard every this many sentences (bounds the
 #: work lost to a kill).
@@ -106,6 +110,96 @@ class EmbeddingCache:
             self._index[key] = (shard, row)
 
 
+@dataclass(frozen=True, slots=True)
+class EncoderSpec:
+    """How to load an :class:`dedup.encoding.Encoder` in another process.
+
+    This, not the model, is what an engine ships to its workers: each worker
+    process loads the model once (:meth:`load`) from the model folder under
+    ``cache_dir`` (built there on first use when missing, see
+    :func:`dedup.encoding.ensure_model`), and checks that it has the driver's
+    ``fingerprint``, so a node with another build fails instead of giving
+    other vectors.
+
+    Attributes:
+        model: as ``PipelineConfig.model``.
+        cache_dir: the cache root, absolute (as the driver resolved it).
+        batch_size: windows per forward pass.
+        fingerprint: the driver's encoder fingerprint.
+        backend: the driver encoder's backend (None: the Encoder's default).
+
+    A worker runs the model with ``$OMP_NUM_THREADS`` threads when that is set
+    (Ray sets it to the CPUs a task holds, 1 by default), so that workers
+    sharing a node do not oversubscribe its cores.
+    """
+
+    model: str | None
+    cache_dir: str
+    batch_size: int
+    fingerprint: str
+    backend: str | None = None
+
+    def load(self) -> SentenceEncoder:
+        """This process's encoder for this spec, loaded on first use and then kept."""
+        if self not in _PROCESS_ENCODERS:
+            from dedup.encoding import Encoder
+
+            options: dict[str, Any] = {}
+            if self.backend is not None:
+                options["backend"] = self.backend
+            threads = os.environ.get("OMP_NUM_THREADS", "")
+            encoder = Encoder(
+                self.model,
+                cache_dir=Path(self.cache_dir),
+                batch_size=self.batch_size,
+                threads=int(threads) if threads.isdigit() and int(threads) > 0 else None,
+                **options,
+            )
+            if encoder.fingerprint != self.fingerprint:
+                raise RuntimeError(
+                    f"model {self.model!r} under {self.cache_dir} has fingerprint "
+                    f"{encoder.fingerprint} on this node, {self.fingerprint} on the driver"
+                )
+            _PROCESS_ENCODERS.clear()  # one model per worker process
+            _PROCESS_ENCODERS[self] = encoder
+        return _PROCESS_ENCODERS[self]
+
+
+_PROCESS_ENCODERS: dict[EncoderSpec, SentenceEncoder] = {}
+
+
+class _EncoderHandle:
+    """The encoder as chunk functions see it: the object itself in this process,
+    only its :class:`EncoderSpec` (when there is one) once pickled for a worker."""
+
+    def __init__(self, encoder: SentenceEncoder, spec: EncoderSpec | None) -> None:
+        self.encoder: SentenceEncoder | None = encoder
+        self.spec = spec
+        self.remote = False
+
+    def __getstate__(self) -> dict[str, Any]:
+        shipped = None if self.spec is not None else self.encoder
+        return {"encoder": shipped, "spec": self.spec, "remote": True}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def get(self) -> SentenceEncoder:
+        if self.encoder is None:
+            assert self.spec is not None
+            self.encoder = self.spec.load()
+        return self.encoder
+
+
+def _encode_chunk(texts: Sequence[str], handle: _EncoderHandle) -> list[tuple[np.ndarray, int]]:
+    """One chunk's vectors, and the texts it windowed when it ran in another process."""
+    encoder = handle.get()
+    before = getattr(encoder, "windowed_texts", 0)
+    vectors = np.asarray(encoder.encode(list(texts)), dtype=np.float32)
+    windowed = getattr(encoder, "windowed_texts", 0) - before if handle.remote else 0
+    return [(vectors, windowed)]
+
+
 def embed_sentences(
     sentences: Sequence[str],
     encoder: SentenceEncoder,
@@ -113,12 +207,24 @@ def embed_sentences(
     *,
     progress: bool = False,
     on_batch: Callable[[int], None] | None = None,
+    engine: Engine | None = None,
+    spec: EncoderSpec | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vectors of ``sentences`` (float32, ``(n, dim)``) and how many were newly encoded.
 
-    Each distinct text is encoded once; cached vectors are reused; new ones
-    are added to the cache in shards of ``SHARD_ROWS``.
+    Each distinct text is encoded once; cached vectors are reused; the missing
+    ones are encoded ``SHARD_ROWS`` at a time, each such chunk by ``engine``
+    (default: in this process), and added to the cache as one shard as soon
+    as it is back (here, on the driver: workers only return vectors).
+
+    Args:
+        engine: where the chunks are encoded.
+        spec: how a worker process loads ``encoder`` itself; without it,
+            an engine that runs chunks elsewhere pickles ``encoder``.
     """
+    from dedup.engines import LocalEngine
+
+    engine = engine or LocalEngine(progress=progress)
     out = np.zeros((len(sentences), encoder.dim), dtype=np.float32)
     rows_of: dict[str, list[int]] = {}
     for row, text in enumerate(sentences):
@@ -130,10 +236,21 @@ def embed_sentences(
             missing.append(text)
         else:
             out[rows] = vec
-    # long texts last within each shard keeps batches of similar length together
-    for start in range(0, len(missing), SHARD_ROWS):
-        chunk = missing[start : start + SHARD_ROWS]
-        vectors = encoder.encode(chunk, progress=progress)
+    # one chunk per shard, whatever the engine: the same texts share an encoder call
+    shard_rows = SHARD_ROWS
+    chunks = engine.imap_chunks(
+        _encode_chunk,
+        missing,
+        desc="encoding",
+        shared=_EncoderHandle(encoder, spec),
+        chunk_size=shard_rows,
+    )
+    for start, ((vectors, windowed),) in zip(
+        range(0, len(missing), shard_rows), chunks, strict=True
+    ):
+        chunk = missing[start : start + shard_rows]
+        if windowed and hasattr(encoder, "windowed_texts"):
+            encoder.windowed_texts += windowed  # type: ignore[attr-defined]
         if cache is not None:
             # the cache keeps float16: use the very vectors a re-run will read back,
             # so a cold and a warm cache give the same result

@@ -73,8 +73,7 @@ def _csv(rows: list[list[object]]) -> str:
 def keep_policy(prefer_languages: tuple[str, ...] = ()) -> dict[str, object]:
     """The rule that chose each cluster's representative, as written into clusters.json."""
     complete = (
-        "most complete version: most non-boilerplate sentences, then longest text, "
-        "then smallest id"
+        "most complete version: most non-boilerplate sentences, then longest text, then smallest id"
     )
     if not prefer_languages:
         return {"rule": "most-complete", "prefer_languages": [], "description": complete}

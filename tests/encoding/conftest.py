@@ -1,8 +1,8 @@
 """Fixtures for the encoder tests: the multilingual sample, one model build, one model load.
 
 The default model is converted once per session into ``$DEDUP_CACHE`` when set
-(CI can keep it between runs), else into a temporary directory; the loaded
-encoders are shared because each load costs seconds.
+(CI can keep it between runs), else into a temporary directory, and so is its
+ONNX int8 backend; the loaded encoders are shared because each load costs seconds.
 """
 
 from __future__ import annotations
@@ -63,7 +63,14 @@ def e5_folder(model_cache: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def e5(e5_folder: Path, model_cache: Path) -> Encoder:
-    return Encoder(cache_dir=model_cache)
+    """The converted model run by torch as it is: the reference the fast backend is held to."""
+    return Encoder(cache_dir=model_cache, backend="torch")
+
+
+@pytest.fixture(scope="session")
+def e5_fast(e5_folder: Path, model_cache: Path) -> Encoder:
+    """The default model on the opt-in fast backend (ONNX int8), built into the cache once."""
+    return Encoder(cache_dir=model_cache, backend="onnx-int8")
 
 
 @pytest.fixture(scope="session")

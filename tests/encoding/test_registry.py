@@ -35,6 +35,8 @@ def test_shipped_profiles() -> None:
     assert (minilm.prefix, minilm.max_tokens, minilm.dim) == ("", 256, 384)
     assert not minilm.multilingual
     assert dict(e5.calibration) == {}
+    # torch by default: the only backend whose vectors do not depend on batch companions
+    assert (e5.backend, minilm.backend) == ("torch", "torch")
 
 
 def test_profiles_are_the_repository_models_folder() -> None:
@@ -57,6 +59,12 @@ def test_profile_file_problems_are_named(tmp_path: Path) -> None:
         )
     )
     with pytest.raises(ValueError, match=r"x\.json.*source kind"):
+        load_profiles(tmp_path)
+    profile = json.loads((tmp_path / "x.json").read_text())
+    profile["source"] = {"kind": "package-folder", "package": "p", "path": "m"}
+    profile["backend"] = "gpu"
+    (tmp_path / "x.json").write_text(json.dumps(profile))
+    with pytest.raises(ValueError, match=r"x\.json.*backend 'gpu'"):
         load_profiles(tmp_path)
 
 

@@ -1,0 +1,225 @@
+"""The ONNX Runtime backends: same tokens, nearly the same vectors, faster; chosen and keyed."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dedup.encoding import Encoder, load_profiles
+from dedup.encoding.encoder import BACKEND_ENV, onnx_folder
+from dedup.encoding.onnx_backend import (
+    META_FILE,
+    MODEL_FILE,
+    BackendUnsupportedError,
+    check_supported,
+    padded_batch,
+)
+from dedup.encoding.registry import resolve
+
+# The quality bar of issue 8: cosine of the fast backend's vectors to fp32 torch's.
+MIN_COSINE = 0.99
+
+
+def test_padded_batch_right_pads_in_order() -> None:
+    ids, mask = padded_batch([[5, 6, 7], [8], [9, 10]], pad_id=1)
+    assert ids.dtype == mask.dtype == np.int64
+    assert ids.tolist() == [[5, 6, 7], [8, 1, 1], [9, 10, 1]]
+    assert mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 1, 0]]
+
+
+def _module(name: str, **config) -> object:
+    return type(name, (), {"get_config_dict": lambda self: config})()
+
+
+def test_only_transformer_then_mean_pooling_is_supported() -> None:
+    check_supported([_module("Transformer"), _module("Pooling", pooling_mode="mean")])
+    check_supported(
+        [_module("Transformer"), _module("Pooling", pooling_mode="mean"), _module("Normalize")]
+    )
+    with pytest.raises(BackendUnsupportedError, match="mean pooling"):
+        check_supported([_module("Transformer"), _module("Pooling", pooling_mode="cls")])
+    with pytest.raises(BackendUnsupportedError, match="Dense"):
+        check_supported(
+            [_module("Transformer"), _module("Pooling", pooling_mode="mean"), _module("Dense")]
+        )
+
+
+def test_unknown_backend_is_refused(
+    e5_folder: Path, model_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ValueError, match="backend"):
+        Encoder(cache_dir=model_cache, backend="tensorrt")
+    monkeypatch.setenv(BACKEND_ENV, "fast")
+    with pytest.raises(ValueError, match=BACKEND_ENV):
+        Encoder(cache_dir=model_cache)
+
+
+def test_onnx_folder_sits_next_to_the_converted_model(e5_folder: Path, model_cache: Path) -> None:
+    resolved = resolve(cache_dir=model_cache)
+    folder = onnx_folder(resolved, "onnx-int8", model_cache)
+    assert folder.parent == e5_folder.parent
+    assert folder.name.startswith(e5_folder.name + "-onnx-int8-")
+    # a folder model: its folder name plus its weights digest
+    other = SimpleNamespace(folder=Path("/x/model"), weights_id="abc123")
+    assert onnx_folder(other, "onnx", model_cache).name.startswith("model-abc123-onnx-")
+
+
+@pytest.mark.slow
+def test_int8_backend_is_built_and_keyed_apart(e5_fast: Encoder, e5: Encoder, e5_folder: Path):
+    # torch stays the default: int8 vectors depend on the other texts of a batch
+    # (per-batch activation scales), so byte-identical re-runs need torch
+    assert load_profiles()["multilingual-e5-small"].backend == "torch"
+    assert e5_fast.backend == "onnx-int8" and e5.backend == "torch"
+    assert (e5_fast.dim, e5_fast.max_tokens, e5_fast.prefix) == (e5.dim, e5.max_tokens, e5.prefix)
+    # Another backend gives other vectors, so the embedding cache must not share them.
+    assert e5_fast.fingerprint != e5.fingerprint and len(e5_fast.fingerprint) == 16
+    built = onnx_folder(resolve(cache_dir=e5_folder.parents[1]), "onnx-int8", e5_folder.parents[1])
+    assert (built / MODEL_FILE).is_file() and (built / META_FILE).is_file()
+    assert not list(built.parent.glob(f"{built.name}.tmp-*"))
+
+
+@pytest.mark.slow
+def test_environment_overrides_auto(
+    e5_folder: Path, model_cache: Path, e5: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(BACKEND_ENV, "torch")
+    enc = Encoder(cache_dir=model_cache)
+    assert enc.backend == "torch" and enc.fingerprint == e5.fingerprint
+
+
+@pytest.mark.slow
+def test_fast_backend_tokenizes_like_torch(e5_fast: Encoder, e5: Encoder, sample) -> None:
+    texts = [row.text for row in sample] + ["", "x", "<unk> \u0301 \u200b", "Ω" * 600]
+    assert e5_fast._content_ids(texts) == e5._content_ids(texts)
+    assert e5_fast.token_counts(texts) == e5.token_counts(texts)
+
+
+@pytest.fixture(scope="session")
+def fast_sample_vectors(e5_fast: Encoder, sample) -> np.ndarray:
+    return e5_fast.encode([row.text for row in sample])
+
+
+@pytest.fixture(scope="session")
+def torch_sample_vectors(e5: Encoder, sample) -> np.ndarray:
+    return e5.encode([row.text for row in sample])
+
+
+@pytest.mark.slow
+def test_fast_backend_agrees_with_fp32_torch(
+    sample, fast_sample_vectors: np.ndarray, torch_sample_vectors: np.ndarray
+) -> None:
+    fast, ref = fast_sample_vectors, torch_sample_vectors
+    assert fast.shape == ref.shape == (len(sample), 384) and fast.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
+    cos = np.sum(fast * ref, axis=1)
+    langs = sorted({row.lang for row in sample})
+    worst = {
+        lang: float(min(c for c, r in zip(cos, sample, strict=True) if r.lang == lang))
+        for lang in langs
+    }
+    print(
+        f"cosine int8 vs fp32 torch on {len(sample)} texts in {len(langs)} languages: "
+        f"mean {cos.mean():.5f}, min {cos.min():.5f}; worst languages "
+        f"{sorted(worst.items(), key=lambda kv: kv[1])[:3]}"
+    )
+    assert cos.mean() >= MIN_COSINE
+    assert cos.min() >= MIN_COSINE
+
+
+def _margins(sample, vectors: np.ndarray, source: str) -> list[float]:
+    """For each ordered pair (A, B) of one group in two languages: sim(A, B) minus A's
+    highest similarity to another group's text in B's language."""
+    rows = [(i, r) for i, r in enumerate(sample) if r.source == source]
+    margins = []
+    for (i, a), (j, b) in itertools.permutations(rows, 2):
+        if a.group != b.group or a.lang == b.lang:
+            continue
+        unrelated = [k for k, r in rows if r.lang == b.lang and r.group != a.group]
+        if unrelated:
+            margins.append(
+                float(vectors[i] @ vectors[j] - max(vectors[i] @ vectors[k] for k in unrelated))
+            )
+    return margins
+
+
+@pytest.mark.slow
+def test_fast_backend_keeps_translations_closest(
+    sample, fast_sample_vectors: np.ndarray, torch_sample_vectors: np.ndarray
+) -> None:
+    """Cross-lingual alignment survives int8.
+
+    FLORES articles (true translations): every translation is closer than any
+    other article in its language, as with fp32. NTREX lines (grouped by story,
+    not aligned line by line): as many same-story pairs win as with fp32, and
+    the nearest other-language text is of the same group as often.
+    """
+    flores = _margins(sample, fast_sample_vectors, "flores")
+    print(f"FLORES: {len(flores)} translation pairs, smallest margin {min(flores):.3f}")
+    assert len(flores) >= 50 and min(flores) > 0
+
+    fast = _margins(sample, fast_sample_vectors, "ntrex")
+    ref = _margins(sample, torch_sample_vectors, "ntrex")
+    share = [np.mean([m > 0 for m in ms]) for ms in (fast, ref)]
+    print(
+        f"NTREX: same-story pair beats every other story: int8 {share[0]:.3f}, "
+        f"fp32 {share[1]:.3f} of {len(fast)}"
+    )
+    assert share[0] >= share[1] - 0.01
+
+    def nearest_is_same_group(vectors: np.ndarray) -> float:
+        sims = vectors @ vectors.T
+        hits = total = 0
+        for i, row in enumerate(sample):
+            others = [j for j, r in enumerate(sample) if r.lang != row.lang]
+            if not any(sample[j].group == row.group for j in others):
+                continue
+            best = max(others, key=lambda j: sims[i, j])
+            hits += sample[best].group == row.group
+            total += 1
+        return hits / total
+
+    accuracy = [nearest_is_same_group(v) for v in (fast_sample_vectors, torch_sample_vectors)]
+    print(
+        f"nearest other-language text is of the same group: int8 {accuracy[0]:.3f}, "
+        f"fp32 {accuracy[1]:.3f}"
+    )
+    assert accuracy[0] >= accuracy[1] - 0.03
+
+
+@pytest.mark.slow
+def test_fast_backend_windows_and_batches(e5_fast: Encoder, e5: Encoder, sample) -> None:
+    latin = ("eng_Latn", "deu_Latn", "spa_Latn")
+    long_text = "\n".join(r.text for r in sample if r.source == "ntrex" and r.lang in latin)
+    before = e5_fast.windowed_texts
+    texts = ["short one", long_text, "", "x", sample[5].text]
+    together = e5_fast.encode(texts)
+    assert e5_fast.windowed_texts == before + 1
+    alone = np.stack([e5_fast.encode([t])[0] for t in texts])
+    # int8 activations are quantised per batch (padding included), so a text's
+    # vector moves a little with its batch-mates (0.995 here); never past the bar.
+    assert np.sum(together * alone, axis=1).min() >= MIN_COSINE
+    assert np.sum(together * e5.encode(texts), axis=1).min() >= MIN_COSINE
+    assert e5_fast.encode([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+def test_onnx_fp32_export_of_another_model_matches_torch(
+    minilm_folder: Path, tmp_path: Path, sample
+) -> None:
+    """The export is generic: MiniLM's fp32 ONNX gives torch's vectors; folders default to torch."""
+    assert Encoder(str(minilm_folder), cache_dir=tmp_path).backend == "torch"
+    ref = Encoder(str(minilm_folder), cache_dir=tmp_path, backend="torch")
+    enc = Encoder(str(minilm_folder), cache_dir=tmp_path, backend="onnx")
+    assert enc.backend == "onnx" and enc.fingerprint != ref.fingerprint
+    assert (enc.dim, enc.max_tokens, enc.prefix) == (ref.dim, ref.max_tokens, ref.prefix)
+    texts = [*[r.text for r in sample if r.lang == "eng_Latn"][:8], "", "x"]
+    np.testing.assert_allclose(enc.encode(texts), ref.encode(texts), atol=2e-5)
+    built = [p for p in (tmp_path / "models").glob("model-*-onnx-*") if p.is_dir()]
+    assert len(built) == 1 and (built[0] / MODEL_FILE).is_file()
+    # a second Encoder reuses the build
+    again = Encoder(str(minilm_folder), cache_dir=tmp_path, backend="onnx")
+    assert again.fingerprint == enc.fingerprint
