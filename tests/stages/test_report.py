@@ -251,7 +251,7 @@ def test_format_summary(written) -> None:
     result, out, _ = written
     text = format_summary(result, out)
     assert "documents in      8  (assigned 6, skipped 2)" in text
-    assert "3 copies to drop" in text
+    assert "3 duplicates to drop" in text
     assert str(out) in text
     assert "WARNING" not in text
 
