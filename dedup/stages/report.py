@@ -286,7 +286,8 @@ def format_summary(result: RunResult, out_dir: Path | None = None) -> str:
         f"documents in      {info['documents_in']}  (assigned {info['assigned']}, "
         f"skipped {info['skipped']})",
         f"clusters          {info['clusters']}  ({info['multi_document_clusters']} with several "
-        f"documents, {info['singletons']} singletons; {info['duplicates_to_drop']} duplicates to drop)",
+        f"documents, {info['singletons']} singletons; "
+        f"{info['duplicates_to_drop']} duplicates to drop)",
         f"languages         {len(langs)}: {shown}{more}",
         f"sentences         {info['sentences']}  ({info['boilerplate_sentences']} boilerplate, "
         f"{result.encoded_sentences} newly encoded, {result.windowed_texts} windowed)",
