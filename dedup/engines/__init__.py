@@ -16,8 +16,9 @@ back in order, every engine gives the same output.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 Result = TypeVar("Result")
 
@@ -29,9 +30,14 @@ class EngineUnavailableError(RuntimeError):
     """An engine's optional dependency is missing or its cluster cannot be reached."""
 
 
-class Engine(Protocol):
-    """Runs a chunk function over work items and returns the results in order."""
+class Engine(ABC):
+    """Runs a chunk function over work items and returns the results in order.
 
+    An engine writes :meth:`imap_chunks` (where chunks run); :meth:`map_chunks`
+    is written once, here, on top of it.
+    """
+
+    @abstractmethod
     def imap_chunks(
         self,
         func: ChunkFunc,
@@ -58,7 +64,13 @@ class Engine(Protocol):
         chunk_size: int | None = None,
     ) -> list[Result]:
         """All results concatenated in input order."""
-        ...
+        return [
+            result
+            for chunk in self.imap_chunks(
+                func, items, desc=desc, shared=shared, chunk_size=chunk_size
+            )
+            for result in chunk
+        ]
 
 
 def chunk_bounds(n_items: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -68,7 +80,7 @@ def chunk_bounds(n_items: int, chunk_size: int) -> list[tuple[int, int]]:
     return [(start, min(start + chunk_size, n_items)) for start in range(0, n_items, chunk_size)]
 
 
-class LocalEngine:
+class LocalEngine(Engine):
     """Runs every chunk in this process, one after another, with a progress bar.
 
     Args:
@@ -99,20 +111,3 @@ class LocalEngine:
             for start, stop in chunk_bounds(len(items), chunk_size or self.chunk_size):
                 yield list(func(items[start:stop], shared))
                 bar.update(stop - start)
-
-    def map_chunks(
-        self,
-        func: ChunkFunc,
-        items: Sequence[Any],
-        *,
-        desc: str,
-        shared: Any = None,
-        chunk_size: int | None = None,
-    ) -> list[Result]:
-        return [
-            result
-            for chunk in self.imap_chunks(
-                func, items, desc=desc, shared=shared, chunk_size=chunk_size
-            )
-            for result in chunk
-        ]

@@ -31,7 +31,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from dedup.engines import ChunkFunc, EngineUnavailableError, Result, chunk_bounds
+from dedup.engines import ChunkFunc, Engine, EngineUnavailableError, Result, chunk_bounds
 
 try:
     import ray
@@ -64,7 +64,7 @@ def _run_chunk(func: ChunkFunc, chunk: Any, refs: list[Any], is_tuple: bool) -> 
     return list(func(chunk, _shared_value(refs, is_tuple)))
 
 
-class RayEngine:
+class RayEngine(Engine):
     """Runs chunks as Ray tasks on a local Ray instance or an existing cluster.
 
     Args:
@@ -189,20 +189,3 @@ class RayEngine:
             self._puts[id(part)] = entry
             refs.append(entry[1])
         return refs, is_tuple
-
-    def map_chunks(
-        self,
-        func: ChunkFunc,
-        items: Sequence[Any],
-        *,
-        desc: str,
-        shared: Any = None,
-        chunk_size: int | None = None,
-    ) -> list[Result]:
-        return [
-            result
-            for chunk in self.imap_chunks(
-                func, items, desc=desc, shared=shared, chunk_size=chunk_size
-            )
-            for result in chunk
-        ]
