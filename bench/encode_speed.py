@@ -131,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend, enc in encoders.items():
         enc.encode(texts[:4])  # first-call allocations are not throughput
         label = "torch fp32" if backend == "torch" else backend
+        if getattr(enc, "_one_window_per_run", False):  # int8: batch size does not apply
+            runs[f"{label} 1 window/run"] = encode_with(enc, batch_sizes[0])
+            continue
         for batch in batch_sizes:
             runs[f"{label} batch {batch}"] = encode_with(enc, batch)
     best, vectors = interleaved_best(runs, args.repeat)
