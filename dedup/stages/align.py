@@ -30,7 +30,7 @@ Three choices make that score mean the same thing in every language:
 3. **Numbers.** Numbers survive translation in any script (``\\d`` matches
    every script's digits). Two sentences that both carry numbers of two or
    more digits and share none are not translations of each other (the
-   Palin stories of ntrex-dev: "Track Palin, 26" against "Palin, 29"), so
+   reports of one arrest: "Track Palin, 26" against "Palin, 29"), so
    their weight is 0 whatever their similarity.
 4. **Not evidence.** Boilerplate (a sentence found in ``boilerplate_docs`` or
    more documents that are not copies of one another) is dropped before any
