@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,13 +33,21 @@ from dedup.records import Document, PairEvidence, SegmentedDocument, SkippedInpu
 from dedup.stages.align import (
     AlignConfig,
     AlignInputs,
+    NullTerms,
     align_pairs,
     boilerplate_mask,
     null_keys,
     null_quadratics,
     sentence_key,
 )
-from dedup.stages.candidates import CandidateConfig, candidate_pairs, language_centred
+from dedup.stages.candidates import (
+    BLOCK_ROWS,
+    CandidateConfig,
+    CentredVectors,
+    add_by_key,
+    candidate_pairs,
+    language_centred,
+)
 from dedup.stages.cluster import ClusterConfig, canonical_labels, cluster_documents
 from dedup.stages.copies import CopyConfig, find_copies
 from dedup.stages.embed import EmbeddingCache, EncoderSpec, SentenceEncoder, embed_sentences
@@ -280,7 +288,6 @@ def run(
     view = _PrimaryView.of(primaries, offsets)
     primary_sentences = [sentences[row] for row in view.rows]
     primary_groups = doc_groups[primaries]
-    sentence_doc = np.repeat(np.arange(len(primaries)), np.diff(view.offsets))
 
     windowed_before = getattr(encoder, "windowed_texts", 0)
     with _timed(stats, "embed", "sentences") as stage:
@@ -294,44 +301,23 @@ def run(
         )
         stage.items = len(primary_sentences)
 
-    with _timed(stats, "candidates", "pairs") as stage:
-        usable = _usable_sentences(sentences, view, config.align.boilerplate_docs)
-        primary_usable = usable[view.rows]
-        sentence_weights = 1.0 / np.maximum(np.diff(view.offsets), 1)[sentence_doc]
-        centred = language_centred(
-            vectors,
-            primary_groups[sentence_doc],
-            sentence_weights,
-            config.candidates.centering_prior,
-        )
-        primary_vectors = _document_vectors(vectors, view.offsets, primary_usable)
-        doc_centred = language_centred(
-            primary_vectors,
-            primary_groups,
-            np.ones(len(primaries)),
-            config.candidates.centering_prior,
-        )
-        local_pairs = candidate_pairs(
-            doc_centred, centred, sentence_doc, primary_usable, config.candidates
-        )
-        stage.items = len(local_pairs)
-    with _timed(stats, "align", "pairs") as stage:
-        inputs = AlignInputs.build(
-            centred, view.offsets, primary_usable, primary_groups, primary_sentences, config.align
-        )
-        # the null terms each document needs, computed once (not once per worker);
-        # the inputs are shipped once per run (Ray: the object store), not per chunk
-        keys = null_keys(local_pairs, primary_groups)
-        terms = engine.map_chunks(null_quadratics, keys, desc="null model", shared=inputs)
-        shared = (inputs, config.align, dict(zip(map(tuple, keys.tolist()), terms, strict=True)))
-        local_evidence = engine.map_chunks(
-            _align_chunk, local_pairs, desc="aligning", shared=shared
-        )
-        evidence = [
-            replace(e, left=int(primaries[e.left]), right=int(primaries[e.right]))
-            for e in local_evidence
-        ]
-        stage.items = len(local_pairs)
+    usable = _usable_sentences(sentences, view, config.align.boilerplate_docs)
+    links = link_documents(
+        vectors,
+        view.offsets,
+        usable[view.rows],
+        primary_groups,
+        primary_sentences,
+        config,
+        engine=engine,
+        stats=stats,
+    )
+    local_evidence = links.evidence
+    evidence = [
+        replace(e, left=int(primaries[e.left]), right=int(primaries[e.right]))
+        for e in local_evidence
+    ]
+    primary_vectors = links.doc_vectors
     # a copy's document vector is its primary's (used by the naive baseline only)
     rank_of_primary = np.searchsorted(primaries, primary_of)
     doc_vectors = primary_vectors[rank_of_primary] if len(primaries) else primary_vectors
@@ -370,11 +356,89 @@ def run(
     )
 
 
+@dataclass
+class Links:
+    """What candidates and align found among documents (see :func:`link_documents`).
+
+    Attributes:
+        evidence: one scored pair per candidate pair, documents numbered as given.
+        doc_vectors: ``(n_docs, dim)`` mean of each document's usable sentence
+            vectors, L2-normalised, before language centring.
+    """
+
+    evidence: list[PairEvidence]
+    doc_vectors: np.ndarray
+
+
+def link_documents(
+    vectors: np.ndarray,
+    offsets: np.ndarray,
+    usable: np.ndarray,
+    doc_groups: np.ndarray,
+    sentences: Sequence[str] | None,
+    config: PipelineConfig,
+    *,
+    engine: Engine | None = None,
+    stats: dict[str, StageStats] | None = None,
+) -> Links:
+    """Candidates then align, from sentence vectors: the stages between embed and cluster.
+
+    ``vectors`` is read a block or a document at a time and never copied
+    whole, so it can be a memory-mapped float16 file larger than memory (the
+    scaling benchmark, ``bench/scale.py``, runs 100,000 documents this way).
+
+    Args:
+        vectors: ``(n_sent, dim)`` sentence vectors, documents one after another.
+        offsets: ``(n_docs + 1,)`` where each document's sentences start.
+        usable: ``(n_sent,)`` False for boilerplate.
+        doc_groups: ``(n_docs,)`` language group of each document.
+        sentences: the sentence texts (numbers are read from them), or None.
+        config: candidate, align and cluster settings (the cluster threshold
+            decides which pairs keep their aligned sentences as evidence).
+        engine: where null terms and alignments are computed.
+        stats: wall time per stage is added here.
+    """
+    engine = engine or LocalEngine()
+    stats = stats if stats is not None else {}
+    sentence_doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
+    with _timed(stats, "candidates", "pairs") as stage:
+        sentence_weights = 1.0 / np.maximum(np.diff(offsets), 1)[sentence_doc]
+        centred = CentredVectors.fit(
+            vectors, doc_groups[sentence_doc], sentence_weights, config.candidates.centering_prior
+        )
+        doc_vectors = _document_vectors(vectors, offsets, usable)
+        doc_centred = language_centred(
+            doc_vectors, doc_groups, np.ones(len(doc_groups)), config.candidates.centering_prior
+        )
+        pairs = candidate_pairs(doc_centred, centred, sentence_doc, usable, config.candidates)
+        stage.items = len(pairs)
+    with _timed(stats, "align", "pairs") as stage:
+        inputs = AlignInputs.build(centred, offsets, usable, doc_groups, sentences, config.align)
+        # the null terms each document needs, computed once (not once per worker);
+        # the inputs are shipped once per run (Ray: the object store), not per chunk
+        keys = null_keys(pairs, doc_groups)
+        parts = engine.map_chunks(
+            null_quadratics, keys, desc="null model", shared=inputs, chunk_size=_CHUNK
+        )
+        inputs = inputs.with_null_terms(NullTerms.join(keys, parts, inputs))
+        shared = (inputs, config.align, config.cluster.threshold)
+        evidence = engine.map_chunks(
+            _align_chunk, pairs, desc="aligning", shared=shared, chunk_size=_CHUNK
+        )
+        stage.items = len(pairs)
+    return Links(evidence, doc_vectors)
+
+
+#: null terms and pairs per chunk: large enough for batched alignment to pay,
+#: the same in every engine
+_CHUNK = 4096
+
+
 def _align_chunk(
-    pairs: np.ndarray, shared: tuple[AlignInputs, AlignConfig, dict[tuple[int, int], np.ndarray]]
+    pairs: np.ndarray, shared: tuple[AlignInputs, AlignConfig, float]
 ) -> list[PairEvidence]:
-    inputs, align_config, terms = shared
-    return align_pairs(pairs, inputs.with_null_terms(terms), align_config)
+    inputs, align_config, detail_from = shared
+    return align_pairs(pairs, inputs, align_config, detail_from)
 
 
 @dataclass(frozen=True)
@@ -410,15 +474,18 @@ def _usable_sentences(sentences: list[str], view: _PrimaryView, min_docs: int) -
 
 
 def _document_vectors(vectors: np.ndarray, offsets: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """Mean of each document's usable sentence vectors (all of them if none is usable)."""
+    """Mean of each document's usable sentence vectors (all of them if none is usable),
+    L2-normalised; ``vectors`` is read ``BLOCK_ROWS`` rows at a time."""
     n_docs = len(offsets) - 1
-    out = np.zeros((n_docs, vectors.shape[1]), dtype=np.float32)
-    for doc in range(n_docs):
-        rows = vectors[offsets[doc] : offsets[doc + 1]]
-        keep = usable[offsets[doc] : offsets[doc + 1]]
-        if keep.any():
-            rows = rows[keep]
-        if len(rows):
-            out[doc] = rows.mean(axis=0)
+    sentence_doc = np.repeat(np.arange(n_docs), np.diff(offsets))
+    has_usable = np.bincount(sentence_doc[usable], minlength=n_docs) > 0
+    # a sentence counts if it is usable, or if its document has no usable sentence
+    counts = usable | ~has_usable[sentence_doc]
+    out = np.zeros((n_docs, vectors.shape[1]), dtype=np.float64)
+    for start in range(0, len(sentence_doc), BLOCK_ROWS):
+        stop = start + BLOCK_ROWS
+        keep = counts[start:stop]
+        block = np.asarray(vectors[start:stop], dtype=np.float32)[keep]
+        add_by_key(out, sentence_doc[start:stop][keep], block)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.maximum(norms, 1e-12)
+    return (out / np.maximum(norms, 1e-12)).astype(np.float32)
