@@ -267,10 +267,10 @@ def run(
     spec = None  # how an engine's workers load the same model (a given encoder is pickled)
     if encoder is None:
         with _timed(stats, "load model", "models"):
-            say("loading the model...")
-            from dedup.encoding import Encoder, cache_root
+            from dedup.encoding import cache_root, lazy_encoder
 
-            encoder = Encoder(
+            # loaded when a sentence is not in the cache: a warm re-run never loads it
+            encoder = lazy_encoder(
                 config.model, cache_dir=config.cache_dir, batch_size=config.batch_size
             )
             spec = EncoderSpec(
@@ -300,6 +300,11 @@ def run(
             primary_sentences, encoder, cache, progress=progress, engine=engine, spec=spec
         )
         stage.items = len(primary_sentences)
+    loading = getattr(encoder, "load_seconds", 0.0)  # a lazy encoder loaded while embedding
+    if loading:
+        say(f"loaded the model in {loading:.1f} s")
+        stats["load model"].seconds += loading
+        stats["embed"].seconds -= loading
 
     usable = _usable_sentences(sentences, view, config.align.boilerplate_docs)
     links = link_documents(

@@ -8,7 +8,13 @@ built on first use (``backend=``; see ``onnx_backend``). Importing this
 package imports neither torch nor onnxruntime: that happens when an Encoder is made.
 """
 
-from dedup.encoding.encoder import Encoder, ensure_backend, normalize_text
+from dedup.encoding.encoder import (
+    Encoder,
+    LazyEncoder,
+    ensure_backend,
+    lazy_encoder,
+    normalize_text,
+)
 from dedup.encoding.registry import (
     BACKENDS,
     DEFAULT_MODEL,
@@ -25,12 +31,14 @@ __all__ = [
     "BACKENDS",
     "DEFAULT_MODEL",
     "Encoder",
+    "LazyEncoder",
     "ModelProfile",
     "ModelUnavailableError",
     "ResolvedModel",
     "cache_root",
     "ensure_backend",
     "ensure_model",
+    "lazy_encoder",
     "load_profiles",
     "normalize_text",
     "resolve",

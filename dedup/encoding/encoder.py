@@ -156,18 +156,7 @@ class Encoder:
                 f"profile {self.name!r} says dim {resolved.profile.dim}, the model has {self.dim}"
             )
         self._window = self.max_tokens - len(self._head) - len(self._tail)
-        key = {
-            "weights": resolved.weights_id,
-            "prefix": self.prefix,
-            "max_tokens": self.max_tokens,
-            "windowing": WINDOWING,
-            "text": TEXT_NORMALISATION,
-        }
-        if self.backend != "torch":  # torch keys stay those of earlier versions
-            key["backend"] = f"{self.backend}/{ONNX_BACKEND_VERSION}"
-            if self._one_window_per_run:
-                key["backend"] += "/one-window-per-run"
-        self.fingerprint = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        self.fingerprint = fingerprint(resolved, self.backend, self.max_tokens)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Return a ``(len(texts), dim)`` float32 array of L2-normalised vectors.
@@ -278,6 +267,102 @@ class Encoder:
             )
         ids, mask = padded_batch(seqs, self._pad_id, width)
         return self._onnx.pooled(ids, mask)
+
+
+def fingerprint(resolved: ResolvedModel, backend: str, max_tokens: int) -> str:
+    """16 hex digits naming what decides a vector: weights, backend, prefix, window, text rules."""
+    key = {
+        "weights": resolved.weights_id,
+        "prefix": resolved.prefix,
+        "max_tokens": max_tokens,
+        "windowing": WINDOWING,
+        "text": TEXT_NORMALISATION,
+    }
+    if backend != "torch":  # torch keys stay those of earlier versions
+        key["backend"] = f"{backend}/{ONNX_BACKEND_VERSION}"
+        if backend == "onnx-int8":
+            key["backend"] += "/one-window-per-run"
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class LazyEncoder:
+    """An :class:`Encoder` that loads its model on the first :meth:`encode` call.
+
+    A re-run whose sentence vectors are all in the cache then never imports
+    torch or loads the model (most of a warm run's time otherwise). The
+    fingerprint and dimension come from the model profile, so they are known
+    without loading; for a model without a profile (a folder or hub id),
+    :func:`lazy_encoder` loads at once instead.
+
+    Attributes:
+        name, backend, fingerprint, dim: as :class:`Encoder`'s.
+        load_seconds: time spent loading the model (0 until it is loaded).
+    """
+
+    def __init__(self, resolved: ResolvedModel, backend: str, options: dict[str, Any]) -> None:
+        assert resolved.profile is not None and resolved.max_tokens is not None
+        self.name = resolved.name
+        self.backend = backend
+        self.dim = resolved.profile.dim
+        self.fingerprint = fingerprint(resolved, backend, resolved.max_tokens)
+        self.load_seconds = 0.0
+        self._options = options
+        self._encoder: Encoder | None = None
+
+    @property
+    def windowed_texts(self) -> int:
+        return self._encoder.windowed_texts if self._encoder else 0
+
+    @windowed_texts.setter
+    def windowed_texts(self, value: int) -> None:
+        self.encoder().windowed_texts = value
+
+    def encoder(self) -> Encoder:
+        """The loaded encoder (loaded now if it is not yet)."""
+        if self._encoder is None:
+            import time
+
+            start = time.perf_counter()
+            encoder = Encoder(**self._options, backend=self.backend)
+            self.load_seconds = time.perf_counter() - start
+            if encoder.fingerprint != self.fingerprint or encoder.dim != self.dim:
+                raise RuntimeError(
+                    f"model {self.name!r} loaded with fingerprint {encoder.fingerprint} and "
+                    f"dim {encoder.dim}; its profile promised {self.fingerprint} and {self.dim}"
+                )
+            self._encoder = encoder
+        return self._encoder
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """As :meth:`Encoder.encode`; loads the model first when there is anything to encode."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self.encoder().encode(texts, progress=progress)
+
+
+def lazy_encoder(
+    model: str | None = None,
+    *,
+    cache_dir: Path | None = None,
+    batch_size: int = 32,
+    threads: int | None = None,
+    backend: str = "auto",
+) -> LazyEncoder | Encoder:
+    """An encoder for ``model`` that loads only when asked to encode, when its profile
+    tells its fingerprint and size beforehand; otherwise an :class:`Encoder`, loaded now."""
+    options: dict[str, Any] = {
+        "model": model,
+        "cache_dir": cache_dir,
+        "batch_size": batch_size,
+        "threads": threads,
+    }
+    resolved = resolve(model, cache_dir=cache_dir)
+    chosen = _choose_backend(backend, resolved)
+    if resolved.profile is None or resolved.max_tokens is None:
+        return Encoder(**options, backend=chosen)
+    if chosen != "torch":
+        _ensure_onnx(resolved, chosen, cache_dir, threads)  # built once, before any run needs it
+    return LazyEncoder(resolved, chosen, options)
 
 
 def _choose_backend(backend: str, resolved: ResolvedModel) -> str:

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Cold run, warm re-run, and what everything but encoding costs, on one corpus.
+
+Runs ``dedup.run`` twice in fresh processes (so imports and model loading
+count, as they do for a user): first with an empty sentence-vector cache
+(cold: every sentence is encoded), then again on the same input (warm: every
+vector is a cache hit). The built model is shared with ``--cache`` (default
+``$DEDUP_CACHE`` or ``~/.cache/dedup``), only the vectors start empty.
+
+    python bench/warm_cold.py [CORPUS] [--cache DIR]
+
+Prints the wall time of each process, the warm/cold ratio, and the cold run's
+time per stage with the share of everything but encoding (``embed``, which
+includes loading the model when it has to) relative to encoding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CORPUS = REPO / "bench/data/ntrex-dev/corpus.jsonl"
+
+
+def child(corpus: str, cache: str) -> None:
+    """One run in this process; its stage times as JSON on stdout."""
+    from dedup import PipelineConfig, run
+
+    result = run(corpus, PipelineConfig(cache_dir=Path(cache)))
+    stages = {name: stage.seconds for name, stage in result.stages.items()}
+    print(json.dumps({"stages": stages, "encoded": result.encoded_sentences}))
+
+
+def timed_run(corpus: Path, cache: Path) -> tuple[float, dict]:
+    start = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", str(corpus), "--cache", str(cache)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return time.perf_counter() - start, json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--cache", type=Path, help="cache with the built model")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(str(args.corpus), str(args.cache))
+        return 0
+    from dedup.encoding import Encoder, cache_root
+
+    models = cache_root(args.cache) / "models"
+    Encoder(None, cache_dir=args.cache)  # building the model (once) is setup, not a run
+    with tempfile.TemporaryDirectory(prefix="dedup-warm-cold-") as scratch:
+        cache = Path(scratch)
+        os.symlink(models.resolve(), cache / "models")  # the model, but no vectors
+        cold_wall, cold = timed_run(args.corpus, cache)
+        warm_wall, warm = timed_run(args.corpus, cache)
+    stages = cold["stages"]
+    encoding = stages.get("load model", 0.0) + stages.get("embed", 0.0)
+    rest = sum(stages.values()) - encoding
+    print(f"corpus: {args.corpus}")
+    print(f"cold run: {cold_wall:7.2f} s wall ({cold['encoded']} sentences encoded)")
+    print(f"warm run: {warm_wall:7.2f} s wall ({warm['encoded']} sentences encoded)")
+    print(f"warm re-run is {cold_wall / warm_wall:.1f}x faster than the cold run")
+    print("cold run, seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+    print(
+        f"everything but encoding: {rest:.2f} s = {100 * rest / encoding:.1f} % of encoding "
+        f"(model load + embed, {encoding:.2f} s)"
+    )
+    print(
+        "warm run, seconds per stage: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in warm["stages"].items())
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

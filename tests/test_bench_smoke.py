@@ -1,0 +1,62 @@
+"""The benchmark scripts of ``bench/`` still run: tiny versions, no timing assertions.
+
+Speed is measured by running the scripts themselves (see the README); these
+tests only keep them from rotting: they run end to end on small inputs and
+print every figure they are meant to print.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _bench(*args: str) -> str:
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_scale_benchmark_runs_small_sizes_and_plots(tmp_path: Path) -> None:
+    plot = tmp_path / "scale.png"
+    out = _bench(
+        "bench/scale.py", "--sizes", "150,300", "--work", str(tmp_path), "--plot", str(plot)
+    )
+    lines = [line for line in out.splitlines() if " docs " in line]
+    assert len(lines) == 2
+    for line in lines:
+        assert "peak RSS" in line and "pairs" in line and "planted-cluster pairwise F1" in line
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_synthetic_corpus_has_the_planted_structure(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    from scale import make_corpus, pairwise_f1
+
+    make_corpus(200, tmp_path, languages=5, topics=4, seed=1)
+    vectors = np.load(tmp_path / "vectors.npy", mmap_mode="r")
+    offsets, groups = np.load(tmp_path / "offsets.npy"), np.load(tmp_path / "groups.npy")
+    truth = np.load(tmp_path / "truth.npy")
+    assert vectors.dtype == np.float16 and len(vectors) == offsets[-1]
+    assert len(groups) == len(truth) == 200
+    # one version per language in each story: the clusters dedup is meant to find
+    for story in np.unique(truth):
+        members = groups[truth == story]
+        assert len(set(members.tolist())) == len(members)
+    assert pairwise_f1(truth, truth) == 1.0
+    assert pairwise_f1(np.arange(200), truth) == 0.0
+
+
+@pytest.mark.slow
+def test_warm_cold_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
+    out = _bench("bench/warm_cold.py", "seeds", "--cache", str(dedup_cache))
+    assert "cold run:" in out and "warm run:" in out
+    assert "faster than the cold run" in out and "% of encoding" in out
+    # the warm run found every vector in the cache
+    assert "(0 sentences encoded)" in out.split("warm run:")[1].splitlines()[0]
