@@ -61,9 +61,9 @@ def make_corpus(n_docs: int, folder: Path, languages: int, topics: int, seed: in
             plan.append((story, first))
         story += 1
     offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
-    vectors = np.lib.format.open_memmap(
-        folder / "vectors.npy", mode="w+", dtype=np.float16, shape=(int(offsets[-1]), DIM)
-    )
+    from dedup.stages.embed import VectorFile
+
+    vectors = VectorFile.create(folder / "vectors.npy", int(offsets[-1]), DIM)
     story_topic = rng.integers(0, topics, size=story)
     story_seed = rng.integers(0, 2**63, size=story)
     for doc, ((story_id, first), language) in enumerate(zip(plan, groups, strict=True)):
@@ -99,9 +99,10 @@ def measure(folder: Path) -> dict[str, float]:
     from dedup import PipelineConfig
     from dedup.api import StageStats, link_documents
     from dedup.stages.cluster import cluster_documents
+    from dedup.stages.embed import VectorFile
 
     start = time.perf_counter()
-    vectors = np.load(folder / "vectors.npy", mmap_mode="r")
+    vectors = VectorFile(folder / "vectors.npy")  # read on demand, as dedup run does
     offsets, groups = np.load(folder / "offsets.npy"), np.load(folder / "groups.npy")
     config = PipelineConfig()
     stats: dict[str, StageStats] = {}

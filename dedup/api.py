@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -50,7 +51,13 @@ from dedup.stages.candidates import (
 )
 from dedup.stages.cluster import ClusterConfig, canonical_labels, cluster_documents
 from dedup.stages.copies import CopyConfig, find_copies
-from dedup.stages.embed import EmbeddingCache, EncoderSpec, SentenceEncoder, embed_sentences
+from dedup.stages.embed import (
+    EmbeddingCache,
+    EncoderSpec,
+    SentenceEncoder,
+    VectorFile,
+    embed_sentences,
+)
 from dedup.stages.ingest import IngestConfig, read_documents
 from dedup.stages.langid import identify
 from dedup.stages.segment import SegmenterConfig, split_sentences
@@ -290,33 +297,48 @@ def run(
     primary_groups = doc_groups[primaries]
 
     windowed_before = getattr(encoder, "windowed_texts", 0)
-    with _timed(stats, "embed", "sentences") as stage:
-        from dedup.encoding import cache_root
+    from dedup.encoding import cache_root
 
-        cache = EmbeddingCache(
-            cache_root(config.cache_dir) / "embeddings", encoder.fingerprint, encoder.dim
-        )
-        vectors, encoded = embed_sentences(
-            primary_sentences, encoder, cache, progress=progress, engine=engine, spec=spec
-        )
-        stage.items = len(primary_sentences)
-    loading = getattr(encoder, "load_seconds", 0.0)  # a lazy encoder loaded while embedding
-    if loading:
-        say(f"loaded the model in {loading:.1f} s")
-        stats["load model"].seconds += loading
-        stats["embed"].seconds -= loading
+    scratch_root = cache_root(config.cache_dir) / "runs"
+    scratch_root.mkdir(parents=True, exist_ok=True)
+    # the run's sentence vectors live in a float16 file, not in memory (see VectorFile)
+    with tempfile.TemporaryDirectory(prefix="run-", dir=scratch_root) as scratch:
+        with _timed(stats, "embed", "sentences") as stage:
+            cache = EmbeddingCache(
+                cache_root(config.cache_dir) / "embeddings", encoder.fingerprint, encoder.dim
+            )
+            path = Path(scratch) / "vectors.npy"
+            written = VectorFile.create(path, len(primary_sentences), encoder.dim)
+            _, encoded = embed_sentences(
+                primary_sentences,
+                encoder,
+                cache,
+                progress=progress,
+                engine=engine,
+                spec=spec,
+                out=written,
+            )
+            written.flush()
+            del written
+            stage.items = len(primary_sentences)
+        loading = getattr(encoder, "load_seconds", 0.0)  # a lazy encoder loaded while embedding
+        if loading:
+            say(f"loaded the model in {loading:.1f} s")
+            stats["load model"].seconds += loading
+            stats["embed"].seconds -= loading
 
-    usable = _usable_sentences(sentences, view, config.align.boilerplate_docs)
-    links = link_documents(
-        vectors,
-        view.offsets,
-        usable[view.rows],
-        primary_groups,
-        primary_sentences,
-        config,
-        engine=engine,
-        stats=stats,
-    )
+        vectors = VectorFile(path)
+        usable = _usable_sentences(sentences, view, config.align.boilerplate_docs)
+        links = link_documents(
+            vectors if engine.shares_files else vectors[:],
+            view.offsets,
+            usable[view.rows],
+            primary_groups,
+            primary_sentences,
+            config,
+            engine=engine,
+            stats=stats,
+        )
     local_evidence = links.evidence
     evidence = [
         replace(e, left=int(primaries[e.left]), right=int(primaries[e.right]))

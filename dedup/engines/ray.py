@@ -84,6 +84,9 @@ class RayEngine(Engine):
         EngineUnavailableError: the cluster at ``address`` cannot be joined.
     """
 
+    #: a cluster's nodes need not share a file system: vectors go by value
+    shares_files = False
+
     def __init__(
         self,
         address: str | None = None,

@@ -110,6 +110,81 @@ class EmbeddingCache:
             self._index[key] = (shard, row)
 
 
+class VectorFile:
+    """A run's sentence vectors in a float16 ``.npy`` file, read on demand.
+
+    Rows are read with ``pread`` (through the operating system's page cache),
+    not memory-mapped, so a corpus of millions of sentences costs the process
+    only the rows it holds at a time: mapped pages would count in its resident
+    memory. Supports what the later stages use: ``len``, ``shape``, a slice of
+    rows, and an integer array of rows (each run of consecutive rows is one
+    read, and a document's sentences are consecutive). Pickles as its path, so
+    an engine's workers on the same file system open the file themselves.
+
+    Args:
+        path: an ``.npy`` file of shape ``(n, dim)`` and dtype float16 (see
+            :meth:`create`).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        with open(self.path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, fortran, dtype = read_header(handle)
+            self._data_offset = handle.tell()
+        if fortran or dtype != np.float16 or len(shape) != 2:
+            raise ValueError(f"{path}: expected a C-ordered float16 (n, dim) array")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self._row_bytes = self.shape[1] * 2
+        self._fd: int | None = None
+
+    @classmethod
+    def create(cls, path: Path, rows: int, dim: int) -> np.memmap:
+        """A new writable float16 file of ``rows x dim`` zeros, mapped for filling."""
+        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(rows, dim))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["path"])  # type: ignore[misc]
+
+    def _read(self, first: int, count: int) -> np.ndarray:
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        data = os.pread(
+            self._fd, count * self._row_bytes, self._data_offset + first * self._row_bytes
+        )
+        return np.frombuffer(data, dtype=np.float16).reshape(count, self.shape[1])
+
+    def __getitem__(self, index: slice | np.ndarray) -> np.ndarray:
+        if isinstance(index, slice):
+            first, stop, step = index.indices(self.shape[0])
+            if step != 1:
+                raise IndexError("VectorFile slices take step 1")
+            return self._read(first, max(stop - first, 0))
+        index = np.asarray(index, dtype=np.int64)
+        if len(index) == 0:
+            return np.zeros((0, self.shape[1]), dtype=np.float16)
+        breaks = np.flatnonzero(np.diff(index) != 1) + 1
+        starts, stops = np.r_[0, breaks], np.r_[breaks, len(index)]
+        return np.concatenate(
+            [self._read(int(index[a]), int(b - a)) for a, b in zip(starts, stops, strict=True)]
+        )
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class EncoderSpec:
     """How to load an :class:`dedup.encoding.Encoder` in another process.
@@ -209,6 +284,7 @@ def embed_sentences(
     on_batch: Callable[[int], None] | None = None,
     engine: Engine | None = None,
     spec: EncoderSpec | None = None,
+    out: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int]:
     """Vectors of ``sentences`` (float32, ``(n, dim)``) and how many were newly encoded.
 
@@ -221,11 +297,16 @@ def embed_sentences(
         engine: where the chunks are encoded.
         spec: how a worker process loads ``encoder`` itself; without it,
             an engine that runs chunks elsewhere pickles ``encoder``.
+        out: ``(n, dim)`` array to write the vectors into (e.g. the float16
+            file of :meth:`VectorFile.create`); a new float32 array when None.
     """
     from dedup.engines import LocalEngine
 
     engine = engine or LocalEngine(progress=progress)
-    out = np.zeros((len(sentences), encoder.dim), dtype=np.float32)
+    if isinstance(engine, LocalEngine):
+        engine = engine.in_process()  # the model already uses every core
+    if out is None:
+        out = np.zeros((len(sentences), encoder.dim), dtype=np.float32)
     rows_of: dict[str, list[int]] = {}
     for row, text in enumerate(sentences):
         rows_of.setdefault(text, []).append(row)
