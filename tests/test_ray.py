@@ -206,6 +206,7 @@ class _KillsOneAlignWorker:
 
     def __init__(self, inner: Any, marker: Path) -> None:
         self.inner, self.marker = inner, str(marker)
+        self.shares_files = inner.shares_files
 
     def _wrap(self, func: Any, desc: str) -> Any:
         return _DieOnce(func, self.marker) if desc == "aligning" else func
