@@ -364,7 +364,8 @@ def _leading_eigen(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarra
     from scipy.linalg import eigh
 
     dim = len(matrix)
-    values, vectors = eigh(matrix, subset_by_index=[dim - rank, dim - 1])
+    with threadpool_limits(1, user_api="blas"):  # 384 x 384: threads only contend
+        values, vectors = eigh(matrix, subset_by_index=[dim - rank, dim - 1])
     values = np.maximum(values[::-1], 0.0)
     rest = max(float(np.trace(matrix)) - float(values.sum()), 0.0)
     return vectors[:, ::-1], values, rest / (dim - rank) if rank < dim else 0.0
@@ -402,12 +403,15 @@ class NullTerms:
     own: np.ndarray
     slots: int
 
-    def of(self, doc: int, group: int) -> np.ndarray:
-        """``(usable rows of doc, 2)``: the terms of one key."""
-        at = int(np.searchsorted(self.keys, doc * self.slots + group))
-        if at == len(self.keys) or self.keys[at] != doc * self.slots + group:
-            raise KeyError((doc, group))
-        return self.values[self.starts[at] : self.starts[at + 1]]
+    def of(self, docs: np.ndarray | int, groups: np.ndarray | int) -> np.ndarray:
+        """The terms of the keys ``(docs[i], groups[i])``, their rows one after another."""
+        codes = np.asarray(docs, dtype=np.int64).reshape(-1) * self.slots + groups
+        at = np.searchsorted(self.keys, codes)
+        found = at < len(self.keys)
+        if not found.all() or (self.keys[at] != codes).any():
+            raise KeyError(f"null terms not computed for keys {codes.tolist()}")
+        where, _ = _spans_concat(self.starts[at], self.starts[at + 1])
+        return self.values[where]
 
     @classmethod
     def join(
@@ -561,7 +565,8 @@ def null_quadratics(
 def _spans_concat(begins: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``concatenate([arange(b, e) for b, e in zip(begins, ends)])`` and where each begins."""
     lengths = np.asarray(ends) - np.asarray(begins)
-    starts = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
     within = np.arange(starts[-1]) - np.repeat(starts[:-1], lengths)
     return np.repeat(np.asarray(begins), lengths) + within, starts
 
@@ -624,22 +629,21 @@ def _score_and_align(
         if block is None:
             evidence.append(PairEvidence(left, right, 0.0, (), int(shorter[p])))
             continue
-        weights, sims, z = block
-        aligned = ()
+        aligned: tuple[AlignedPair, ...] = ()
         if cells[p]:
-            left_index, right_index = chunk.index_of(left), chunk.index_of(right)
-            first_left, first_right = inputs.offsets[left], inputs.offsets[right]
-            aligned = tuple(
-                AlignedPair(
-                    left=int(left_index[i] - first_left),
-                    right=int(right_index[j] - first_right),
-                    similarity=round(float(sims[i, j]), 4),
-                    z=round(float(z[i, j]), 2),
-                    weight=round(float(weights[i, j]), 3),
-                )
-                for i, j in cells[p]
-                if weights[i, j] > 0
+            weights, sims, z = block
+            i, j = np.array(cells[p]).T
+            kept = weights[i, j] > 0
+            i, j = i[kept], j[kept]
+            columns = (
+                chunk.index_of(left)[i] - inputs.offsets[left],
+                chunk.index_of(right)[j] - inputs.offsets[right],
+                np.round(sims[i, j], 4),
+                np.round(z[i, j], 2),
+                np.round(weights[i, j], 3),
             )
+            values = zip(*(c.tolist() for c in columns), strict=True)
+            aligned = tuple(itertools.starmap(AlignedPair, values))
         score = totals[p] / (shorter[p] + config.length_prior)
         evidence.append(PairEvidence(left, right, round(float(score), 6), aligned, int(shorter[p])))
     return evidence
@@ -667,6 +671,11 @@ class _Chunk:
         first, stop = self.span(doc)
         return stop - first
 
+    def local_rows(self, docs: np.ndarray) -> np.ndarray:
+        """Positions in :attr:`rows` of the rows of ``docs``, one document after another."""
+        at = np.searchsorted(self.docs, docs)
+        return _spans_concat(self.starts[at], self.starts[at + 1])[0]
+
     def sizes(self, pairs: np.ndarray) -> np.ndarray:
         at = np.searchsorted(self.docs, pairs)
         return (self.starts[at + 1] - self.starts[at]).reshape(pairs.shape)
@@ -688,12 +697,12 @@ def _score_block(
     null, groups, terms = inputs.null, inputs.doc_groups, inputs.terms
     assert terms is not None
     all_slot = null.all_groups
-    partner_list = partner_docs.tolist()
     left_rows = chunk.rows_of(left)
-    right_rows = np.concatenate([chunk.rows_of(d) for d in partner_list])
-    widths = np.array([chunk.size(d) for d in partner_list])
+    partner_local = chunk.local_rows(partner_docs)
+    right_rows = chunk.rows[partner_local]
+    widths = chunk.sizes(np.stack([partner_docs, partner_docs], axis=1))[:, 0]
     starts = np.r_[0, np.cumsum(widths)[:-1]]
-    column_of = np.repeat(np.arange(len(partner_list)), widths)  # partner of each column
+    column_of = np.repeat(np.arange(len(partner_docs)), widths)  # partner of each column
     sims = (left_rows @ right_rows.T).astype(np.float64)  # (n, M)
     squares = sims * sims
     n = len(left_rows)
@@ -705,13 +714,14 @@ def _score_block(
     # left rows against each partner's language
     pair1 = np.add.reduceat(sims, starts, axis=1)  # (n, K)
     pair2 = np.add.reduceat(squares, starts, axis=1)
-    per_group = {g: terms.of(left, g) for g in {*targets.tolist(), all_slot}}
-    toward = np.stack([per_group[g] for g in targets.tolist()], axis=1)  # (n, K, 2)
+    needed, which = np.unique(np.r_[targets, all_slot], return_inverse=True)
+    per_group = terms.of(np.full(len(needed), left), needed).reshape(len(needed), n, 2)
+    toward = per_group[which[:-1]].transpose(1, 0, 2)  # (n, K, 2)
     mu_l, sd_l = null.moments(
         base1=toward[:, :, 0],
         quad=toward[:, :, 1],
-        base1_all=per_group[all_slot][:, [0]],
-        quad_all=per_group[all_slot][:, [1]],
+        base1_all=per_group[which[-1]][:, [0]],
+        quad_all=per_group[which[-1]][:, [1]],
         removed=(own_a[:, [0]] + pair1, own_a[:, [1]] + pair2),
         removed_same=(pair1 + same * own_a[:, [0]], pair2 + same * own_a[:, [1]]),
         n_removed=n + widths,
@@ -721,9 +731,10 @@ def _score_block(
     z_left = (sims - mu_l[:, column_of]) / sd_l[:, column_of]
 
     # each partner's rows against the left document's language
-    own_b = terms.own[np.concatenate([chunk.index_of(d) for d in partner_list])]
-    toward_a = np.concatenate([terms.of(d, group_a) for d in partner_list])
-    overall = np.concatenate([terms.of(d, all_slot) for d in partner_list])
+    right_index = chunk.index[partner_local]
+    own_b = terms.own[right_index]
+    toward_a = terms.of(partner_docs, group_a)
+    overall = terms.of(partner_docs, all_slot)
     column_same = same[column_of]
     column1, column2 = sims.sum(axis=0), squares.sum(axis=0)
     mu_r, sd_r = null.moments(
@@ -742,7 +753,6 @@ def _score_block(
     if inputs.numbers:
         left_numbers = [inputs.numbers[k] for k in chunk.index_of(left)]
         if any(left_numbers):
-            right_index = np.concatenate([chunk.index_of(d) for d in partner_list])
             right_numbers = [inputs.numbers[k] for k in right_index]
             weights[number_conflicts(left_numbers, right_numbers)] = 0.0
     return [
@@ -759,20 +769,25 @@ def _align_blocks(
     totals: np.ndarray,
     cells: list[list[tuple[int, int]]],
 ) -> None:
-    """Run the alignments of all blocks, batched by height (the shorter side)."""
+    """Run the alignments of all blocks, batched by height (the shorter side, rounded
+    up to a multiple of ``_HEIGHT_STEP``: rows of zeros change no total, and fewer,
+    fuller batches mean fewer numpy calls)."""
     by_height: dict[int, list[int]] = {}
     for p, block in enumerate(blocks):
         if block is not None:
-            by_height.setdefault(int(min(block[0].shape)), []).append(p)
+            height = -(-min(block[0].shape) // _HEIGHT_STEP) * _HEIGHT_STEP
+            by_height.setdefault(height, []).append(p)
     for height, members in sorted(by_height.items()):
         for begin in range(0, len(members), _ALIGN_BATCH):
             batch = members[begin : begin + _ALIGN_BATCH]
-            flipped = [blocks[p][0].shape[0] > height for p in batch]  # type: ignore[index]
-            widths = np.array([max(blocks[p][0].shape) for p in batch])  # type: ignore[index]
+            shapes = [blocks[p][0].shape for p in batch]  # type: ignore[index]
+            flipped = [rows > columns for rows, columns in shapes]
+            widths = np.array([max(shape) for shape in shapes])
             stacked = np.zeros((len(batch), height, int(widths.max())))
             for b, (p, flip) in enumerate(zip(batch, flipped, strict=True)):
                 weights = blocks[p][0]  # type: ignore[index]
-                stacked[b, :, : widths[b]] = weights.T if flip else weights
+                weights = weights.T if flip else weights
+                stacked[b, : len(weights), : widths[b]] = weights
             # an upper bound first: a pair that cannot reach detail_from needs no path
             bound = stacked.max(axis=2).sum(axis=1) / (shorter[batch] + config.length_prior)
             batch_totals, batch_cells = monotone_alignments(
@@ -785,5 +800,7 @@ def _align_blocks(
                     cells[p] = [(j, i) for i, j in batch_cells[b]] if flip else batch_cells[b]
 
 
+#: batch heights are rounded up to a multiple of this.
+_HEIGHT_STEP = 4
 #: alignments run together in one batch of :func:`monotone_alignments`.
-_ALIGN_BATCH = 512
+_ALIGN_BATCH = 1024
