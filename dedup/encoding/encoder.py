@@ -18,11 +18,15 @@ Backends (``Encoder(backend=...)``): ``"torch"`` runs the sentence-transformers
 model as it is and works for any model; ``"onnx"`` and ``"onnx-int8"`` run an
 ONNX Runtime export of it, built once into the model cache (see
 :mod:`dedup.encoding.onnx_backend`; BERT-like models with mean pooling only).
-``"auto"`` (the default) takes the profile's ``backend`` (``torch`` in every
-shipped profile), else ``torch``; ``$DEDUP_ENCODER_BACKEND`` overrides it. On
-the default model, 2 cores: onnx ~1.9x torch's speed (cosine 1.00000 to it,
-last bits depend on the batch), onnx-int8 ~2.4x (cosine >= 0.99; each window
-runs alone, so its vector is bit-identical whatever it is batched with).
+``"auto"`` (the default) takes the profile's ``backend`` (``onnx`` for the
+default model, ``torch`` for the others), else ``torch``;
+``$DEDUP_ENCODER_BACKEND`` overrides it (``torch`` to rule out ONNX Runtime).
+Every backend gives a text a vector that is bit-identical whatever it is
+encoded with (batch companions, batch size, thread count): torch pads each
+window to a width set by its own length; onnx runs every window of a width in
+a tensor of one fixed shape (:func:`onnx_rows` rows, filled up with empty
+windows); onnx-int8 runs each window alone. On the default model, 2 cores:
+onnx ~1.8x torch's speed (cosine 1.00000 to it), onnx-int8 ~2.5x (cosine >= 0.99).
 The backend is part of :attr:`Encoder.fingerprint`.
 """
 
@@ -34,7 +38,7 @@ import os
 import re
 import sys
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,10 @@ WINDOWING = "stride=window,content-token-weighted-mean/1"
 PAD_MULTIPLE = 8
 #: overrides ``backend="auto"`` (e.g. ``torch`` to rule out ONNX Runtime).
 BACKEND_ENV = "DEDUP_ENCODER_BACKEND"
+#: fp32 ONNX runs hold about this many tokens (rows x padded width), see :func:`onnx_rows`.
+ONNX_RUN_TOKENS = 256
+#: and at most this many windows.
+ONNX_MAX_ROWS = 32
 
 _LINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x85]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
@@ -87,7 +95,8 @@ class Encoder:
             one per core). Process-wide in torch; per model in ONNX Runtime.
         backend: ``"auto"``, ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (see
             the module docstring). An ONNX backend is built into the cache on
-            first use (~20 s, needs torch once) and later loads without torch.
+            first use (~20 s, needs torch once) and later loads without torch;
+            it runs fixed row counts, so ``batch_size`` applies to torch only.
 
     Attributes:
         name: the profile name, or the resolved folder path / Hugging Face id.
@@ -150,7 +159,11 @@ class Encoder:
             self.max_tokens = int(resolved.max_tokens or meta["max_tokens"])
             self._tokenize = self._onnx.tokenize
             self._forward = self._forward_onnx
-        self._one_window_per_run = self.backend == "onnx-int8"
+        # Windows per ONNX Runtime run, by padded width: a fixed shape (see _forward_onnx).
+        self._rows_per_run: Callable[[int], int] | None = {
+            "onnx": onnx_rows,
+            "onnx-int8": _one_row,
+        }.get(self.backend)
         if resolved.profile and resolved.profile.dim != self.dim:
             raise ValueError(
                 f"profile {self.name!r} says dim {resolved.profile.dim}, the model has {self.dim}"
@@ -201,16 +214,21 @@ class Encoder:
     def _batches(
         self, spans: list[tuple[int, int, int]]
     ) -> Iterator[tuple[list[tuple[int, int, int]], int]]:
-        """Consecutive spans of one padded width, at most ``batch_size`` at a time."""
+        """Consecutive spans of one padded width, at most ``batch_size`` at a time.
+
+        ONNX backends: at most the run's fixed row count for that width instead.
+        """
         extra = len(self._head) + len(self._tail)
         batch: list[tuple[int, int, int]] = []
-        width = 0
+        width = limit = 0
         for span in spans:
             length = span[2] - span[1] + extra
             padded = min(-(-length // PAD_MULTIPLE) * PAD_MULTIPLE, self.max_tokens)
-            if batch and (padded != width or len(batch) == self.batch_size):
+            if batch and (padded != width or len(batch) == limit):
                 yield batch, width
                 batch = []
+            if not batch:
+                limit = self._rows_per_run(padded) if self._rows_per_run else self.batch_size
             batch.append(span)
             width = padded
         if batch:
@@ -257,16 +275,41 @@ class Encoder:
         return features["sentence_embedding"].float().numpy()
 
     def _forward_onnx(self, windows: list[list[int]], width: int) -> np.ndarray:
+        """Mean-pooled vectors of up to ``rows`` windows, run as one ``rows x width`` tensor.
+
+        ONNX Runtime's float results for a row change in the last bits (~1e-8)
+        with the tensor's row count but, for one shape, not with the other rows'
+        content, the row's position or the thread count (checked). So every run
+        of a given width has the same shape: a short last batch is filled up
+        with empty windows (``<s></s>``), whose vectors are dropped. A window's
+        vector is then bit-identical whatever it is encoded with (resume, Ray).
+        int8 runs one window at a time (rows = 1): its activation scales are
+        per run, so even at a fixed shape the other rows would change them.
+        """
         seqs = [self._head + w + self._tail for w in windows]
-        if self._one_window_per_run:
-            # int8 activations are scaled per run (over the whole input tensor): a
-            # window run alone, padded to its own width, gets a vector that no
-            # other text can change. ~0.7x the batched speed, bit-identical always.
-            return np.concatenate(
-                [self._onnx.pooled(*padded_batch([seq], self._pad_id, width)) for seq in seqs]
-            )
-        ids, mask = padded_batch(seqs, self._pad_id, width)
-        return self._onnx.pooled(ids, mask)
+        if self._rows_per_run is None:  # free batch shapes (not bit-stable), for comparisons
+            return self._onnx.pooled(*padded_batch(seqs, self._pad_id, width))
+        rows = self._rows_per_run(width)
+        filler = [self._head + self._tail] * (-len(seqs) % rows)
+        seqs += filler
+        out = [
+            self._onnx.pooled(*padded_batch(seqs[start : start + rows], self._pad_id, width))
+            for start in range(0, len(seqs), rows)
+        ]
+        return np.concatenate(out)[: len(windows)]
+
+
+def onnx_rows(width: int) -> int:
+    """Windows per fp32 ONNX run at padded ``width``: ~ONNX_RUN_TOKENS tokens, 1..ONNX_MAX_ROWS.
+
+    A constant of the backend (in the fingerprint), never ``batch_size``: a
+    window's vector must not change with the batch size either.
+    """
+    return max(1, min(ONNX_MAX_ROWS, ONNX_RUN_TOKENS // width))
+
+
+def _one_row(width: int) -> int:
+    return 1
 
 
 def fingerprint(resolved: ResolvedModel, backend: str, max_tokens: int) -> str:
@@ -282,6 +325,8 @@ def fingerprint(resolved: ResolvedModel, backend: str, max_tokens: int) -> str:
         key["backend"] = f"{backend}/{ONNX_BACKEND_VERSION}"
         if backend == "onnx-int8":
             key["backend"] += "/one-window-per-run"
+        else:
+            key["backend"] += f"/fixed-shape/{ONNX_RUN_TOKENS}-tokens/{ONNX_MAX_ROWS}-rows"
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 

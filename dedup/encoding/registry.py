@@ -60,8 +60,9 @@ class ModelProfile:
     with ``"passage: "``); ``max_tokens`` is the model window including special
     tokens; ``calibration`` holds thresholds that the pipeline measures later.
     ``backend`` is how :class:`dedup.encoding.Encoder` runs the model by
-    default (one of :data:`BACKENDS`): a faster one only where it was measured
-    to keep the vectors (see ``dedup/encoding/onnx_backend.py``).
+    default (one of :data:`BACKENDS`; ``torch`` when the profile names none): a
+    faster one only where it was measured to keep the vectors (see
+    ``dedup/encoding/onnx_backend.py``); the default model's is ``onnx``.
     """
 
     name: str

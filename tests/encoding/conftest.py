@@ -1,8 +1,8 @@
 """Fixtures for the encoder tests: the multilingual sample, one model build, one model load.
 
 The default model is converted once per session into ``$DEDUP_CACHE`` when set
-(CI can keep it between runs), else into a temporary directory, and so is its
-ONNX int8 backend; the loaded encoders are shared because each load costs seconds.
+(CI can keep it between runs), else into a temporary directory, and so are its
+ONNX backends; the loaded encoders are shared because each load costs seconds.
 """
 
 from __future__ import annotations
@@ -69,8 +69,14 @@ def e5(e5_folder: Path, model_cache: Path) -> Encoder:
 
 @pytest.fixture(scope="session")
 def e5_fast(e5_folder: Path, model_cache: Path) -> Encoder:
-    """The default model on the opt-in fast backend (ONNX int8), built into the cache once."""
+    """The default model on the opt-in fastest backend (ONNX int8), built into the cache once."""
     return Encoder(cache_dir=model_cache, backend="onnx-int8")
+
+
+@pytest.fixture(scope="session")
+def e5_onnx(e5_folder: Path, model_cache: Path) -> Encoder:
+    """The default model on its default backend (fp32 ONNX), built into the cache once."""
+    return Encoder(cache_dir=model_cache, backend="onnx")
 
 
 @pytest.fixture(scope="session")

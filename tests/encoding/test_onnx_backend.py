@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from dedup.encoding import Encoder, load_profiles
-from dedup.encoding.encoder import BACKEND_ENV, onnx_folder
+from dedup.encoding.encoder import (
+    BACKEND_ENV,
+    ONNX_MAX_ROWS,
+    ONNX_RUN_TOKENS,
+    onnx_folder,
+    onnx_rows,
+)
 from dedup.encoding.onnx_backend import (
     META_FILE,
     MODEL_FILE,
@@ -71,13 +77,33 @@ def test_onnx_folder_sits_next_to_the_converted_model(e5_folder: Path, model_cac
     assert onnx_folder(other, "onnx", model_cache).name.startswith("model-abc123-onnx-")
 
 
+def test_onnx_fp32_runs_a_fixed_row_count_per_width() -> None:
+    """~ONNX_RUN_TOKENS tokens a run, 1 to ONNX_MAX_ROWS rows; never the batch size."""
+    assert [onnx_rows(w) for w in (8, 16, 24, 32, 64, 128, 256, 512)] == [
+        32, 16, 10, 8, 4, 2, 1, 1
+    ]  # fmt: skip
+    assert all(1 <= onnx_rows(w) <= ONNX_MAX_ROWS for w in range(8, 513, 8))
+    assert all(onnx_rows(w) * w <= max(ONNX_RUN_TOKENS, w) for w in range(8, 513, 8))
+
+
 @pytest.mark.slow
-def test_int8_backend_is_built_and_keyed_apart(e5_fast: Encoder, e5: Encoder, e5_folder: Path):
-    assert load_profiles()["multilingual-e5-small"].backend == "torch"
-    assert e5_fast.backend == "onnx-int8" and e5.backend == "torch"
+def test_default_backend_is_fp32_onnx(e5_folder: Path, model_cache: Path, e5_onnx: Encoder):
+    assert load_profiles()["multilingual-e5-small"].backend == "onnx"
+    assert os.environ.get(BACKEND_ENV) is None
+    enc = Encoder(cache_dir=model_cache)
+    assert enc.backend == "onnx" and enc.fingerprint == e5_onnx.fingerprint
+
+
+@pytest.mark.slow
+def test_int8_backend_is_built_and_keyed_apart(
+    e5_fast: Encoder, e5_onnx: Encoder, e5: Encoder, e5_folder: Path
+):
+    assert e5_fast.backend == "onnx-int8" and e5_onnx.backend == "onnx" and e5.backend == "torch"
     assert (e5_fast.dim, e5_fast.max_tokens, e5_fast.prefix) == (e5.dim, e5.max_tokens, e5.prefix)
+    assert (e5_onnx.dim, e5_onnx.max_tokens, e5_onnx.prefix) == (e5.dim, e5.max_tokens, e5.prefix)
     # Another backend gives other vectors, so the embedding cache must not share them.
-    assert e5_fast.fingerprint != e5.fingerprint and len(e5_fast.fingerprint) == 16
+    prints = {e5_fast.fingerprint, e5_onnx.fingerprint, e5.fingerprint}
+    assert len(prints) == 3 and all(len(f) == 16 for f in prints)
     built = onnx_folder(resolve(cache_dir=e5_folder.parents[1]), "onnx-int8", e5_folder.parents[1])
     assert (built / MODEL_FILE).is_file() and (built / META_FILE).is_file()
     assert not list(built.parent.glob(f"{built.name}.tmp-*"))
@@ -206,6 +232,39 @@ def test_fast_backend_windows_and_batches(e5_fast: Encoder, e5: Encoder, sample)
     np.testing.assert_array_equal(e5_fast.encode(texts[::2]), together[::2])
     assert np.sum(together * e5.encode(texts), axis=1).min() >= MIN_COSINE
     assert e5_fast.encode([]).shape == (0, 384)
+
+
+@pytest.mark.slow
+def test_fp32_onnx_gives_torchs_vectors_bit_stable(
+    e5_onnx: Encoder, model_cache: Path, sample, torch_sample_vectors: np.ndarray
+) -> None:
+    """The default backend: torch's vectors, and a text's bytes never depend on its batch.
+
+    ONNX Runtime's last bits change with a tensor's row count, so the Encoder
+    runs each width at one fixed shape (empty windows fill the last run).
+    """
+    texts = [row.text for row in sample]
+    together = e5_onnx.encode(texts)
+    cos = np.sum(together * torch_sample_vectors, axis=1)
+    print(f"cosine fp32 onnx vs fp32 torch on {len(texts)} texts: min {cos.min():.7f}")
+    assert cos.min() >= 0.99999
+    latin = ("eng_Latn", "deu_Latn", "spa_Latn")
+    long_text = "\n".join(r.text for r in sample if r.source == "ntrex" and r.lang in latin)
+    texts += ["", "x", long_text]
+    together = e5_onnx.encode(texts)
+    rng = np.random.default_rng(0)
+    picks = [*rng.choice(len(texts), 12, replace=False).tolist(), len(texts) - 1]
+    alone = np.stack([e5_onnx.encode([texts[i]])[0] for i in picks])
+    assert alone.tobytes() == together[picks].tobytes()
+    subset = rng.permutation(len(texts))[: len(texts) // 3]
+    try:
+        e5_onnx.batch_size = 3  # does not apply: the run shapes are the backend's own
+        assert e5_onnx.encode([texts[i] for i in subset]).tobytes() == together[subset].tobytes()
+    finally:
+        e5_onnx.batch_size = 32
+    # a Ray worker runs one thread, the local engine one per core: the same bytes
+    one_thread = Encoder(cache_dir=model_cache, backend="onnx", threads=1)
+    assert one_thread.encode(texts[::-1]).tobytes() == together[::-1].tobytes()
 
 
 @pytest.mark.slow

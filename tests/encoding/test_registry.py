@@ -35,8 +35,8 @@ def test_shipped_profiles() -> None:
     assert (minilm.prefix, minilm.max_tokens, minilm.dim) == ("", 256, 384)
     assert not minilm.multilingual
     assert dict(e5.calibration) == {}
-    # torch by default: the only backend whose vectors do not depend on batch companions
-    assert (e5.backend, minilm.backend) == ("torch", "torch")
+    # the default model on fp32 ONNX (torch's vectors, bit-stable, faster); others on torch
+    assert (e5.backend, minilm.backend) == ("onnx", "torch")
 
 
 def test_profiles_are_the_repository_models_folder() -> None:
