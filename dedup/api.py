@@ -115,7 +115,8 @@ class RunResult:
         labels: cluster number of each document (0 = largest cluster).
         representatives: for each cluster number, the document kept (see
             :func:`choose_representatives`).
-        evidence: every scored candidate pair.
+        evidence: every scored candidate pair; the aligned sentence pairs are kept
+            for pairs at or above the cluster threshold (the links the report shows).
         usable: per sentence, False for boilerplate (not used as evidence).
         doc_vectors: ``(n_docs, dim)`` mean of each document's usable sentence
             vectors, L2-normalised, before language centring (the naive

@@ -111,7 +111,9 @@ class PairEvidence:
         left, right: document indices, ``left < right``.
         score: aligned weight over (shorter document's sentences + prior); the
             quantity the clustering threshold applies to.
-        aligned: the in-order aligned sentence pairs behind ``score``.
+        aligned: the in-order aligned sentence pairs behind ``score`` (empty when
+            the pair scored below the threshold it was aligned for, see
+            :func:`dedup.stages.align.align_pairs`).
         shorter: usable (non-boilerplate) sentences of the shorter document.
     """
 

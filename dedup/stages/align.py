@@ -19,9 +19,10 @@ Three choices make that score mean the same thing in every language:
    Corpus Mining with Multilingual Sentence Embeddings") with a mean and a
    spread in place of a k-nearest-neighbour mean. The null's mean and
    variance come in closed form from per-language sums of vectors and of
-   outer products (no sampling, so it is deterministic), and a language with
-   few sentences borrows ``null_prior`` sentences' worth of the corpus-wide
-   null.
+   outer products (no sampling, so it is deterministic; the outer products
+   are summarised by their leading eigenvectors, see :class:`SentenceNull`),
+   and a language with few sentences borrows ``null_prior`` sentences' worth
+   of the corpus-wide null.
 2. **Order.** Translations and excerpts keep the order of sentences; two
    outlets' reports of one event share facts in a different order. The score
    is a monotone alignment (a weighted longest common subsequence, as in the

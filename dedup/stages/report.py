@@ -196,6 +196,7 @@ def _run_info(result: RunResult) -> dict[str, object]:
         "sentence-transformers",
         "transformers",
         "torch",
+        "onnxruntime",
         "numpy",
         "faiss-cpu",
     ):
