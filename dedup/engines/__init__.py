@@ -116,7 +116,7 @@ class LocalEngine(Engine):
             raise ValueError(f"processes must be >= 1, got {processes}")
         self.chunk_size = chunk_size
         self.progress = progress
-        self.processes = processes or len(os.sched_getaffinity(0))
+        self.processes = processes or _usable_cpus()
 
     def in_process(self) -> LocalEngine:
         """This engine without worker processes (for stages that must not fork)."""
@@ -137,7 +137,7 @@ class LocalEngine(Engine):
 
         bounds = chunk_bounds(len(items), chunk_size or self.chunk_size)
         with tqdm(total=len(items), desc=desc, disable=not self.progress, file=sys.stderr) as bar:
-            if self.processes == 1 or len(bounds) < self.processes:
+            if self.processes == 1 or len(bounds) < self.processes or not _CAN_FORK:
                 for start, stop in bounds:
                     yield list(func(items[start:stop], shared))
                     bar.update(stop - start)
@@ -155,6 +155,18 @@ class LocalEngine(Engine):
                         bar.update(stop - start)
             finally:
                 _FORKED = None
+
+
+#: worker processes are forked (shared data inherited, not pickled); where the
+#: platform cannot fork (Windows), chunks run in this process
+_CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the CPUs this process may use (Linux)
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
 
 
 #: the function and shared object of the current forked map (inherited by the workers)
