@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from dedup.cli_eval import eval_command
+from dedup.cli_options import corpus_options
 from dedup.encoding.cli import models_group
 
 _EPILOG = """\b
@@ -61,25 +62,7 @@ main.add_command(eval_command)
     help="Folder for report.html, report.md, assignments.csv, clusters.json, skipped.csv and "
     "run.json (made if missing).",
 )
-@click.option(
-    "--model",
-    default=None,
-    metavar="NAME_OR_PATH",
-    help="Model profile name (see `dedup models`), sentence-transformers folder, or a Hugging "
-    "Face id already in the local cache. [default: multilingual-e5-small]",
-)
-@click.option(
-    "--cache",
-    "cache_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Cache for built models and sentence vectors; a re-run encodes only new sentences. "
-    "[default: $DEDUP_CACHE or ~/.cache/dedup]",
-)
-@click.option("--id-field", default="id", show_default=True, help="Id field of JSONL/CSV/Parquet.")
-@click.option(
-    "--text-field", default="text", show_default=True, help="Text field of JSONL/CSV/Parquet."
-)
+@corpus_options()
 @click.option(
     "--threshold",
     default=0.45,
@@ -88,13 +71,6 @@ main.add_command(eval_command)
     help="Least share of the shorter article's sentences that must align in order with "
     "confident partners to link two articles. Lower: more excerpts and weak-language "
     "translations; higher: fewer same-event reports joined.",
-)
-@click.option(
-    "--batch-size",
-    default=32,
-    show_default=True,
-    type=click.IntRange(1),
-    help="Texts per encoder pass.",
 )
 @click.option(
     "--prefer-lang",

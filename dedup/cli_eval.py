@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from dedup.cli_options import corpus_options
 from dedup.evaluation import (
     Evaluation,
     EvaluationInputError,
@@ -131,25 +132,7 @@ def format_sweep(rows: list[SweepRow], label: str, default: float | None = None)
     type=_Range(),
     help="Cosine thresholds of the baseline in the sweep.",
 )
-@click.option(
-    "--model",
-    default=None,
-    metavar="NAME_OR_PATH",
-    help="With --sweep: the model, as for `dedup run`. [default: multilingual-e5-small]",
-)
-@click.option(
-    "--cache",
-    "cache_dir",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="With --sweep: cache of models and sentence vectors. "
-    "[default: $DEDUP_CACHE or ~/.cache/dedup]",
-)
-@click.option("--id-field", default="id", show_default=True, help="With --sweep: id field.")
-@click.option("--text-field", default="text", show_default=True, help="With --sweep: text field.")
-@click.option(
-    "--batch-size", default=32, show_default=True, type=click.IntRange(1), help="Encoder batch."
-)
+@corpus_options(when="With --sweep: ")
 @click.option("--show", default=5, show_default=True, type=click.IntRange(0), help="Ids listed.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
