@@ -399,7 +399,7 @@ class Links:
 
 
 def link_documents(
-    vectors: np.ndarray,
+    vectors: np.ndarray | VectorFile,
     offsets: np.ndarray,
     usable: np.ndarray,
     doc_groups: np.ndarray,
@@ -411,9 +411,10 @@ def link_documents(
 ) -> Links:
     """Candidates then align, from sentence vectors: the stages between embed and cluster.
 
-    ``vectors`` is read a block or a document at a time and never copied
-    whole, so it can be a memory-mapped float16 file larger than memory (the
-    scaling benchmark, ``bench/scale.py``, runs 100,000 documents this way).
+    ``vectors`` is read a block or a chunk's documents at a time and never
+    copied whole, so it can be a float16 file larger than memory
+    (:class:`~dedup.stages.embed.VectorFile`, as ``dedup run`` and the scaling
+    benchmark ``bench/scale.py`` use it).
 
     Args:
         vectors: ``(n_sent, dim)`` sentence vectors, documents one after another.
