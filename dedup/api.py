@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dedup.encoding import cache_root, lazy_encoder
 from dedup.engines import Engine, LocalEngine
 from dedup.records import Document, PairEvidence, SegmentedDocument, SkippedInput
 from dedup.stages.align import (
@@ -275,8 +276,6 @@ def run(
     spec = None  # how an engine's workers load the same model (a given encoder is pickled)
     if encoder is None:
         with _timed(stats, "load model", "models"):
-            from dedup.encoding import cache_root, lazy_encoder
-
             # loaded when a sentence is not in the cache: a warm re-run never loads it
             encoder = lazy_encoder(
                 config.model, cache_dir=config.cache_dir, batch_size=config.batch_size
@@ -298,8 +297,6 @@ def run(
     primary_groups = doc_groups[primaries]
 
     windowed_before = getattr(encoder, "windowed_texts", 0)
-    from dedup.encoding import cache_root
-
     scratch_root = cache_root(config.cache_dir) / "runs"
     scratch_root.mkdir(parents=True, exist_ok=True)
     # the run's sentence vectors live in a float16 file, not in memory (see VectorFile)

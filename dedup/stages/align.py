@@ -47,14 +47,14 @@ import itertools
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 from dedup.records import AlignedPair, PairEvidence
-from dedup.stages.candidates import BLOCK_ROWS, CentredVectors
+from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
 
 _NON_WORD = re.compile(r"[\W\d_]+")
 _NUMBER = re.compile(r"\d+")
@@ -288,7 +288,7 @@ class SentenceNull:
         # a group with at most keep_rank rows is summarised by its rows themselves
         # (exact, and no eigendecomposition for the many small languages)
         few_rows: dict[int, list[np.ndarray]] = {}
-        for start, block in _blocks(vectors):
+        for start, block in row_blocks(vectors):
             keep = usable[start : start + len(block)]
             rows, row_groups = block[keep], groups[start : start + len(block)][keep]
             for g in np.unique(row_groups).tolist():
@@ -370,14 +370,6 @@ def _leading_eigen(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarra
     values = np.maximum(values[::-1], 0.0)
     rest = max(float(np.trace(matrix)) - float(values.sum()), 0.0)
     return vectors[:, ::-1], values, rest / (dim - rank) if rank < dim else 0.0
-
-
-def _blocks(vectors: np.ndarray | CentredVectors) -> Iterator[tuple[int, np.ndarray]]:
-    if isinstance(vectors, CentredVectors):
-        yield from vectors.blocks()
-    else:
-        for start in range(0, len(vectors), BLOCK_ROWS):
-            yield start, np.asarray(vectors[start : start + BLOCK_ROWS], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -501,9 +493,7 @@ class AlignInputs:
 
     def read(self, index: np.ndarray) -> np.ndarray:
         """Centred float32 rows ``index``."""
-        if isinstance(self.vectors, CentredVectors):
-            return self.vectors.rows(index)
-        return np.asarray(self.vectors[index], dtype=np.float32)
+        return row_reader(self.vectors)(index)
 
 
 def null_keys(pairs: np.ndarray, doc_groups: np.ndarray) -> np.ndarray:
@@ -610,16 +600,14 @@ def _score_and_align(
     order = np.argsort(pairs[:, 0], kind="stable")
     lefts = pairs[order, 0]
     bounds = np.flatnonzero(np.r_[True, lefts[1:] != lefts[:-1], True])
+    shorter = chunk.sizes(pairs).min(axis=1)  # usable rows of the shorter side
     for first, stop in itertools.pairwise(bounds.tolist()):
-        left = int(lefts[first])
-        which = [int(p) for p in order[first:stop] if chunk.size(int(pairs[p, 1]))]
-        if chunk.size(left) and which:
-            scored = _score_block(left, pairs[which, 1], chunk, config, span)
-            for p, result in zip(which, scored, strict=True):
+        which = order[first:stop][shorter[order[first:stop]] > 0]
+        if len(which):
+            scored = _score_block(int(lefts[first]), pairs[which, 1], chunk, config, span)
+            for p, result in zip(which.tolist(), scored, strict=True):
                 blocks[p] = result
 
-    sizes = chunk.sizes(pairs)
-    shorter = sizes.min(axis=1)
     totals = np.zeros(len(pairs))
     cells: list[list[tuple[int, int]]] = [[] for _ in range(len(pairs))]
     _align_blocks(blocks, shorter, config, detail_from, totals, cells)
@@ -668,18 +656,15 @@ class _Chunk:
         bounds = self.starts.tolist()
         return {doc: (bounds[i], bounds[i + 1]) for i, doc in enumerate(self.docs.tolist())}
 
-    def size(self, doc: int) -> int:
-        first, stop = self.span(doc)
-        return stop - first
-
     def local_rows(self, docs: np.ndarray) -> np.ndarray:
         """Positions in :attr:`rows` of the rows of ``docs``, one document after another."""
         at = np.searchsorted(self.docs, docs)
         return _spans_concat(self.starts[at], self.starts[at + 1])[0]
 
-    def sizes(self, pairs: np.ndarray) -> np.ndarray:
-        at = np.searchsorted(self.docs, pairs)
-        return (self.starts[at + 1] - self.starts[at]).reshape(pairs.shape)
+    def sizes(self, docs: np.ndarray) -> np.ndarray:
+        """Usable rows of each document of ``docs`` (any shape)."""
+        at = np.searchsorted(self.docs, docs)
+        return self.starts[at + 1] - self.starts[at]
 
     def index_of(self, doc: int) -> np.ndarray:
         first, stop = self.span(doc)
@@ -701,7 +686,7 @@ def _score_block(
     left_rows = chunk.rows_of(left)
     partner_local = chunk.local_rows(partner_docs)
     right_rows = chunk.rows[partner_local]
-    widths = chunk.sizes(np.stack([partner_docs, partner_docs], axis=1))[:, 0]
+    widths = chunk.sizes(partner_docs)
     starts = np.r_[0, np.cumsum(widths)[:-1]]
     column_of = np.repeat(np.arange(len(partner_docs)), widths)  # partner of each column
     sims = (left_rows @ right_rows.T).astype(np.float64)  # (n, M)

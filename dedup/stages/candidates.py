@@ -185,10 +185,20 @@ class CentredVectors:
 RowReader = Callable[[np.ndarray], np.ndarray]
 
 
-def _reader(vectors: np.ndarray | CentredVectors) -> RowReader:
+def row_reader(vectors: np.ndarray | CentredVectors) -> RowReader:
+    """A function giving float32 rows ``index`` of an array or of centred vectors."""
     if isinstance(vectors, CentredVectors):
         return vectors.rows
     return lambda index: np.asarray(vectors[index], dtype=np.float32)
+
+
+def row_blocks(vectors: np.ndarray | CentredVectors) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, float32 rows)`` of consecutive ``BLOCK_ROWS`` blocks of either kind."""
+    if isinstance(vectors, CentredVectors):
+        yield from vectors.blocks()
+    else:
+        for start in range(0, len(vectors), BLOCK_ROWS):
+            yield start, np.asarray(vectors[start : start + BLOCK_ROWS], dtype=np.float32)
 
 
 def _knn(read: RowReader, rows: np.ndarray, k: int, config: CandidateConfig) -> np.ndarray:
@@ -265,7 +275,7 @@ def candidate_pairs(
     found = [np.zeros((0, 2), dtype=np.int64)]
     if n_docs > 1:
         k = min(config.doc_neighbours + 1, n_docs)
-        hits = _knn(_reader(doc_vectors), np.arange(n_docs), k, config)
+        hits = _knn(row_reader(doc_vectors), np.arange(n_docs), k, config)
         rows = np.repeat(np.arange(n_docs), k)
         cols = hits.reshape(-1)
         keep = cols >= 0
@@ -273,7 +283,7 @@ def candidate_pairs(
     sentence_rows = lead_rows(sentence_doc, usable, config.lead_sentences)
     if config.sentence_neighbours and len(sentence_rows) > 1:
         k = min(config.sentence_neighbours + _OWN_DOC_SLACK, len(sentence_rows))
-        hits = _knn(_reader(sentence_vectors), sentence_rows, k, config)
+        hits = _knn(row_reader(sentence_vectors), sentence_rows, k, config)
         own = sentence_doc[sentence_rows]
         valid = hits >= 0
         other = np.where(valid, sentence_doc[sentence_rows[np.maximum(hits, 0)]], -1)
