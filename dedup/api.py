@@ -47,6 +47,7 @@ from dedup.stages.candidates import (
     CandidateConfig,
     CentredVectors,
     add_by_key,
+    as_float32,
     candidate_pairs,
     language_centred,
 )
@@ -511,7 +512,7 @@ def _document_vectors(vectors: np.ndarray, offsets: np.ndarray, usable: np.ndarr
     for start in range(0, len(sentence_doc), BLOCK_ROWS):
         stop = start + BLOCK_ROWS
         keep = counts[start:stop]
-        block = np.asarray(vectors[start:stop], dtype=np.float32)[keep]
+        block = as_float32(vectors[start:stop])[keep]
         add_by_key(out, sentence_doc[start:stop][keep], block)
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     return (out / np.maximum(norms, 1e-12)).astype(np.float32)

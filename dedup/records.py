@@ -20,7 +20,29 @@ Order of the stages and what each adds::
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while millions of records are made.
+
+    Records hold no reference cycles, yet every few hundred thousand new
+    objects the collector walks all the objects alive: receiving the
+    evidence of 2.5 million candidate pairs took twice as long with it on.
+    Memory is still freed by reference counting; the collector runs again
+    when the block ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from dedup.records import gc_paused
+
 Result = TypeVar("Result")
 
 #: ``func(chunk, shared)``: the results of one chunk of items, one per item or per chunk.
@@ -72,14 +74,16 @@ class Engine(ABC):
         shared: Any = None,
         chunk_size: int | None = None,
     ) -> list[Result]:
-        """All results concatenated in input order."""
-        return [
-            result
-            for chunk in self.imap_chunks(
-                func, items, desc=desc, shared=shared, chunk_size=chunk_size
-            )
-            for result in chunk
-        ]
+        """All results concatenated in input order (made with the garbage collector
+        paused: a stage's results are many small records, see :func:`gc_paused`)."""
+        with gc_paused():
+            return [
+                result
+                for chunk in self.imap_chunks(
+                    func, items, desc=desc, shared=shared, chunk_size=chunk_size
+                )
+                for result in chunk
+            ]
 
 
 def chunk_bounds(n_items: int, chunk_size: int) -> list[tuple[int, int]]:
@@ -178,5 +182,5 @@ def _run_forked(chunk: Any) -> list[Any]:
 
     assert _FORKED is not None
     func, shared = _FORKED
-    with threadpool_limits(1):
+    with threadpool_limits(1), gc_paused():
         return list(func(chunk, shared))

@@ -42,7 +42,6 @@ Three choices make that score mean the same thing in every language:
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 import unicodedata
@@ -156,75 +155,46 @@ def sentence_numbers(sentences: Sequence[str]) -> list[frozenset[int]]:
     return out
 
 
-def number_conflicts(left: Sequence[frozenset[int]], right: Sequence[frozenset[int]]) -> np.ndarray:
-    """``(len(left), len(right))`` bool: both sentences have numbers and share none."""
-    conflicts = np.zeros((len(left), len(right)), dtype=bool)
-    right_with = [(j, nums) for j, nums in enumerate(right) if nums]
-    for i, nums in enumerate(left):
-        if nums:
-            for j, other in right_with:
-                conflicts[i, j] = nums.isdisjoint(other)
-    return conflicts
+def number_table(numbers: Sequence[frozenset[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The numbers of each sentence as flat arrays for the compiled aligner.
 
-
-def monotone_alignments(
-    weights: np.ndarray, widths: np.ndarray, paths: np.ndarray
-) -> tuple[np.ndarray, list[list[tuple[int, int]]]]:
-    """Weighted longest common subsequences of a batch of equally tall matrices.
-
-    The dynamic program of :func:`monotone_alignment` run for all matrices at
-    once: one vectorised step per row, whatever the batch size, so aligning a
-    hundred thousand pairs costs a few thousand numpy calls, not millions.
-
-    Args:
-        weights: ``(batch, rows, cols)``; matrix ``b`` is ``weights[b, :, :widths[b]]``
-            (columns beyond its width must be 0).
-        widths: ``(batch,)`` columns of each matrix.
-        paths: ``(batch,)`` bool: trace back the aligned cells of these matrices.
-
-    Returns:
-        The best total of each matrix, and for each matrix the aligned
-        ``(row, column)`` cells in order (empty where ``paths`` is False).
+    Returns ``(starts, values)``: ``values[starts[k]:starts[k + 1]]`` are the
+    sorted numbers of sentence ``k`` (int64; a number too large for it is
+    replaced by its remainder modulo the prime 2^61 - 1, so two equal
+    numbers stay equal). Two sentences whose numbers are both non-empty and
+    disjoint get no weight (:func:`dedup.stages.kernels.numbers_conflict`).
     """
-    batch, n_rows, n_cols = weights.shape
-    table = np.zeros((batch, n_rows + 1, n_cols + 1), dtype=np.float64)
-    for i in range(1, n_rows + 1):
-        step = np.maximum(table[:, i - 1, 1:], table[:, i - 1, :-1] + weights[:, i - 1])
-        table[:, i, 1:] = np.maximum.accumulate(step, axis=1)
-    which = np.arange(batch)
-    totals = table[which, n_rows, widths]
-    cells: list[list[tuple[int, int]]] = [[] for _ in range(batch)]
-    # trace back all requested matrices in lockstep: up on a tie, then left, else diagonal
-    active = np.flatnonzero(paths)
-    i = np.full(len(active), n_rows)
-    j = np.asarray(widths)[active].copy()
-    while len(active):
-        alive = (i > 0) & (j > 0)
-        active, i, j = active[alive], i[alive], j[alive]
-        here = table[active, i, j]
-        up = here == table[active, i - 1, j]
-        left = ~up & (here == table[active, i, j - 1])
-        diagonal = ~up & ~left
-        for b, row, col in zip(active[diagonal], i[diagonal] - 1, j[diagonal] - 1, strict=True):
-            cells[b].append((int(row), int(col)))
-        i = i - (up | diagonal)
-        j = j - (left | diagonal)
-    for found in cells:
-        found.reverse()
-    return totals, cells
+    lengths = np.fromiter((len(found) for found in numbers), dtype=np.int64, count=len(numbers))
+    starts = np.zeros(len(numbers) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    values = np.fromiter(
+        (v if v < _INT64_LIMIT else v % _LARGE_PRIME for found in numbers for v in sorted(found)),
+        dtype=np.int64,
+        count=int(starts[-1]),
+    )
+    return starts, values
+
+
+_INT64_LIMIT = 2**63
+_LARGE_PRIME = 2**61 - 1
 
 
 def monotone_alignment(weights: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
     """Best total weight of an in-order one-to-one alignment, and its pairs.
 
-    The weighted longest common subsequence: row ``i`` of the table is the
-    running maximum of the row above shifted by the new weights, so each row
-    is one vectorised step.
+    The weighted longest common subsequence (the dynamic program of
+    :func:`dedup.stages.kernels.fill_table`, which :func:`align_pairs`
+    runs for every candidate pair).
     """
-    totals, cells = monotone_alignments(
-        np.asarray(weights, dtype=np.float64)[None], np.array([weights.shape[1]]), np.array([True])
-    )
-    return float(totals[0]), cells[0]
+    from dedup.stages import kernels
+
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    n_rows, n_cols = weights.shape
+    table = np.empty((n_rows + 1, n_cols + 1))
+    total = kernels.fill_table(weights, table)
+    cells = np.empty((min(n_rows, n_cols), 2), dtype=np.int64)
+    found = kernels.trace_back(table, n_rows, n_cols, cells) if total > 0 else 0
+    return float(total), [(int(i), int(j)) for i, j in cells[:found]]
 
 
 class SentenceNull:
@@ -323,41 +293,6 @@ class SentenceNull:
             out += self.residual[group] * np.maximum(lengths, 0.0)
         return out
 
-    def moments(
-        self,
-        base1: np.ndarray,
-        quad: np.ndarray,
-        base1_all: np.ndarray,
-        quad_all: np.ndarray,
-        removed: tuple[np.ndarray, np.ndarray],
-        removed_same: tuple[np.ndarray, np.ndarray],
-        n_removed: np.ndarray,
-        n_removed_same: np.ndarray,
-        target: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and standard deviation of a sentence's similarity to a group's crowd.
-
-        All arrays broadcast together (one entry per sentence and partner).
-
-        Args:
-            base1, quad: ``x . S1`` and ``x^T S2 x`` for the target group.
-            base1_all, quad_all: the same for all groups together.
-            removed: sums of ``x . y`` and ``(x . y)^2`` over the rows of both
-                documents (removed from the corpus-wide null).
-            removed_same: the same over the rows that are in the target group
-                (the partner's, and the own document's when it is in it).
-            n_removed, n_removed_same: how many rows those are.
-            target: the target group.
-        """
-        n_all = self.count[-1] - n_removed
-        safe = np.maximum(n_all, 1)
-        mu_all = np.where(n_all > 0, (base1_all - removed[0]) / safe, 0.0)
-        m2_all = np.where(n_all > 0, (quad_all - removed[1]) / safe, 1.0 / self.dim)
-        n_t = np.maximum(self.count[target] - n_removed_same, 0)
-        mu = (base1 - removed_same[0] + self.prior * mu_all) / (n_t + self.prior)
-        m2 = (quad - removed_same[1] + self.prior * m2_all) / (n_t + self.prior)
-        return mu, np.sqrt(np.maximum(m2 - mu**2, 1e-8))
-
 
 def _leading_eigen(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, float]:
     """The ``rank`` leading eigenvectors and eigenvalues of a symmetric PSD matrix,
@@ -396,15 +331,13 @@ class NullTerms:
     own: np.ndarray
     slots: int
 
-    def of(self, docs: np.ndarray | int, groups: np.ndarray | int) -> np.ndarray:
-        """The terms of the keys ``(docs[i], groups[i])``, their rows one after another."""
-        codes = np.asarray(docs, dtype=np.int64).reshape(-1) * self.slots + groups
-        at = np.searchsorted(self.keys, codes)
-        found = at < len(self.keys)
-        if not found.all() or (self.keys[at] != codes).any():
-            raise KeyError(f"null terms not computed for keys {codes.tolist()}")
-        where, _ = _spans_concat(self.starts[at], self.starts[at + 1])
-        return self.values[where]
+    def first_rows(self, codes: np.ndarray) -> np.ndarray:
+        """Where the terms of each key code (``doc * slots + group``) begin in ``values``."""
+        codes = np.asarray(codes, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self.keys, codes), max(len(self.keys) - 1, 0))
+        if not len(self.keys) or (self.keys[at] != codes).any():
+            raise KeyError("null terms not computed for some keys")
+        return self.starts[at]
 
     @classmethod
     def join(
@@ -434,7 +367,8 @@ class AlignInputs:
         offsets: ``(n_docs + 1,)`` sentence rows of each document.
         usable: ``(n_sent,)`` False for boilerplate.
         doc_groups: ``(n_docs,)`` language group of each document.
-        numbers: per sentence, from :func:`sentence_numbers` (empty: none known).
+        number_starts, number_values: the numbers of each sentence (see
+            :func:`number_table`; no values: none known).
         null: the per-language null model over ``vectors``.
         terms: the null model's terms, when computed ahead (:func:`null_quadratics`);
             :func:`align_pairs` computes those of its pairs when None.
@@ -446,7 +380,8 @@ class AlignInputs:
     offsets: np.ndarray
     usable: np.ndarray
     doc_groups: np.ndarray
-    numbers: Sequence[frozenset[int]]
+    number_starts: np.ndarray
+    number_values: np.ndarray
     null: SentenceNull
     usable_index: np.ndarray
     usable_offsets: np.ndarray
@@ -468,14 +403,21 @@ class AlignInputs:
         null = SentenceNull.fit(
             vectors, sentence_groups, usable, config.null_prior, config.null_rank
         )
-        numbers = sentence_numbers(sentences) if sentences is not None else []
+        if sentences is None:
+            number_starts, number_values = (
+                np.zeros(len(usable) + 1, np.int64),
+                np.zeros(0, np.int64),
+            )
+        else:
+            number_starts, number_values = number_table(sentence_numbers(sentences))
         usable_offsets = np.r_[0, np.cumsum(usable)][offsets]
         return cls(
             vectors,
             offsets,
             usable,
             doc_groups,
-            numbers,
+            number_starts,
+            number_values,
             null,
             np.flatnonzero(usable),
             usable_offsets,
@@ -567,9 +509,9 @@ def align_pairs(
 ) -> list[PairEvidence]:
     """Score every candidate pair; one :class:`PairEvidence` per row of ``pairs``.
 
-    The rows of every document of the chunk are read once; each left document
-    is compared with all its partners in one product; the alignments of the
-    chunk run together (:func:`monotone_alignments`, batched by height).
+    The rows of every document of the chunk are read (and centred) once; one
+    compiled call (:func:`dedup.stages.kernels.score_pairs`) then scores and
+    aligns every pair of the chunk.
 
     Args:
         pairs: ``(m, 2)`` document pairs from ``candidates``.
@@ -590,203 +532,72 @@ def align_pairs(
 def _score_and_align(
     pairs: np.ndarray, inputs: AlignInputs, config: AlignConfig, detail_from: float
 ) -> list[PairEvidence]:
+    from dedup.stages import kernels as kernels
+
+    terms = inputs.terms
+    assert terms is not None
     docs = np.unique(pairs)
     index, starts = inputs.rows_of_docs(docs)
-    chunk = _Chunk(inputs, docs, index, starts, inputs.read(index))
-    span = config.z_high - config.z_low
-
-    # per pair: (weights, sims, z) of the usable rows, or None when one side has none
-    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None] = [None] * len(pairs)
-    order = np.argsort(pairs[:, 0], kind="stable")
-    lefts = pairs[order, 0]
-    bounds = np.flatnonzero(np.r_[True, lefts[1:] != lefts[:-1], True])
-    shorter = chunk.sizes(pairs).min(axis=1)  # usable rows of the shorter side
-    for first, stop in itertools.pairwise(bounds.tolist()):
-        which = order[first:stop][shorter[order[first:stop]] > 0]
-        if len(which):
-            scored = _score_block(int(lefts[first]), pairs[which, 1], chunk, config, span)
-            for p, result in zip(which.tolist(), scored, strict=True):
-                blocks[p] = result
-
+    rows = np.ascontiguousarray(inputs.read(index), dtype=np.float32)
+    local = np.searchsorted(docs, pairs)
+    groups = inputs.doc_groups[pairs]
+    left, right = pairs[:, 0] * terms.slots, pairs[:, 1] * terms.slots
+    all_groups = terms.slots - 1
+    codes = np.stack(  # in the order of kernels.LEFT_TO_RIGHT ... RIGHT_TO_ALL
+        [left + groups[:, 1], left + all_groups, right + groups[:, 0], right + all_groups], axis=1
+    )
+    sizes = np.diff(starts)[local]
+    shorter = sizes.min(axis=1)
+    cell_starts = np.zeros(len(pairs) + 1, dtype=np.int64)
+    np.cumsum(shorter, out=cell_starts[1:])
     totals = np.zeros(len(pairs))
-    cells: list[list[tuple[int, int]]] = [[] for _ in range(len(pairs))]
-    _align_blocks(blocks, shorter, config, detail_from, totals, cells)
-
+    cell_counts = np.zeros(len(pairs), dtype=np.int64)
+    cells = np.zeros((cell_starts[-1], 2), dtype=np.int64)
+    cell_values = np.zeros((cell_starts[-1], 3))
+    where, number_starts = _spans_concat(
+        inputs.number_starts[index], inputs.number_starts[index + 1]
+    )
+    kernels.score_pairs(
+        rows,
+        starts,
+        local,
+        groups,
+        terms.values,
+        terms.first_rows(codes),
+        terms.own[index],
+        inputs.null.count,
+        float(inputs.null.prior),
+        number_starts,
+        inputs.number_values[where],
+        config.z_low,
+        config.z_high,
+        config.length_prior,
+        detail_from,
+        totals,
+        cell_starts[:-1],
+        cell_counts,
+        cells,
+        cell_values,
+    )
+    scores = (totals / (shorter + config.length_prior)).tolist()
+    # aligned cells as positions in each document (boilerplate rows count)
+    first_row = starts[local]  # (m, 2) each side's first chunk row
     evidence: list[PairEvidence] = []
-    for p, (left, right) in enumerate(pairs.tolist()):
-        block = blocks[p]
-        if block is None:
-            evidence.append(PairEvidence(left, right, 0.0, (), int(shorter[p])))
-            continue
+    for p, (a, b) in enumerate(pairs.tolist()):
         aligned: tuple[AlignedPair, ...] = ()
-        if cells[p]:
-            weights, sims, z = block
-            i, j = np.array(cells[p]).T
-            kept = weights[i, j] > 0
-            i, j = i[kept], j[kept]
+        if cell_counts[p]:
+            at = slice(cell_starts[p], cell_starts[p] + cell_counts[p])
+            i, j = cells[at, 0], cells[at, 1]
+            values = cell_values[at]
             columns = (
-                chunk.index_of(left)[i] - inputs.offsets[left],
-                chunk.index_of(right)[j] - inputs.offsets[right],
-                np.round(sims[i, j], 4),
-                np.round(z[i, j], 2),
-                np.round(weights[i, j], 3),
+                index[first_row[p, 0] + i] - inputs.offsets[a],
+                index[first_row[p, 1] + j] - inputs.offsets[b],
+                np.round(values[:, 0], 4),
+                np.round(values[:, 1], 2),
+                np.round(values[:, 2], 3),
             )
-            values = zip(*(c.tolist() for c in columns), strict=True)
-            aligned = tuple(itertools.starmap(AlignedPair, values))
-        score = totals[p] / (shorter[p] + config.length_prior)
-        evidence.append(PairEvidence(left, right, round(float(score), 6), aligned, int(shorter[p])))
+            aligned = tuple(
+                itertools.starmap(AlignedPair, zip(*(c.tolist() for c in columns), strict=True))
+            )
+        evidence.append(PairEvidence(a, b, round(scores[p], 6), aligned, int(shorter[p])))
     return evidence
-
-
-@dataclass(frozen=True)
-class _Chunk:
-    """The usable rows of one chunk's documents, read once."""
-
-    inputs: AlignInputs
-    docs: np.ndarray  #: sorted
-    index: np.ndarray  #: global row of each local row
-    starts: np.ndarray  #: each document's first local row
-    rows: np.ndarray  #: centred float32
-
-    def span(self, doc: int) -> tuple[int, int]:
-        return self.spans[doc]
-
-    @functools.cached_property
-    def spans(self) -> dict[int, tuple[int, int]]:
-        bounds = self.starts.tolist()
-        return {doc: (bounds[i], bounds[i + 1]) for i, doc in enumerate(self.docs.tolist())}
-
-    def local_rows(self, docs: np.ndarray) -> np.ndarray:
-        """Positions in :attr:`rows` of the rows of ``docs``, one document after another."""
-        at = np.searchsorted(self.docs, docs)
-        return _spans_concat(self.starts[at], self.starts[at + 1])[0]
-
-    def sizes(self, docs: np.ndarray) -> np.ndarray:
-        """Usable rows of each document of ``docs`` (any shape)."""
-        at = np.searchsorted(self.docs, docs)
-        return self.starts[at + 1] - self.starts[at]
-
-    def index_of(self, doc: int) -> np.ndarray:
-        first, stop = self.span(doc)
-        return self.index[first:stop]
-
-    def rows_of(self, doc: int) -> np.ndarray:
-        first, stop = self.span(doc)
-        return self.rows[first:stop]
-
-
-def _score_block(
-    left: int, partner_docs: np.ndarray, chunk: _Chunk, config: AlignConfig, span: float
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Weights, similarities and z-scores of one document against each of its partners."""
-    inputs = chunk.inputs
-    null, groups, terms = inputs.null, inputs.doc_groups, inputs.terms
-    assert terms is not None
-    all_slot = null.all_groups
-    left_rows = chunk.rows_of(left)
-    partner_local = chunk.local_rows(partner_docs)
-    right_rows = chunk.rows[partner_local]
-    widths = chunk.sizes(partner_docs)
-    starts = np.r_[0, np.cumsum(widths)[:-1]]
-    column_of = np.repeat(np.arange(len(partner_docs)), widths)  # partner of each column
-    sims = (left_rows @ right_rows.T).astype(np.float64)  # (n, M)
-    squares = sims * sims
-    n = len(left_rows)
-    group_a = int(groups[left])
-    targets = groups[partner_docs]
-    same = targets == group_a  # (K,)
-    own_a = terms.own[chunk.index_of(left)]
-
-    # left rows against each partner's language
-    pair1 = np.add.reduceat(sims, starts, axis=1)  # (n, K)
-    pair2 = np.add.reduceat(squares, starts, axis=1)
-    needed, which = np.unique(np.r_[targets, all_slot], return_inverse=True)
-    per_group = terms.of(np.full(len(needed), left), needed).reshape(len(needed), n, 2)
-    toward = per_group[which[:-1]].transpose(1, 0, 2)  # (n, K, 2)
-    mu_l, sd_l = null.moments(
-        base1=toward[:, :, 0],
-        quad=toward[:, :, 1],
-        base1_all=per_group[which[-1]][:, [0]],
-        quad_all=per_group[which[-1]][:, [1]],
-        removed=(own_a[:, [0]] + pair1, own_a[:, [1]] + pair2),
-        removed_same=(pair1 + same * own_a[:, [0]], pair2 + same * own_a[:, [1]]),
-        n_removed=n + widths,
-        n_removed_same=widths + same * n,
-        target=targets,
-    )
-    z_left = (sims - mu_l[:, column_of]) / sd_l[:, column_of]
-
-    # each partner's rows against the left document's language
-    right_index = chunk.index[partner_local]
-    own_b = terms.own[right_index]
-    toward_a = terms.of(partner_docs, group_a)
-    overall = terms.of(partner_docs, all_slot)
-    column_same = same[column_of]
-    column1, column2 = sims.sum(axis=0), squares.sum(axis=0)
-    mu_r, sd_r = null.moments(
-        base1=toward_a[:, 0],
-        quad=toward_a[:, 1],
-        base1_all=overall[:, 0],
-        quad_all=overall[:, 1],
-        removed=(own_b[:, 0] + column1, own_b[:, 1] + column2),
-        removed_same=(column1 + column_same * own_b[:, 0], column2 + column_same * own_b[:, 1]),
-        n_removed=n + widths[column_of],
-        n_removed_same=n + column_same * widths[column_of],
-        target=np.full(len(column_of), group_a),
-    )
-    z = np.minimum(z_left, (sims - mu_r) / sd_r)
-    weights = np.clip((z - config.z_low) / span, 0.0, 1.0)
-    if inputs.numbers:
-        left_numbers = [inputs.numbers[k] for k in chunk.index_of(left)]
-        if any(left_numbers):
-            right_numbers = [inputs.numbers[k] for k in right_index]
-            weights[number_conflicts(left_numbers, right_numbers)] = 0.0
-    return [
-        (weights[:, s : s + w], sims[:, s : s + w], z[:, s : s + w])
-        for s, w in zip(starts.tolist(), widths.tolist(), strict=True)
-    ]
-
-
-def _align_blocks(
-    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray] | None],
-    shorter: np.ndarray,
-    config: AlignConfig,
-    detail_from: float,
-    totals: np.ndarray,
-    cells: list[list[tuple[int, int]]],
-) -> None:
-    """Run the alignments of all blocks, batched by height (the shorter side, rounded
-    up to a multiple of ``_HEIGHT_STEP``: rows of zeros change no total, and fewer,
-    fuller batches mean fewer numpy calls)."""
-    by_height: dict[int, list[int]] = {}
-    for p, block in enumerate(blocks):
-        if block is not None:
-            height = -(-min(block[0].shape) // _HEIGHT_STEP) * _HEIGHT_STEP
-            by_height.setdefault(height, []).append(p)
-    for height, members in sorted(by_height.items()):
-        for begin in range(0, len(members), _ALIGN_BATCH):
-            batch = members[begin : begin + _ALIGN_BATCH]
-            shapes = [blocks[p][0].shape for p in batch]  # type: ignore[index]
-            flipped = [rows > columns for rows, columns in shapes]
-            widths = np.array([max(shape) for shape in shapes])
-            stacked = np.zeros((len(batch), height, int(widths.max())))
-            for b, (p, flip) in enumerate(zip(batch, flipped, strict=True)):
-                weights = blocks[p][0]  # type: ignore[index]
-                weights = weights.T if flip else weights
-                stacked[b, : len(weights), : widths[b]] = weights
-            # an upper bound first: a pair that cannot reach detail_from needs no path
-            bound = stacked.max(axis=2).sum(axis=1) / (shorter[batch] + config.length_prior)
-            batch_totals, batch_cells = monotone_alignments(
-                stacked, widths, (bound >= detail_from) & (bound > 0)
-            )
-            for b, (p, flip) in enumerate(zip(batch, flipped, strict=True)):
-                totals[p] = batch_totals[b]
-                score = batch_totals[b] / (shorter[p] + config.length_prior)
-                if score >= detail_from:
-                    cells[p] = [(j, i) for i, j in batch_cells[b]] if flip else batch_cells[b]
-
-
-#: batch heights are rounded up to a multiple of this.
-_HEIGHT_STEP = 4
-#: alignments run together in one batch of :func:`monotone_alignments`.
-_ALIGN_BATCH = 1024

@@ -99,7 +99,7 @@ def language_means(
     sums = np.zeros((n_groups, vectors.shape[1]), dtype=np.float64)
     for start in range(0, len(vectors), BLOCK_ROWS):
         stop = start + BLOCK_ROWS
-        block = np.asarray(vectors[start:stop], dtype=np.float32) * weights[start:stop, None]
+        block = as_float32(vectors[start:stop]) * weights[start:stop, None]
         add_by_key(sums, groups[start:stop], block)
     mass = np.bincount(groups, weights=weights, minlength=n_groups)
     overall = sums.sum(axis=0) / max(mass.sum(), 1e-12)
@@ -119,12 +119,28 @@ def add_by_key(out: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> None:
     out += one_hot @ rows
 
 
+def as_float32(rows: np.ndarray) -> np.ndarray:
+    """A float32 copy of ``rows`` (float16 rows are converted by a compiled loop,
+    :func:`dedup.stages.kernels.half_to_float`, ~5x faster than numpy's cast)."""
+    rows = np.asarray(rows)
+    if rows.dtype != np.float16:
+        return np.array(rows, dtype=np.float32)
+    from dedup.stages import kernels
+
+    out = np.empty(rows.shape, dtype=np.float32)
+    kernels.half_to_float(np.ascontiguousarray(rows).view(np.uint16), out)
+    return out
+
+
 def centre_rows(rows: np.ndarray, groups: np.ndarray, means: np.ndarray) -> np.ndarray:
     """``rows`` minus their group's mean, L2-normalised, as float32."""
-    centred = np.array(rows, dtype=np.float32)  # a copy, changed in place below
-    centred -= means[groups]
-    norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
-    centred /= np.maximum(norms, 1e-12)[:, None]
+    from dedup.stages import kernels
+
+    centred = as_float32(rows)  # a copy, changed in place
+    if len(centred):
+        kernels.centre_in_place(
+            centred, np.asarray(groups, dtype=np.int64), np.ascontiguousarray(means, np.float32)
+        )
     return centred
 
 
@@ -189,7 +205,7 @@ def row_reader(vectors: np.ndarray | CentredVectors) -> RowReader:
     """A function giving float32 rows ``index`` of an array or of centred vectors."""
     if isinstance(vectors, CentredVectors):
         return vectors.rows
-    return lambda index: np.asarray(vectors[index], dtype=np.float32)
+    return lambda index: as_float32(vectors[index])
 
 
 def row_blocks(vectors: np.ndarray | CentredVectors) -> Iterator[tuple[int, np.ndarray]]:
@@ -198,7 +214,7 @@ def row_blocks(vectors: np.ndarray | CentredVectors) -> Iterator[tuple[int, np.n
         yield from vectors.blocks()
     else:
         for start in range(0, len(vectors), BLOCK_ROWS):
-            yield start, np.asarray(vectors[start : start + BLOCK_ROWS], dtype=np.float32)
+            yield start, as_float32(vectors[start : start + BLOCK_ROWS])
 
 
 def _knn(read: RowReader, rows: np.ndarray, k: int, config: CandidateConfig) -> np.ndarray:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dedup.records import PairEvidence
+from dedup.records import PairEvidence, gc_paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,25 +83,48 @@ def cluster_documents(
         ``(n_docs,)`` int64; clusters numbered by (size descending, smallest
         member id), so equal inputs give equal numbers.
     """
+    with gc_paused():  # millions of small lists and dict entries, no cycles
+        owner = _merge_clusters(doc_keys, evidence, doc_groups, config)
+    return canonical_labels(np.array(owner, dtype=np.int64), doc_keys)
+
+
+def _merge_clusters(
+    doc_keys: Sequence[str],
+    evidence: Sequence[PairEvidence],
+    doc_groups: np.ndarray,
+    config: ClusterConfig,
+) -> list[int]:
+    """The greedy average linkage of :func:`cluster_documents`; the cluster of each document."""
     n_docs = len(doc_keys)
     theta = config.threshold
+    count = len(evidence)
+    left = np.fromiter((p.left for p in evidence), dtype=np.int64, count=count)
+    right = np.fromiter((p.right for p in evidence), dtype=np.int64, count=count)
+    score = np.fromiter((p.score for p in evidence), dtype=np.float64, count=count)
+    groups = np.asarray(doc_groups)
+    both_ok = (groups[left] == groups[right]) & (score >= theta)
     # link[x][y] = [sum of scores over cross pairs, same-language cross pairs >= theta]
     link: dict[int, dict[int, list[float]]] = {d: {} for d in range(n_docs)}
-    for pair in evidence:
-        same_ok = float(doc_groups[pair.left] == doc_groups[pair.right] and pair.score >= theta)
-        shared = [pair.score, same_ok]  # one list seen from both ends, updated in place
-        link[pair.left][pair.right] = shared
-        link[pair.right][pair.left] = shared
+    for a, b, pair_score, ok in zip(
+        left.tolist(), right.tolist(), score.tolist(), both_ok.tolist(), strict=True
+    ):
+        shared = [pair_score, float(ok)]  # one list seen from both ends, updated in place
+        link[a][b] = shared
+        link[b][a] = shared
     members: dict[int, list[int]] = {d: [d] for d in range(n_docs)}
     inside: dict[int, float] = dict.fromkeys(range(n_docs), 0.0)  # sum of scores within
-    languages: dict[int, Counter[int]] = {d: Counter([int(doc_groups[d])]) for d in range(n_docs)}
+    languages: dict[int, Counter[int]] = {d: Counter([g]) for d, g in enumerate(groups.tolist())}
     owner = list(range(n_docs))
-    edges = sorted(
-        (p for p in evidence if p.score >= theta),
-        key=lambda p: (-p.score, *sorted((doc_keys[p.left], doc_keys[p.right]))),
-    )
-    for pair in edges:
-        x, y = owner[pair.left], owner[pair.right]
+    # strongest first; ties by the ids of the pair (smaller id first), so the
+    # order does not depend on the order of the documents
+    key_rank = np.empty(n_docs, dtype=np.int64)
+    key_rank[sorted(range(n_docs), key=doc_keys.__getitem__)] = np.arange(n_docs)
+    strong = np.flatnonzero(score >= theta)
+    low = np.minimum(key_rank[left[strong]], key_rank[right[strong]])
+    high = np.maximum(key_rank[left[strong]], key_rank[right[strong]])
+    edges = strong[np.lexsort((high, low, -score[strong]))]
+    for a, b in zip(left[edges].tolist(), right[edges].tolist(), strict=True):
+        x, y = owner[a], owner[b]
         if x == y:
             continue
         total, same_ok = link[x][y]
@@ -133,7 +156,7 @@ def cluster_documents(
             owner[d] = x
         members[x].extend(members.pop(y))
         languages[x].update(languages.pop(y))
-    return canonical_labels(np.array(owner, dtype=np.int64), doc_keys)
+    return owner
 
 
 def canonical_labels(labels: np.ndarray, doc_keys: Sequence[str]) -> np.ndarray:

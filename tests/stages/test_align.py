@@ -19,7 +19,7 @@ from dedup.stages.align import (
     align_pairs,
     boilerplate_mask,
     monotone_alignment,
-    number_conflicts,
+    number_table,
     sentence_numbers,
 )
 
@@ -312,14 +312,24 @@ def test_numbers_are_read_in_any_script_and_single_digits_ignored() -> None:
 
 
 def test_number_conflict_needs_numbers_on_both_sides_and_none_shared() -> None:
+    from dedup.stages.kernels import numbers_conflict
+
     left = [frozenset({26}), frozenset({2018, 5}), frozenset()]
     right = [frozenset({29}), frozenset({2018}), frozenset()]
-    conflicts = number_conflicts(left, right)
-    assert conflicts.tolist() == [
+    starts, values = number_table(left + right)
+    conflicts = [[numbers_conflict(starts, values, i, 3 + j) for j in range(3)] for i in range(3)]
+    assert conflicts == [
         [True, True, False],
         [True, False, False],
         [False, False, False],
     ]
+
+
+def test_number_table_keeps_numbers_beyond_64_bits_comparable() -> None:
+    huge = 10**30
+    starts, values = number_table([frozenset({huge, 12}), frozenset(), frozenset({huge})])
+    assert starts.tolist() == [0, 2, 2, 3]
+    assert values[2] in values[:2].tolist() and values.dtype == np.int64
 
 
 def test_a_sentence_pair_with_conflicting_numbers_gets_no_weight() -> None:

@@ -1,0 +1,364 @@
+"""Compiled inner loops of ``candidates`` and ``align``.
+
+Two kinds of loop are compiled here, because numpy makes them slow:
+
+* reading sentence vectors: float16 rows (as the embedding cache and a run's
+  vector file keep them) become centred, normalised float32 rows
+  (:func:`half_to_float`, :func:`centre_in_place`), several times faster
+  than numpy's float16 cast and without its temporaries;
+* scoring candidate pairs (:func:`score_pairs`). A corpus of 100,000
+  documents has millions of candidate pairs, each a small matrix (20 x 20
+  sentences): per pair the work is a few thousand arithmetic operations, far
+  less than the cost of the dozens of numpy calls the same arithmetic takes
+  when written with arrays. One call scores a whole chunk of pairs: the
+  similarity matrix, the null's mean and spread of every sentence against the
+  other document's language (:class:`dedup.stages.align.SentenceNull`),
+  z-scores and weights, the number check, and the monotone alignment with its
+  traceback. The maths is documented in :mod:`dedup.stages.align`; this module
+  only says how it is laid out in memory.
+
+The loops are compiled by **numba** (LLVM) on first use and the machine code
+is cached on disk (next to this file, or in ``NUMBA_CACHE_DIR``), so only the
+first run after an install pays the compilation (a few seconds).
+
+This module is imported when vectors are first read, not with :mod:`dedup`,
+so commands that read none (``dedup --help``, a report) do not pay numba's
+import.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+#: slots of ``term_starts``: a pair's left rows toward the right document's
+#: group, left rows toward all groups, right rows toward the left's group,
+#: right rows toward all groups.
+LEFT_TO_RIGHT, LEFT_TO_ALL, RIGHT_TO_LEFT, RIGHT_TO_ALL = range(4)
+
+
+#: 2^(127 - 15): moves a float16 exponent, shifted into float32 position, to its bias.
+_HALF_REBIAS = np.float32(2.0**112)
+
+
+@njit(cache=True, nogil=True)
+def half_to_float(bits: np.ndarray, out: np.ndarray) -> None:
+    """``out[...] = bits`` read as float16, exactly (subnormals included; no inf/nan).
+
+    Sign to bit 31, exponent and mantissa shifted 13 bits up, then one
+    multiplication re-biases the exponent: a loop LLVM vectorises.
+
+    Args:
+        bits: float16 values viewed as uint16, C-contiguous.
+        out: float32 array of the same shape, C-contiguous.
+    """
+    source = bits.reshape(-1)
+    words = out.reshape(-1).view(np.uint32)
+    for k in range(source.shape[0]):
+        h = np.uint32(source[k])
+        words[k] = ((h & np.uint32(0x8000)) << np.uint32(16)) | (
+            (h & np.uint32(0x7FFF)) << np.uint32(13)
+        )
+    values = out.reshape(-1)
+    for k in range(values.shape[0]):
+        values[k] *= _HALF_REBIAS
+
+
+@njit(cache=True, nogil=True)
+def centre_in_place(rows: np.ndarray, groups: np.ndarray, means: np.ndarray) -> None:
+    """Each row minus its group's mean, then divided by its length (at least 1e-12)."""
+    for r in range(rows.shape[0]):
+        mean = means[groups[r]]
+        total = np.float32(0.0)
+        for k in range(rows.shape[1]):
+            value = rows[r, k] - mean[k]
+            rows[r, k] = value
+            total += value * value
+        length = max(np.sqrt(total), np.float32(1e-12))
+        for k in range(rows.shape[1]):
+            rows[r, k] /= length
+
+
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """float32 dot product, summed in any order (so it vectorises, as BLAS does)."""
+    total = np.float32(0.0)
+    for k in range(a.shape[0]):
+        total += a[k] * b[k]
+    return total
+
+
+@njit(cache=True, nogil=True)
+def numbers_conflict(starts: np.ndarray, values: np.ndarray, left: int, right: int) -> bool:
+    """Rows ``left`` and ``right`` both carry numbers and share none.
+
+    ``values[starts[r]:starts[r + 1]]`` are the sorted numbers of row ``r``.
+    """
+    i, i_end = starts[left], starts[left + 1]
+    j, j_end = starts[right], starts[right + 1]
+    if i == i_end or j == j_end:
+        return False
+    while i < i_end and j < j_end:
+        if values[i] == values[j]:
+            return False
+        if values[i] < values[j]:
+            i += 1
+        else:
+            j += 1
+    return True
+
+
+@njit(cache=True, nogil=True)
+def _moments(
+    base1: float,
+    quad: float,
+    base1_all: float,
+    quad_all: float,
+    removed1: float,
+    removed2: float,
+    same1: float,
+    same2: float,
+    n_removed: float,
+    n_removed_same: float,
+    n_total: float,
+    n_target: float,
+    prior: float,
+    dim: int,
+) -> tuple[float, float]:
+    """Mean and standard deviation of a sentence's similarity to a group's crowd.
+
+    The crowd is the target group's usable sentences minus those of the two
+    documents compared (see :class:`dedup.stages.align.SentenceNull`), mixed
+    with ``prior`` sentences' worth of the corpus-wide crowd.
+
+    Args:
+        base1, quad: ``x . S1`` and ``x^T S2 x`` for the target group.
+        base1_all, quad_all: the same for all groups together.
+        removed1, removed2: sums of ``x . y`` and ``(x . y)^2`` over the rows of
+            both documents (removed from the corpus-wide crowd).
+        same1, same2: the same over the rows that are in the target group (the
+            partner's, and the own document's when it is in it).
+        n_removed, n_removed_same: how many rows those are.
+        n_total, n_target: usable rows in all groups and in the target group.
+        prior: corpus-wide null mixed in, in sentences.
+        dim: vector size (the second moment of an empty crowd is ``1 / dim``).
+    """
+    n_all = n_total - n_removed
+    if n_all > 0:
+        mu_all = (base1_all - removed1) / n_all
+        m2_all = (quad_all - removed2) / n_all
+    else:
+        mu_all = 0.0
+        m2_all = 1.0 / dim
+    n_t = max(n_target - n_removed_same, 0.0)
+    mu = (base1 - same1 + prior * mu_all) / (n_t + prior)
+    m2 = (quad - same2 + prior * m2_all) / (n_t + prior)
+    return mu, np.sqrt(max(m2 - mu * mu, 1e-8))
+
+
+@njit(cache=True, nogil=True)
+def fill_table(weights: np.ndarray, table: np.ndarray) -> float:
+    """The dynamic program of the weighted longest common subsequence of ``weights``.
+
+    ``table`` (at least ``(rows + 1, columns + 1)``) gets in cell ``(i, j)`` the
+    best total of an in-order one-to-one alignment of the first ``i`` rows
+    with the first ``j`` columns; returns the best total of the whole matrix.
+    """
+    n_rows, n_cols = weights.shape
+    for j in range(n_cols + 1):
+        table[0, j] = 0.0
+    for i in range(1, n_rows + 1):
+        table[i, 0] = 0.0
+        for j in range(1, n_cols + 1):
+            best = max(table[i - 1, j], table[i - 1, j - 1] + weights[i - 1, j - 1])
+            table[i, j] = max(best, table[i, j - 1])
+    return table[n_rows, n_cols]
+
+
+@njit(cache=True, nogil=True)
+def trace_back(table: np.ndarray, n_rows: int, n_cols: int, cells: np.ndarray) -> int:
+    """The aligned ``(row, column)`` cells of a table from :func:`fill_table`, in order.
+
+    Written into ``cells`` (room for ``min(n_rows, n_cols)``); returns how many.
+    The path goes up on a tie, then left, else diagonally, so among equally
+    good alignments the one that uses the earliest rows is chosen.
+    """
+    found = 0
+    i, j = n_rows, n_cols
+    while i > 0 and j > 0:
+        here = table[i, j]
+        if here == table[i - 1, j]:
+            i -= 1
+        elif here == table[i, j - 1]:
+            j -= 1
+        else:
+            cells[found, 0] = i - 1
+            cells[found, 1] = j - 1
+            found += 1
+            i -= 1
+            j -= 1
+    cells[:found] = cells[:found][::-1].copy()
+    return found
+
+
+@njit(cache=True, nogil=True)
+def score_pairs(
+    rows: np.ndarray,
+    doc_starts: np.ndarray,
+    pair_docs: np.ndarray,
+    pair_groups: np.ndarray,
+    term_values: np.ndarray,
+    term_starts: np.ndarray,
+    own: np.ndarray,
+    count: np.ndarray,
+    prior: float,
+    number_starts: np.ndarray,
+    number_values: np.ndarray,
+    z_low: float,
+    z_high: float,
+    length_prior: float,
+    detail_from: float,
+    totals: np.ndarray,
+    cell_starts: np.ndarray,
+    cell_counts: np.ndarray,
+    cells: np.ndarray,
+    cell_values: np.ndarray,
+) -> None:
+    """Score and align every pair of a chunk; results go into the output arrays.
+
+    Args:
+        rows: ``(n, dim)`` float32 centred usable rows of the chunk's documents.
+        doc_starts: ``(docs + 1,)`` each chunk document's first row in ``rows``.
+        pair_docs: ``(m, 2)`` chunk document of each pair's left and right side.
+        pair_groups: ``(m, 2)`` language group of each side.
+        term_values: ``(k, 2)`` the null terms ``x . S1`` and ``x^T S2 x``.
+        term_starts: ``(m, 4)`` where the four term blocks of each pair begin
+            (slots :data:`LEFT_TO_RIGHT` ...), one term per row of that side.
+        own: ``(n, 2)`` sums of ``x . y`` and ``(x . y)^2`` over each row's own document.
+        count: ``(slots,)`` usable rows per group; the last slot is all groups.
+        prior: the null's prior, in sentences.
+        number_starts, number_values: each row's sorted numbers (see
+            :func:`numbers_conflict`); empty ``number_values``: none known.
+        z_low, z_high, length_prior, detail_from: as in ``AlignConfig`` /
+            ``align_pairs``.
+        totals: ``(m,)`` out: best alignment total of each pair.
+        cell_starts: ``(m,)`` where each pair may write its aligned cells
+            (room for the shorter side's rows).
+        cell_counts: ``(m,)`` out: cells written (only for pairs scoring at
+            least ``detail_from``).
+        cells: ``(capacity, 2)`` out: left and right row of each aligned cell,
+            within the pair's documents' usable rows.
+        cell_values: ``(capacity, 3)`` out: similarity, z and weight of each cell.
+    """
+    dim = rows.shape[1]
+    span = z_high - z_low
+    n_total = count[count.shape[0] - 1]
+    has_numbers = number_values.shape[0] > 0
+    longest = 0
+    for d in range(doc_starts.shape[0] - 1):
+        longest = max(longest, doc_starts[d + 1] - doc_starts[d])
+    sims = np.empty((longest, longest))
+    weights = np.empty((longest, longest))
+    z = np.empty((longest, longest))
+    table = np.empty((longest + 1, longest + 1))
+    mu_left, sd_left = np.empty(longest), np.empty(longest)
+    mu_right, sd_right = np.empty(longest), np.empty(longest)
+    path = np.empty((longest, 2), dtype=np.int64)
+    for p in range(pair_docs.shape[0]):
+        a_first, a_stop = doc_starts[pair_docs[p, 0]], doc_starts[pair_docs[p, 0] + 1]
+        b_first, b_stop = doc_starts[pair_docs[p, 1]], doc_starts[pair_docs[p, 1] + 1]
+        n, w = a_stop - a_first, b_stop - b_first
+        cell_counts[p] = 0
+        totals[p] = 0.0
+        if n == 0 or w == 0:
+            continue
+        for i in range(n):
+            for j in range(w):
+                sims[i, j] = _dot(rows[a_first + i], rows[b_first + j])
+        group_a, group_b = pair_groups[p, 0], pair_groups[p, 1]
+        same = 1.0 if group_a == group_b else 0.0
+        # each left row against the right document's language
+        at_group, at_all = term_starts[p, LEFT_TO_RIGHT], term_starts[p, LEFT_TO_ALL]
+        for i in range(n):
+            sum1 = 0.0
+            sum2 = 0.0
+            for j in range(w):
+                sum1 += sims[i, j]
+                sum2 += sims[i, j] * sims[i, j]
+            own1, own2 = own[a_first + i, 0], own[a_first + i, 1]
+            mu_left[i], sd_left[i] = _moments(
+                term_values[at_group + i, 0],
+                term_values[at_group + i, 1],
+                term_values[at_all + i, 0],
+                term_values[at_all + i, 1],
+                own1 + sum1,
+                own2 + sum2,
+                sum1 + same * own1,
+                sum2 + same * own2,
+                n + w,
+                w + same * n,
+                n_total,
+                count[group_b],
+                prior,
+                dim,
+            )
+        # each right row against the left document's language
+        at_group, at_all = term_starts[p, RIGHT_TO_LEFT], term_starts[p, RIGHT_TO_ALL]
+        for j in range(w):
+            sum1 = 0.0
+            sum2 = 0.0
+            for i in range(n):
+                sum1 += sims[i, j]
+                sum2 += sims[i, j] * sims[i, j]
+            own1, own2 = own[b_first + j, 0], own[b_first + j, 1]
+            mu_right[j], sd_right[j] = _moments(
+                term_values[at_group + j, 0],
+                term_values[at_group + j, 1],
+                term_values[at_all + j, 0],
+                term_values[at_all + j, 1],
+                own1 + sum1,
+                own2 + sum2,
+                sum1 + same * own1,
+                sum2 + same * own2,
+                n + w,
+                n + same * w,
+                n_total,
+                count[group_a],
+                prior,
+                dim,
+            )
+        for i in range(n):
+            for j in range(w):
+                z_ij = min(
+                    (sims[i, j] - mu_left[i]) / sd_left[i],
+                    (sims[i, j] - mu_right[j]) / sd_right[j],
+                )
+                z[i, j] = z_ij
+                weight = min(max((z_ij - z_low) / span, 0.0), 1.0)
+                if (
+                    has_numbers
+                    and weight > 0.0
+                    and numbers_conflict(number_starts, number_values, a_first + i, b_first + j)
+                ):
+                    weight = 0.0
+                weights[i, j] = weight
+        # the shorter side runs down the table (as rows)
+        flip = n > w
+        oriented = weights[:n, :w].T if flip else weights[:n, :w]
+        shorter = min(n, w)
+        total = fill_table(oriented, table)
+        totals[p] = total
+        if total <= 0.0 or total / (shorter + length_prior) < detail_from:
+            continue
+        found = trace_back(table, oriented.shape[0], oriented.shape[1], path)
+        written = 0
+        for c in range(found):
+            i, j = (path[c, 1], path[c, 0]) if flip else (path[c, 0], path[c, 1])
+            if weights[i, j] > 0.0:
+                at = cell_starts[p] + written
+                cells[at, 0], cells[at, 1] = i, j
+                cell_values[at, 0] = sims[i, j]
+                cell_values[at, 1] = z[i, j]
+                cell_values[at, 2] = weights[i, j]
+                written += 1
+        cell_counts[p] = written
