@@ -471,6 +471,8 @@ def null_quadratics(
     order, the chunk's documents, and ``(rows, 2)`` own-document sums of their
     usable rows. Each document's rows are read once.
     """
+    from dedup.stages import kernels
+
     slots = len(inputs.null.count)
     docs, groups = np.divmod(np.asarray(keys, dtype=np.int64), slots)
     chunk_docs = np.unique(docs)
@@ -479,9 +481,7 @@ def null_quadratics(
         rows = inputs.read(index)
         sum1 = rows.astype(np.float64) @ inputs.null.sum1.T  # (rows, slots)
         own = np.zeros((len(rows), 2))
-        for first, stop in itertools.pairwise(starts.tolist()):
-            gram = (rows[first:stop] @ rows[first:stop].T).astype(np.float64)
-            own[first:stop, 0], own[first:stop, 1] = gram.sum(axis=1), (gram * gram).sum(axis=1)
+        kernels.own_document_sums(rows, starts, own)
         # each key's rows, in key order; then one product per group for all its keys
         position = np.searchsorted(chunk_docs, docs)
         key_index, key_starts = _spans_concat(starts[position], starts[position + 1])

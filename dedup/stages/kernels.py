@@ -89,6 +89,28 @@ def _dot(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @njit(cache=True, nogil=True)
+def own_document_sums(rows: np.ndarray, doc_starts: np.ndarray, out: np.ndarray) -> None:
+    """For each row ``x``: the sums of ``x . y`` and ``(x . y)^2`` over the rows
+    ``y`` of its own document (itself included), into ``out[:, 0]`` and ``out[:, 1]``.
+
+    Args:
+        rows: ``(n, dim)`` float32, documents one after another.
+        doc_starts: ``(docs + 1,)`` where each document's rows begin.
+        out: ``(n, 2)`` float64.
+    """
+    for d in range(doc_starts.shape[0] - 1):
+        for i in range(doc_starts[d], doc_starts[d + 1]):
+            sum1 = 0.0
+            sum2 = 0.0
+            for j in range(doc_starts[d], doc_starts[d + 1]):
+                similarity = float(_dot(rows[i], rows[j]))
+                sum1 += similarity
+                sum2 += similarity * similarity
+            out[i, 0] = sum1
+            out[i, 1] = sum2
+
+
+@njit(cache=True, nogil=True)
 def numbers_conflict(starts: np.ndarray, values: np.ndarray, left: int, right: int) -> bool:
     """Rows ``left`` and ``right`` both carry numbers and share none.
 
