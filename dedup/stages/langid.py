@@ -46,6 +46,7 @@ def _identifier():
     )
 
 
+@lru_cache(maxsize=1 << 16)
 def _script_of(ch: str) -> str | None:
     """The first word of a letter's Unicode name is its script (LATIN, CYRILLIC, CJK...)."""
     if not ch.isalpha():
@@ -60,8 +61,16 @@ def _script_of(ch: str) -> str | None:
 
 
 def dominant_script(text: str) -> str:
-    """The script of most letters in ``text`` ("ZYYY" when it has no letters)."""
-    counts = Counter(s for s in map(_script_of, text[:SAMPLE_CHARS]) if s)
+    """The script of most letters in ``text`` ("ZYYY" when it has no letters).
+
+    A tie goes to the script met first: characters are counted first (in
+    order of first appearance), then each distinct character's script.
+    """
+    counts: Counter[str] = Counter()
+    for ch, n in Counter(text[:SAMPLE_CHARS]).items():
+        script = _script_of(ch)
+        if script:
+            counts[script] += n
     return counts.most_common(1)[0][0] if counts else "ZYYY"
 
 
