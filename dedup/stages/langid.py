@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from dedup.records import LanguageGuess
+
+if TYPE_CHECKING:
+    from dedup.stages.document_cache import DocumentCache
 
 #: below this normalised probability the language is reported as "und".
 MIN_CONFIDENCE = 0.5
@@ -82,6 +87,18 @@ def identify(text: str) -> LanguageGuess:
     if prob < MIN_CONFIDENCE or lang == NO_LANGUAGE or script not in KNOWN_SCRIPTS:
         lang = "und"
     return LanguageGuess(lang=str(lang), confidence=round(float(prob), 4), script=script)
+
+
+def identify_all(texts: Sequence[str], cache: DocumentCache | None = None) -> list[LanguageGuess]:
+    """:func:`identify` of each text; with a cache, only of the texts it lacks (then added)."""
+    guesses = cache.languages(texts) if cache is not None else [None] * len(texts)
+    missing = [i for i, guess in enumerate(guesses) if guess is None]
+    computed = [identify(texts[i]) for i in missing]
+    for i, guess in zip(missing, computed, strict=True):
+        guesses[i] = guess
+    if cache is not None and missing:
+        cache.add_languages([texts[i] for i in missing], computed)
+    return guesses  # type: ignore[return-value]
 
 
 def language_confidence(text: str) -> float:
