@@ -53,6 +53,7 @@ from dedup.stages.candidates import (
 )
 from dedup.stages.cluster import ClusterConfig, canonical_labels, cluster_documents
 from dedup.stages.copies import CopyConfig, find_copies
+from dedup.stages.document_cache import DocumentCache
 from dedup.stages.embed import (
     EmbeddingCache,
     EncoderSpec,
@@ -61,8 +62,8 @@ from dedup.stages.embed import (
     embed_sentences,
 )
 from dedup.stages.ingest import IngestConfig, read_documents
-from dedup.stages.langid import identify
-from dedup.stages.segment import SegmenterConfig, split_sentences
+from dedup.stages.langid import identify_all
+from dedup.stages.segment import SegmenterConfig, split_all
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +96,18 @@ class PipelineConfig:
 
 @dataclass
 class StageStats:
-    """Wall time and item counts of one stage, for the summary and the benchmarks."""
+    """Wall time and item counts of one stage, for the summary and the benchmarks.
+
+    ``cached``, for the stages that look their results up in the document
+    cache (see :mod:`dedup.stages.document_cache`), is how many were found
+    there instead of computed: copies: MinHash signatures (one per distinct
+    text); langid, segment: documents. None for the other stages.
+    """
 
     seconds: float = 0.0
     items: int = 0
     unit: str = ""
+    cached: int | None = None
 
     @property
     def rate(self) -> float:
@@ -255,22 +263,30 @@ def run(
             f"first: {first.origin}: {first.reason}"
         )
     ids = [doc.id for doc in documents]
-    with _timed(stats, "copies", "documents") as stage:
-        primary_of = find_copies([doc.text for doc in documents], ids, config.copies)
-        stage.items = len(documents)
-    with _timed(stats, "langid", "documents") as stage:
-        # a copy is read as its primary is: 10,000 reposts cost one identification
-        guesses = {int(p): identify(documents[p].text) for p in np.unique(primary_of)}
-        languages = [guesses[int(p)] for p in primary_of]
-        stage.items = len(guesses)
-    with _timed(stats, "segment", "documents") as stage:
-        segmented = [
-            SegmentedDocument(
-                doc, lang, tuple(split_sentences(doc.text, lang.lang, config.segment))
-            )
-            for doc, lang in zip(documents, languages, strict=True)
-        ]
-        stage.items = len(segmented)
+    texts = [doc.text for doc in documents]
+    # what copies, langid and segment compute per document is looked up first,
+    # and only the documents missing from the cache are worked on
+    with DocumentCache(cache_root(config.cache_dir) / "documents", log=say) as known:
+        with _timed(stats, "copies", "documents") as stage:
+            primary_of = find_copies(texts, ids, config.copies, cache=known)
+            stage.items = len(documents)
+            stage.cached = known.hits["signatures"]
+        with _timed(stats, "langid", "documents") as stage:
+            # a copy is read as its primary is: 10,000 reposts cost one identification
+            heads = np.unique(primary_of).tolist()
+            guesses = dict(zip(heads, identify_all([texts[p] for p in heads], known), strict=True))
+            languages = [guesses[p] for p in primary_of.tolist()]
+            stage.items = len(guesses)
+            stage.cached = known.hits["languages"]
+        with _timed(stats, "segment", "documents") as stage:
+            sentences_of = split_all(texts, [g.lang for g in languages], config.segment, known)
+            segmented = [
+                SegmentedDocument(doc, lang, sentences)
+                for doc, lang, sentences in zip(documents, languages, sentences_of, strict=True)
+            ]
+            stage.items = len(segmented)
+            stage.cached = known.hits["sentences"]
+            known.commit()  # what was computed, in one transaction
     sentences = [s for seg in segmented for s in seg.sentences]
     offsets = np.cumsum([0] + [len(seg.sentences) for seg in segmented]).astype(np.int64)
 

@@ -43,7 +43,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from dedup.encoding.onnx_backend import ONNX_BACKEND_VERSION, padded_batch
 from dedup.encoding.registry import BACKENDS, ResolvedModel, build_atomically, cache_root, resolve
@@ -197,6 +196,8 @@ class Encoder:
         spans.sort(key=lambda s: (s[1] - s[2], s[0], s[1]))
         sums = np.zeros((len(ids), self.dim), dtype=np.float64)
         weights = np.zeros(len(ids), dtype=np.float64)
+        from tqdm import tqdm
+
         with tqdm(
             total=len(spans), disable=not progress, file=sys.stderr, desc="encoding", unit="window"
         ) as bar:

@@ -159,7 +159,8 @@ def model_folder(profile: ModelProfile, cache_dir: Path | str | None = None) -> 
     src = source_path(profile)
     if profile.source["kind"] == "package-folder":
         return src
-    return cache_root(cache_dir) / "models" / f"{profile.name}-{_build_key(src)}"
+    models = cache_root(cache_dir) / "models"
+    return models / f"{profile.name}-{_build_key(src, models)}"
 
 
 def ensure_model(profile: ModelProfile, cache_dir: Path | str | None = None) -> Path:
@@ -279,18 +280,51 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+#: ``{path: [size, mtime_ns, sha256]}`` of model source files, in ``<cache>/models/``
+SOURCE_DIGESTS = "source-digests.json"
+
+
 @functools.lru_cache(maxsize=8)
-def _source_key(path: Path, size: int, mtime_ns: int) -> str:
-    """sha256 of ``path``, memoised per process; size and mtime make a replaced file miss."""
+def _source_key(path: Path, size: int, mtime_ns: int, models: Path | None = None) -> str:
+    """sha256 of ``path``; size and mtime make a replaced file miss.
+
+    Memoised per process, and in ``models/SOURCE_DIGESTS`` when that folder
+    exists, so that a later run (a warm re-run above all) does not read the
+    68 MiB source again: size and mtime are trusted as they are for the large
+    files of :func:`folder_digest`.
+    """
     from dedup.encoding.convert import file_sha256
 
-    return file_sha256(path)
+    memo = models / SOURCE_DIGESTS if models is not None else None
+    known: dict[str, Any] = {}
+    if memo is not None:
+        try:
+            known = _read_json(memo)
+        except (OSError, ValueError):
+            known = {}
+        if not isinstance(known, dict):
+            known = {}  # unreadable: computed again and rewritten
+        entry = known.get(str(path))
+        if isinstance(entry, list) and len(entry) == 3 and entry[:2] == [size, mtime_ns]:
+            return str(entry[2])
+    digest = file_sha256(path)
+    if memo is not None and memo.parent.is_dir():
+        known[str(path)] = [size, mtime_ns, digest]
+        try:
+            fd, tmp = tempfile.mkstemp(dir=memo.parent, prefix=f"{SOURCE_DIGESTS}.", suffix=".tmp")
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(known, handle)
+            os.replace(tmp, memo)
+        except OSError:
+            pass  # a read-only cache: the digest is computed again next time
+    return digest
 
 
-def _build_key(src: Path) -> str:
-    """12 hex digits over the source file's sha256 and the converter version."""
+def _build_key(src: Path, models: Path | None = None) -> str:
+    """12 hex digits over the source file's sha256 and the converter version
+    (the sha256 memoised in ``models``, see :func:`_source_key`)."""
     from dedup.encoding.convert import CONVERTER_VERSION
 
     stat = src.stat()
-    digest = _source_key(src, stat.st_size, stat.st_mtime_ns)
+    digest = _source_key(src, stat.st_size, stat.st_mtime_ns, models)
     return hashlib.sha256(f"{digest}:{CONVERTER_VERSION}".encode()).hexdigest()[:12]

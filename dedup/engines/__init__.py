@@ -135,12 +135,8 @@ class LocalEngine(Engine):
         shared: Any = None,
         chunk_size: int | None = None,
     ) -> Iterator[list[Result]]:
-        import sys
-
-        from tqdm.auto import tqdm
-
         bounds = chunk_bounds(len(items), chunk_size or self.chunk_size)
-        with tqdm(total=len(items), desc=desc, disable=not self.progress, file=sys.stderr) as bar:
+        with _progress_bar(len(items), desc, self.progress) as bar:
             if self.processes == 1 or len(bounds) < self.processes or not _CAN_FORK:
                 for start, stop in bounds:
                     yield list(func(items[start:stop], shared))
@@ -159,6 +155,30 @@ class LocalEngine(Engine):
                         bar.update(stop - start)
             finally:
                 _FORKED = None
+
+
+class _NoBar:
+    """What a progress bar does when none is shown: nothing (and tqdm is not imported)."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    def update(self, _n: int) -> None:
+        return None
+
+
+def _progress_bar(total: int, desc: str, shown: bool) -> Any:
+    """A tqdm bar on stderr when ``shown``, else a :class:`_NoBar`."""
+    if not shown:
+        return _NoBar()
+    import sys
+
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, file=sys.stderr)
 
 
 #: worker processes are forked (shared data inherited, not pickled); where the

@@ -14,6 +14,13 @@ stages; the copies join their primary's cluster afterwards.
   two documents. Character shingles work in every script, with or without
   spaces between words.
 
+The LSH step is banding over the ``(n, num_perm)`` matrix of MinHash
+signatures, done with numpy (:func:`lsh_bands` chooses the bands): documents
+whose signatures agree on every row of some band are candidates. Signatures
+can come from a cache (see :mod:`dedup.stages.document_cache`), so a re-run
+neither computes them nor imports datasketch (whose LSH module imports
+scipy); the grouping is the same wherever they came from.
+
 Excerpts (the first half of an article) are *not* copies here: their
 Jaccard similarity to the whole article is far below ``threshold``; the
 sentence aligner finds them.
@@ -23,8 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Protocol
 
 import numpy as np
 
@@ -66,7 +75,91 @@ def _shingles(text: str, size: int) -> set[bytes]:
     return {text[i : i + size].encode("utf-8") for i in range(len(text) - size + 1)}
 
 
-def find_copies(texts: Sequence[str], keys: Sequence[str], config: CopyConfig) -> np.ndarray:
+class SignatureCache(Protocol):
+    """Where :func:`find_copies` finds and keeps MinHash signatures (see
+    :class:`dedup.stages.document_cache.DocumentCache`).
+
+    ``digests`` are 16-byte digests of normalised texts; a signature is the
+    ``(num_perm,)`` ``hashvalues`` array of datasketch's MinHash under ``config``.
+    """
+
+    def signatures(
+        self, digests: Sequence[bytes], config: CopyConfig
+    ) -> list[np.ndarray | None]: ...
+
+    def add_signatures(
+        self, digests: Sequence[bytes], signatures: Sequence[np.ndarray], config: CopyConfig
+    ) -> None: ...
+
+
+@lru_cache(maxsize=64)
+def lsh_bands(
+    threshold: float, num_perm: int, weights: tuple[float, float] = (0.1, 0.9)
+) -> tuple[int, int]:
+    """``(b, r)``: split signatures into ``b`` bands of ``r`` rows for a Jaccard ``threshold``.
+
+    Two sets of Jaccard similarity ``s`` agree on all ``r`` rows of a band
+    with probability ``s**r``, so they become candidates with probability
+    ``1 - (1 - s**r)**b`` (the S-curve). The choice minimises
+    ``weights[0] * FP + weights[1] * FN``, FP the area under the curve below
+    ``threshold`` (candidates that are not copies) and FN the area above it
+    over ``threshold..1`` (copies never compared), with ``b * r <= num_perm``.
+    Every candidate is verified exactly, so a false candidate costs only time
+    while a miss loses a copy: misses weigh 9:1 by default.
+
+    This is datasketch's ``MinHashLSH`` parameter choice (same objective, same
+    order of search, so the same bands), computed with numpy: the curve is a
+    polynomial of degree ``b * r <= num_perm``, which Gauss-Legendre
+    quadrature with ``num_perm // 2 + 1`` nodes integrates exactly.
+    """
+    nodes, node_weights = np.polynomial.legendre.leggauss(num_perm // 2 + 1)
+    pairs = np.array(
+        [(b, r) for b in range(1, num_perm + 1) for r in range(1, num_perm // b + 1)],
+        dtype=np.float64,
+    )
+    b, r = pairs[:, :1], pairs[:, 1:]
+
+    def area(lo: float, hi: float, curve: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        s = (hi - lo) / 2 * nodes + (hi + lo) / 2
+        return curve(s) @ node_weights * (hi - lo) / 2
+
+    def candidate(s: np.ndarray) -> np.ndarray:
+        return 1 - (1 - s**r) ** b
+
+    false_positive = area(0.0, threshold, candidate)
+    false_negative = area(threshold, 1.0, lambda s: 1 - candidate(s))
+    best = int(np.argmin(weights[0] * false_positive + weights[1] * false_negative))
+    return int(pairs[best, 0]), int(pairs[best, 1])
+
+
+def _band_groups(signatures: np.ndarray, bands: int, rows: int) -> Iterator[np.ndarray]:
+    """Row numbers (ascending) of the signatures that agree on all of one band's rows,
+    for each band and each value shared by two or more signatures."""
+    for band in range(bands):
+        block = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows])
+        values = block.view(np.dtype((np.void, block.itemsize * rows))).ravel()
+        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+        order = np.argsort(inverse.ravel(), kind="stable")
+        for members in np.split(order, np.cumsum(counts)[:-1]):
+            if len(members) > 1:
+                yield members
+
+
+def minhash_signatures(shingle_sets: Sequence[set[bytes]], config: CopyConfig) -> list[np.ndarray]:
+    """datasketch MinHash ``hashvalues`` of each shingle set (imports datasketch)."""
+    from datasketch import MinHash
+
+    hashes = MinHash.bulk([list(s) for s in shingle_sets], num_perm=config.num_perm)
+    return [np.asarray(h.hashvalues) for h in hashes]
+
+
+def find_copies(
+    texts: Sequence[str],
+    keys: Sequence[str],
+    config: CopyConfig,
+    *,
+    cache: SignatureCache | None = None,
+) -> np.ndarray:
     """For each text, the index of its copy group's primary (itself if it leads its group).
 
     Args:
@@ -74,12 +167,12 @@ def find_copies(texts: Sequence[str], keys: Sequence[str], config: CopyConfig) -
         keys: their ids; the primary of a group is its longest text, then the
             smallest id, so the result does not depend on input order.
         config: threshold and MinHash settings.
+        cache: where MinHash signatures are looked up first, and the missing
+            ones added; datasketch is imported only when one is missing.
 
     Returns:
         ``(n,)`` int64 array ``primary`` with ``primary[primary[i]] == primary[i]``.
     """
-    from datasketch import MinHash, MinHashLSH
-
     n = len(texts)
     normalised = [_normalise(t) for t in texts]
     parent = list(range(n))
@@ -98,6 +191,7 @@ def find_copies(texts: Sequence[str], keys: Sequence[str], config: CopyConfig) -
     # exact copies: one representative each for the near-exact pass
     first_of: dict[bytes, int] = {}
     distinct: list[int] = []
+    digests: list[bytes] = []
     for index, text in enumerate(normalised):
         digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
         if digest in first_of:
@@ -105,21 +199,32 @@ def find_copies(texts: Sequence[str], keys: Sequence[str], config: CopyConfig) -
         else:
             first_of[digest] = index
             distinct.append(index)
+            digests.append(digest)
 
     if config.threshold < 1 and len(distinct) > 1:
-        shingles = {i: _shingles(normalised[i], config.shingle) for i in distinct}
-        hashes = MinHash.bulk([list(shingles[i]) for i in distinct], num_perm=config.num_perm)
-        # every LSH hit is verified exactly, so a false positive costs only
-        # time: weigh misses 9:1 over false hits when choosing the bands
-        lsh = MinHashLSH(threshold=config.threshold, num_perm=config.num_perm, weights=(0.1, 0.9))
-        for index, minhash in zip(distinct, hashes, strict=True):
-            for other in lsh.query(minhash):
-                if root(other) == root(index):
-                    continue  # already one group: no need to verify again
-                a, b = shingles[index], shingles[other]
-                if len(a & b) >= config.threshold * len(a | b):
-                    join(index, other)
-            lsh.insert(index, minhash)
+        shingles: dict[int, set[bytes]] = {}
+
+        def shingles_of(index: int) -> set[bytes]:
+            if index not in shingles:
+                shingles[index] = _shingles(normalised[index], config.shingle)
+            return shingles[index]
+
+        def similar(a: int, b: int) -> bool:
+            sa, sb = shingles_of(a), shingles_of(b)
+            return len(sa & sb) >= config.threshold * len(sa | sb)
+
+        found = cache.signatures(digests, config) if cache is not None else [None] * len(digests)
+        missing = [k for k, signature in enumerate(found) if signature is None]
+        if missing:
+            computed = minhash_signatures([shingles_of(distinct[k]) for k in missing], config)
+            for k, signature in zip(missing, computed, strict=True):
+                found[k] = signature
+            if cache is not None:
+                cache.add_signatures([digests[k] for k in missing], computed, config)
+        signatures = np.stack([np.asarray(s, dtype=np.uint64) for s in found])
+        bands, rows = lsh_bands(config.threshold, config.num_perm)
+        for members in _band_groups(signatures, bands, rows):
+            _link_candidates([distinct[m] for m in members], root, join, similar)
 
     groups: dict[int, list[int]] = {}
     for index in range(n):
@@ -129,3 +234,31 @@ def find_copies(texts: Sequence[str], keys: Sequence[str], config: CopyConfig) -
         lead = min(members, key=lambda i: (-len(texts[i]), keys[i]))
         primary[members] = lead
     return primary
+
+
+def _link_candidates(
+    members: list[int],
+    root: Callable[[int], int],
+    join: Callable[[int, int], None],
+    similar: Callable[[int, int], bool],
+) -> None:
+    """Join every pair of ``members`` (candidates of one band) that ``similar`` confirms.
+
+    The groups found are the connected components of the confirmed pairs: a
+    pair already in one group is not compared, and a member is compared with
+    another group only until one of that group's members confirms it. A band
+    shared by 10,000 reposts of one story then costs about 10,000
+    comparisons, not 50 million.
+    """
+    seen: dict[int, list[int]] = {}  # group root -> members of this band in that group
+    for member in members:
+        for old in [r for r in seen if root(r) != r]:  # groups joined since: re-key
+            seen.setdefault(root(old), []).extend(seen.pop(old))
+        for group_root, others in seen.items():
+            if root(member) == root(group_root):  # joined by this loop already
+                continue
+            for other in others:
+                if similar(other, member):
+                    join(other, member)
+                    break
+        seen.setdefault(root(member), []).append(member)

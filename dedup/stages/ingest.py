@@ -32,8 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from charset_normalizer import from_bytes
-
 from dedup.encoding.encoder import normalize_text
 from dedup.records import Document, SkippedInput
 
@@ -72,6 +70,8 @@ def decode_bytes(data: bytes) -> str | None:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError:
             pass
+    from charset_normalizer import from_bytes  # only for files that are not UTF-8
+
     matches = list(from_bytes(data))
     if not matches:
         return None

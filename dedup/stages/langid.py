@@ -16,9 +16,14 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from dedup.records import LanguageGuess
+
+if TYPE_CHECKING:
+    from dedup.stages.document_cache import DocumentCache
 
 #: below this normalised probability the language is reported as "und".
 MIN_CONFIDENCE = 0.5
@@ -46,6 +51,7 @@ def _identifier():
     )
 
 
+@lru_cache(maxsize=1 << 16)
 def _script_of(ch: str) -> str | None:
     """The first word of a letter's Unicode name is its script (LATIN, CYRILLIC, CJK...)."""
     if not ch.isalpha():
@@ -60,8 +66,16 @@ def _script_of(ch: str) -> str | None:
 
 
 def dominant_script(text: str) -> str:
-    """The script of most letters in ``text`` ("ZYYY" when it has no letters)."""
-    counts = Counter(s for s in map(_script_of, text[:SAMPLE_CHARS]) if s)
+    """The script of most letters in ``text`` ("ZYYY" when it has no letters).
+
+    A tie goes to the script met first: characters are counted first (in
+    order of first appearance), then each distinct character's script.
+    """
+    counts: Counter[str] = Counter()
+    for ch, n in Counter(text[:SAMPLE_CHARS]).items():
+        script = _script_of(ch)
+        if script:
+            counts[script] += n
     return counts.most_common(1)[0][0] if counts else "ZYYY"
 
 
@@ -73,6 +87,18 @@ def identify(text: str) -> LanguageGuess:
     if prob < MIN_CONFIDENCE or lang == NO_LANGUAGE or script not in KNOWN_SCRIPTS:
         lang = "und"
     return LanguageGuess(lang=str(lang), confidence=round(float(prob), 4), script=script)
+
+
+def identify_all(texts: Sequence[str], cache: DocumentCache | None = None) -> list[LanguageGuess]:
+    """:func:`identify` of each text; with a cache, only of the texts it lacks (then added)."""
+    guesses = cache.languages(texts) if cache is not None else [None] * len(texts)
+    missing = [i for i, guess in enumerate(guesses) if guess is None]
+    computed = [identify(texts[i]) for i in missing]
+    for i, guess in zip(missing, computed, strict=True):
+        guesses[i] = guess
+    if cache is not None and missing:
+        cache.add_languages([texts[i] for i in missing], computed)
+    return guesses  # type: ignore[return-value]
 
 
 def language_confidence(text: str) -> float:

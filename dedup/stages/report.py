@@ -218,7 +218,12 @@ def _run_info(result: RunResult) -> dict[str, object]:
             "texts_windowed": result.windowed_texts,
         },
         "stages": {
-            name: {"seconds": round(s.seconds, 3), "items": s.items, "unit": s.unit}
+            name: {
+                "seconds": round(s.seconds, 3),
+                "items": s.items,
+                "unit": s.unit,
+                **({"cached": s.cached} if s.cached is not None else {}),
+            }
             for name, s in result.stages.items()
         },
     }

@@ -34,11 +34,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-
-import jinja2
-from markupsafe import Markup
+from typing import TYPE_CHECKING
 
 from dedup.api import RunResult
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +197,8 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # here, not at import: a run that writes no HTML does not pay for it
+
     return jinja2.Environment(
         loader=jinja2.PackageLoader("dedup", "templates"),
         autoescape=True,  # every {{ }} is escaped, whatever the file name
@@ -222,6 +225,8 @@ def render_html(result: RunResult, report: dict, limits: ViewLimits | None = Non
         report: ``{"summary": ..., "clusters": [...]}`` as written to clusters.json.
         limits: how much to render (defaults: :class:`ViewLimits`).
     """
+    from markupsafe import Markup
+
     limits = limits or ViewLimits()
     script, script_hash = _asset("report.js")
     style, style_hash = _asset("report.css")

@@ -28,10 +28,15 @@ they are identical across unrelated documents and carry no evidence.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import sentencex
+
+if TYPE_CHECKING:
+    from dedup.stages.document_cache import DocumentCache
 
 # A mark ends a sentence; the lookbehind keeps it with the sentence it ends.
 _EXTRA_TERMINALS = re.compile(
@@ -121,3 +126,24 @@ def split_sentences(
                 else:
                     units.append(part)
     return units
+
+
+def split_all(
+    texts: Sequence[str],
+    langs: Sequence[str],
+    config: SegmenterConfig | None = None,
+    cache: DocumentCache | None = None,
+) -> list[tuple[str, ...]]:
+    """:func:`split_sentences` of each text in its language; with a cache, only of the
+    texts it lacks (then added)."""
+    config = config or SegmenterConfig()
+    found = cache.sentences(texts, langs, config) if cache is not None else [None] * len(texts)
+    missing = [i for i, sentences in enumerate(found) if sentences is None]
+    computed = [tuple(split_sentences(texts[i], langs[i], config)) for i in missing]
+    for i, sentences in zip(missing, computed, strict=True):
+        found[i] = sentences
+    if cache is not None and missing:
+        cache.add_sentences(
+            [texts[i] for i in missing], [langs[i] for i in missing], computed, config
+        )
+    return found  # type: ignore[return-value]

@@ -83,6 +83,32 @@ def test_default_model_folder_is_keyed_by_source_and_converter(tmp_path: Path) -
     assert folder.name.startswith("multilingual-e5-small-") and len(folder.name) == 22 + 12
 
 
+def test_source_digest_is_kept_in_the_models_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dedup.encoding import convert
+
+    source = tmp_path / "weights.bin"
+    source.write_bytes(b"weights")
+    models = tmp_path / "models"
+    models.mkdir()
+    reads: list[Path] = []
+    monkeypatch.setattr(convert, "file_sha256", lambda path: reads.append(path) or "d1")
+
+    def key() -> str:
+        registry._source_key.cache_clear()  # a new process
+        return registry._build_key(source, models)
+
+    first = key()
+    assert key() == first and len(reads) == 1  # the second "process" read the memo
+    os.utime(source, ns=(1, 1))  # a replaced file: read again
+    monkeypatch.setattr(convert, "file_sha256", lambda path: reads.append(path) or "d2")
+    assert key() != first and len(reads) == 2
+    (models / registry.SOURCE_DIGESTS).write_text("[not a memo")
+    assert key() != first and len(reads) == 3
+    registry._source_key.cache_clear()
+
+
 def _fake_build(log: Path, seconds: float = 0.0):
     def build(tmp: Path) -> None:
         with open(log, "a") as fh:

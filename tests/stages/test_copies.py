@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 
-from dedup.stages.copies import CopyConfig, find_copies
+from dedup.stages.copies import CopyConfig, _band_groups, find_copies, lsh_bands
 
 ARTICLE = (
     "The mayor opened the new bridge over the river on Monday. Traffic in the old town "
@@ -73,3 +74,37 @@ def test_scripts_without_spaces_are_shingled_by_characters() -> None:
 def test_config_is_validated(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CopyConfig(**kwargs)
+
+
+def _candidate_probability(s: float, bands: int, rows: int) -> float:
+    return 1 - (1 - s**rows) ** bands
+
+
+def test_bands_catch_copies_and_rarely_anything_else() -> None:
+    bands, rows = lsh_bands(0.9, 128)
+    assert bands * rows <= 128
+    assert _candidate_probability(0.9, bands, rows) > 0.75  # the rest: a second band, or lost
+    assert _candidate_probability(0.95, bands, rows) > 0.99
+    assert _candidate_probability(0.6, bands, rows) < 0.01
+    # misses weigh more than false hits: fewer rows per band, more candidates
+    even = lsh_bands(0.9, 128, (0.5, 0.5))
+    assert _candidate_probability(0.9, *even) < _candidate_probability(0.9, bands, rows)
+    # a lower threshold needs fewer rows per band
+    assert lsh_bands(0.5, 128)[1] < rows
+
+
+@pytest.mark.parametrize("num_perm", [16, 64, 128, 256])
+@pytest.mark.parametrize("threshold", [0.5, 0.8, 0.9, 0.95])
+def test_bands_are_those_datasketch_would_choose(threshold: float, num_perm: int) -> None:
+    lsh = pytest.importorskip("datasketch.lsh")
+    if not hasattr(lsh, "_optimal_param"):
+        pytest.skip("datasketch no longer has _optimal_param")
+    assert lsh_bands(threshold, num_perm) == lsh._optimal_param(threshold, num_perm, 0.1, 0.9)
+
+
+def test_band_groups_are_the_rows_that_agree_on_a_whole_band() -> None:
+    signatures = np.array(
+        [[1, 2, 3, 4], [1, 2, 9, 9], [7, 2, 3, 4], [1, 2, 3, 4], [5, 5, 5, 5]], dtype=np.uint64
+    )
+    groups = [g.tolist() for g in _band_groups(signatures, bands=2, rows=2)]
+    assert sorted(groups) == [[0, 1, 3], [0, 2, 3]]

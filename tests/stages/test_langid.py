@@ -99,5 +99,7 @@ def test_dominant_script() -> None:
     assert dominant_script("NATO και ΕΕ: η Ελλάδα στη σύνοδο") == "GREEK"
     assert dominant_script("한국어 문장입니다 ABC") == "HANGUL"
     assert dominant_script("ሰላም ለዓለም") == "ETHIOPIC"
+    # a tie goes to the script met first
+    assert dominant_script("ab аб") == "LATIN" and dominant_script("аб ab") == "CYRILLIC"
     # only the head of a long document is read
     assert dominant_script("a" * langid.SAMPLE_CHARS + "я" * (2 * langid.SAMPLE_CHARS)) == "LATIN"

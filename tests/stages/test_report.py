@@ -101,6 +101,7 @@ def make_result() -> RunResult:
         primary_of=np.arange(len(segmented)),
         stages={
             "ingest": StageStats(0.01, 6, "documents"),
+            "langid": StageStats(0.02, 6, "documents", cached=4),
             "embed": StageStats(1.5, 13, "sentences"),
         },
         model_name="fake-model",
@@ -221,6 +222,7 @@ def test_run_json(written) -> None:
     assert info["config"]["cache_dir"] is None
     assert info["summary"]["documents_in"] == 8
     assert info["stages"]["embed"] == {"seconds": 1.5, "items": 13, "unit": "sentences"}
+    assert info["stages"]["langid"]["cached"] == 4  # found in the document cache
     assert info["versions"]["numpy"] == np.__version__
 
 
