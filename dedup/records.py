@@ -21,9 +21,12 @@ Order of the stages and what each adds::
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import overload
+
+import numpy as np
 
 
 @contextmanager
@@ -125,6 +128,70 @@ class AlignedPair:
     weight: float
 
 
+#: the fields of :class:`AlignedPair`, as stored by :class:`AlignedPairs`.
+ALIGNED_DTYPE = np.dtype(
+    [
+        ("left", np.int64),
+        ("right", np.int64),
+        ("similarity", np.float64),
+        ("z", np.float64),
+        ("weight", np.float64),
+    ]
+)
+
+
+class AlignedPairs(Sequence[AlignedPair]):
+    """The aligned sentence pairs of one document pair, stored as one small array.
+
+    A large corpus links hundreds of thousands of pairs with a dozen aligned
+    sentences each: one numpy record per pair instead of millions of Python
+    objects keeps the align stage from spending its time making, pickling
+    (between worker processes) and collecting them. Reads like a tuple of
+    :class:`AlignedPair` (made on access) and compares equal to one.
+
+    Args:
+        records: ``(k,)`` array of dtype :data:`ALIGNED_DTYPE`, in alignment order.
+    """
+
+    __slots__ = ("records",)
+
+    def __init__(self, records: np.ndarray) -> None:
+        if records.dtype != ALIGNED_DTYPE or records.ndim != 1:
+            raise ValueError("records must be a 1-d array of ALIGNED_DTYPE")
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    @overload
+    def __getitem__(self, index: int) -> AlignedPair: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[AlignedPair, ...]: ...
+    def __getitem__(self, index: int | slice) -> AlignedPair | tuple[AlignedPair, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        return AlignedPair(*self.records[index].tolist())
+
+    def __iter__(self) -> Iterator[AlignedPair]:
+        return (AlignedPair(*values) for values in self.records.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AlignedPairs):
+            return np.array_equal(self.records, other.records)
+        if isinstance(other, tuple | list):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.records.tobytes())
+
+    def __repr__(self) -> str:
+        return f"AlignedPairs({list(self)!r})"
+
+    def __reduce__(self) -> tuple[type[AlignedPairs], tuple[np.ndarray]]:
+        return AlignedPairs, (self.records,)
+
+
 @dataclass(frozen=True, slots=True)
 class PairEvidence:
     """Why two documents are (or are not) the same article.
@@ -133,16 +200,16 @@ class PairEvidence:
         left, right: document indices, ``left < right``.
         score: aligned weight over (shorter document's sentences + prior); the
             quantity the clustering threshold applies to.
-        aligned: the in-order aligned sentence pairs behind ``score`` (empty when
-            the pair scored below the threshold it was aligned for, see
-            :func:`dedup.stages.align.align_pairs`).
+        aligned: the in-order aligned sentence pairs behind ``score`` (a tuple
+            or :class:`AlignedPairs`; empty when the pair scored below the
+            threshold it was aligned for, see :func:`dedup.stages.align.align_pairs`).
         shorter: usable (non-boilerplate) sentences of the shorter document.
     """
 
     left: int
     right: int
     score: float
-    aligned: tuple[AlignedPair, ...]
+    aligned: Sequence[AlignedPair]
     shorter: int
 
     @property

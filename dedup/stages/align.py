@@ -42,7 +42,6 @@ Three choices make that score mean the same thing in every language:
 
 from __future__ import annotations
 
-import itertools
 import re
 import unicodedata
 from collections import defaultdict
@@ -52,7 +51,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from dedup.records import AlignedPair, PairEvidence
+from dedup.records import ALIGNED_DTYPE, AlignedPairs, PairEvidence
 from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
 
 _NON_WORD = re.compile(r"[\W\d_]+")
@@ -580,24 +579,21 @@ def _score_and_align(
         cell_values,
     )
     scores = (totals / (shorter + config.length_prior)).tolist()
-    # aligned cells as positions in each document (boilerplate rows count)
+    # every aligned cell of the chunk as one record array, positions in each
+    # document (boilerplate rows count); each pair keeps a slice of it
+    owner = np.repeat(np.arange(len(pairs)), cell_counts)
+    kept = _spans_concat(cell_starts[:-1], cell_starts[:-1] + cell_counts)[0]
     first_row = starts[local]  # (m, 2) each side's first chunk row
+    records = np.empty(len(kept), dtype=ALIGNED_DTYPE)
+    records["left"] = index[first_row[owner, 0] + cells[kept, 0]] - inputs.offsets[pairs[owner, 0]]
+    records["right"] = index[first_row[owner, 1] + cells[kept, 1]] - inputs.offsets[pairs[owner, 1]]
+    records["similarity"] = np.round(cell_values[kept, 0], 4)
+    records["z"] = np.round(cell_values[kept, 1], 2)
+    records["weight"] = np.round(cell_values[kept, 2], 3)
+    record_starts = np.r_[0, np.cumsum(cell_counts)].tolist()
+    shorter_rows = shorter.tolist()
     evidence: list[PairEvidence] = []
-    for p, (a, b) in enumerate(pairs.tolist()):
-        aligned: tuple[AlignedPair, ...] = ()
-        if cell_counts[p]:
-            at = slice(cell_starts[p], cell_starts[p] + cell_counts[p])
-            i, j = cells[at, 0], cells[at, 1]
-            values = cell_values[at]
-            columns = (
-                index[first_row[p, 0] + i] - inputs.offsets[a],
-                index[first_row[p, 1] + j] - inputs.offsets[b],
-                np.round(values[:, 0], 4),
-                np.round(values[:, 1], 2),
-                np.round(values[:, 2], 3),
-            )
-            aligned = tuple(
-                itertools.starmap(AlignedPair, zip(*(c.tolist() for c in columns), strict=True))
-            )
-        evidence.append(PairEvidence(a, b, round(scores[p], 6), aligned, int(shorter[p])))
+    for p, ((a, b), count) in enumerate(zip(pairs.tolist(), cell_counts.tolist(), strict=True)):
+        aligned = AlignedPairs(records[record_starts[p] : record_starts[p + 1]]) if count else ()
+        evidence.append(PairEvidence(a, b, round(scores[p], 6), aligned, shorter_rows[p]))
     return evidence

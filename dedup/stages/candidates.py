@@ -40,6 +40,8 @@ import numpy as np
 
 #: extra hits asked of faiss to make up for those in the query's own document.
 _OWN_DOC_SLACK = 8
+#: approximate search re-ranks this many times k hits on float16 vectors.
+_REFINE_FACTOR = 4
 #: rows read, centred and searched at a time (bounds memory on large corpora).
 BLOCK_ROWS = 1 << 16
 
@@ -57,9 +59,12 @@ class CandidateConfig:
         centering_prior: pseudo-documents of corpus mean mixed into each
             language mean; larger keeps more of small languages' signal.
         exact_search_limit: up to this many rows, neighbour search is exact;
-            above, approximate (IVF), trading a little recall for near-linear time.
+            above, approximate (see :func:`_knn`), trading a little recall for
+            near-linear time.
         search_probes: inverted lists probed per query in approximate search
-            (more: better recall, slower).
+            (more: better recall, slower). At 32, on the 394,000 lead sentences
+            of the 100,000-document scaling corpus, 95 % of the exact 6 nearest
+            neighbours are found.
     """
 
     doc_neighbours: int = 20
@@ -67,7 +72,7 @@ class CandidateConfig:
     lead_sentences: int = 4
     centering_prior: float = 2.0
     exact_search_limit: int = 20_000
-    search_probes: int = 16
+    search_probes: int = 32
 
     def __post_init__(self) -> None:
         if self.doc_neighbours < 1 or self.sentence_neighbours < 0 or self.lead_sentences < 1:
@@ -220,8 +225,8 @@ def row_blocks(vectors: np.ndarray | CentredVectors) -> Iterator[tuple[int, np.n
 def _knn(read: RowReader, rows: np.ndarray, k: int, config: CandidateConfig) -> np.ndarray:
     """``(len(rows), k)`` positions in ``rows`` of each row's nearest rows by inner product.
 
-    Exact up to ``config.exact_search_limit`` rows, an IVF index above (-1
-    where fewer than ``k`` were found).
+    Exact up to ``config.exact_search_limit`` rows; above, an inverted-file index
+    of product-quantised codes with re-ranking (-1 where fewer than ``k`` were found).
     """
     import faiss
 
@@ -232,21 +237,27 @@ def _knn(read: RowReader, rows: np.ndarray, k: int, config: CandidateConfig) -> 
         vectors = np.ascontiguousarray(read(rows))
         index.add(vectors)
         return index.search(vectors, k)[1]
-    # 2 sqrt(n) lists: training k-means costs ~n_lists^2, a query scans ~n / n_lists
+    # 2 sqrt(n) lists: training k-means costs ~n_lists^2, a query scans ~n / n_lists.
+    # The lists hold 4-bit product-quantised codes, scanned with SIMD lookups
+    # ("fast scan", André et al. 2015), and the best 4k hits are re-ranked on
+    # float16 vectors: at the same recall, ~2.5x faster than scanning float16
+    # vectors (measured on the 100,000-document scaling corpus; bench/scale.py).
     n_lists = int(2 * np.sqrt(n))
-    quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFScalarQuantizer(
-        quantizer, dim, n_lists, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    subvectors = dim // 2 if dim % 2 == 0 else dim
+    index = faiss.index_factory(
+        dim, f"IVF{n_lists},PQ{subvectors}x4fs,Refine(SQfp16)", faiss.METRIC_INNER_PRODUCT
     )
-    index.cp.niter = 10
-    index.cp.min_points_per_centroid = 16
+    lists = faiss.extract_index_ivf(index)
+    lists.cp.niter = 10
+    lists.cp.min_points_per_centroid = 16
     # an evenly spaced sample of 20 rows per list trains them: deterministic, and
     # enough for coarse lists (faiss warns below 39 per list, but recall holds)
     sample = rows[np.linspace(0, n - 1, min(n, 20 * n_lists)).astype(np.int64)]
     index.train(np.ascontiguousarray(read(sample)))
     for start in range(0, n, BLOCK_ROWS):
         index.add(np.ascontiguousarray(read(rows[start : start + BLOCK_ROWS])))
-    index.nprobe = config.search_probes
+    lists.nprobe = config.search_probes
+    faiss.downcast_index(index).k_factor = _REFINE_FACTOR
     hits = [
         index.search(np.ascontiguousarray(read(rows[start : start + BLOCK_ROWS])), k)[1]
         for start in range(0, n, BLOCK_ROWS)
