@@ -42,10 +42,12 @@ Three choices make that score mean the same thing in every language:
 
 from __future__ import annotations
 
+import os
 import re
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -273,13 +275,20 @@ class SentenceNull:
         bases = np.zeros((n_groups + 1, dim, keep_rank), dtype=np.float32)
         scales = np.zeros((n_groups + 1, keep_rank), dtype=np.float32)
         residual = np.zeros(n_groups + 1)
-        for g in range(n_groups + 1):
-            if g in few_rows:
-                mine = np.concatenate(few_rows[g])
-                bases[g, :, : len(mine)] = mine.T
-                scales[g, : len(mine)] = 1.0
-            elif count[g]:
-                bases[g], scales[g], residual[g] = _leading_eigen(sum2[g], keep_rank)
+        for g, mine_blocks in few_rows.items():
+            mine = np.concatenate(mine_blocks)
+            bases[g, :, : len(mine)] = mine.T
+            scales[g, : len(mine)] = 1.0
+        summarised = [g for g in range(n_groups + 1) if count[g] and g not in few_rows]
+        # one eigendecomposition per group, on every core (LAPACK releases the GIL;
+        # each holds BLAS to one thread: 384 x 384 gains nothing from more)
+        with (
+            threadpool_limits(1, user_api="blas"),
+            ThreadPoolExecutor(max_workers=_usable_cpus()) as pool,
+        ):
+            leading = pool.map(lambda g: _leading_eigen(sum2[g], keep_rank), summarised)
+            for g, (vectors, values, rest) in zip(summarised, leading, strict=True):
+                bases[g], scales[g], residual[g] = vectors, values, rest
         return cls(count, sum1, bases, scales, residual, prior)
 
     def quadratic(self, rows: np.ndarray, group: int) -> np.ndarray:
@@ -293,14 +302,19 @@ class SentenceNull:
         return out
 
 
+def _usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))  # the CPUs this process may use (Linux)
+    return os.cpu_count() or 1  # pragma: no cover - macOS, Windows
+
+
 def _leading_eigen(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, float]:
     """The ``rank`` leading eigenvectors and eigenvalues of a symmetric PSD matrix,
     and the mean of the other eigenvalues."""
     from scipy.linalg import eigh
 
     dim = len(matrix)
-    with threadpool_limits(1, user_api="blas"):  # 384 x 384: threads only contend
-        values, vectors = eigh(matrix, subset_by_index=[dim - rank, dim - 1])
+    values, vectors = eigh(matrix, subset_by_index=[dim - rank, dim - 1])
     values = np.maximum(values[::-1], 0.0)
     rest = max(float(np.trace(matrix)) - float(values.sum()), 0.0)
     return vectors[:, ::-1], values, rest / (dim - rank) if rank < dim else 0.0
