@@ -63,6 +63,7 @@ from dedup.stages.embed import (
 )
 from dedup.stages.ingest import IngestConfig, read_documents
 from dedup.stages.langid import identify_all
+from dedup.stages.link_cache import LinkCache, links_key
 from dedup.stages.segment import SegmenterConfig, split_all
 
 
@@ -80,6 +81,9 @@ class PipelineConfig:
         prefer_languages: language codes in order of preference for the
             copy to keep (see :func:`choose_representatives`); empty: keep
             the most complete version whatever its language.
+        reuse_links: look up (and store) the candidates and alignments of an
+            unchanged corpus in the link cache (:mod:`dedup.stages.link_cache`);
+            False recomputes them, e.g. to compare engines or time align.
     """
 
     model: str | None = None
@@ -92,6 +96,7 @@ class PipelineConfig:
     align: AlignConfig = field(default_factory=AlignConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     prefer_languages: tuple[str, ...] = ()
+    reuse_links: bool = True
 
 
 @dataclass
@@ -314,46 +319,70 @@ def run(
     primary_groups = doc_groups[primaries]
 
     windowed_before = getattr(encoder, "windowed_texts", 0)
-    scratch_root = cache_root(config.cache_dir) / "runs"
-    scratch_root.mkdir(parents=True, exist_ok=True)
-    # the run's sentence vectors live in a float16 file, not in memory (see VectorFile)
-    with tempfile.TemporaryDirectory(prefix="run-", dir=scratch_root) as scratch:
-        with _timed(stats, "embed", "sentences") as stage:
-            cache = EmbeddingCache(
-                cache_root(config.cache_dir) / "embeddings", encoder.fingerprint, encoder.dim
-            )
-            path = Path(scratch) / "vectors.npy"
-            written = VectorFile.create(path, len(primary_sentences), encoder.dim)
-            _, encoded = embed_sentences(
-                primary_sentences,
-                encoder,
-                cache,
-                progress=progress,
-                engine=engine,
-                spec=spec,
-                out=written,
-            )
-            written.flush()
-            del written
-            stage.items = len(primary_sentences)
-        loading = getattr(encoder, "load_seconds", 0.0)  # a lazy encoder loaded while embedding
-        if loading:
-            say(f"loaded the model in {loading:.1f} s")
-            stats["load model"].seconds += loading
-            stats["embed"].seconds -= loading
+    usable = _usable_sentences(sentences, view, config.align.boilerplate_docs)
+    link_cache = LinkCache(cache_root(config.cache_dir) / "links")
+    link_key = links_key(
+        fingerprint=encoder.fingerprint,
+        settings=(config.candidates, config.align, config.cluster.threshold),
+        sentences=primary_sentences,
+        offsets=view.offsets,
+        usable=usable[view.rows],
+        doc_groups=primary_groups,
+        group_names=group_names,
+    )
+    encoded = 0
+    with _timed(stats, "links cache", "pairs") as stage:
+        stored = link_cache.get(link_key) if config.reuse_links else None
+        stage.items = len(stored[0]) if stored else 0
+    if stored is not None:  # an unchanged corpus: no vector is read, no pair aligned
+        links = Links(*stored)
+        say(f"links of this corpus found in {link_cache.folder}")
+    else:
+        scratch_root = cache_root(config.cache_dir) / "runs"
+        scratch_root.mkdir(parents=True, exist_ok=True)
+        # the run's sentence vectors live in a float16 file, not in memory (see VectorFile)
+        with tempfile.TemporaryDirectory(prefix="run-", dir=scratch_root) as scratch:
+            with _timed(stats, "embed", "sentences") as stage:
+                cache = EmbeddingCache(
+                    cache_root(config.cache_dir) / "embeddings", encoder.fingerprint, encoder.dim
+                )
+                path = Path(scratch) / "vectors.npy"
+                written = VectorFile.create(path, len(primary_sentences), encoder.dim)
+                _, encoded = embed_sentences(
+                    primary_sentences,
+                    encoder,
+                    cache,
+                    progress=progress,
+                    engine=engine,
+                    spec=spec,
+                    out=written,
+                )
+                written.flush()
+                del written
+                stage.items = len(primary_sentences)
+            loading = getattr(encoder, "load_seconds", 0.0)  # a lazy encoder loaded while embedding
+            if loading:
+                say(f"loaded the model in {loading:.1f} s")
+                stats["load model"].seconds += loading
+                stats["embed"].seconds -= loading
 
-        vectors = VectorFile(path)
-        usable = _usable_sentences(sentences, view, config.align.boilerplate_docs)
-        links = link_documents(
-            vectors if engine.shares_files else vectors[:],
-            view.offsets,
-            usable[view.rows],
-            primary_groups,
-            primary_sentences,
-            config,
-            engine=engine,
-            stats=stats,
-        )
+            vectors = VectorFile(path)
+            links = link_documents(
+                vectors if engine.shares_files else vectors[:],
+                view.offsets,
+                usable[view.rows],
+                primary_groups,
+                primary_sentences,
+                config,
+                engine=engine,
+                stats=stats,
+            )
+        if config.reuse_links:
+            with _timed(stats, "links cache", "pairs"):
+                try:
+                    link_cache.put(link_key, links.evidence, links.doc_vectors)
+                except OSError as error:  # a read-only or full cache: the run goes on
+                    say(f"links not cached: {error}")
     local_evidence = links.evidence
     evidence = [
         replace(e, left=int(primaries[e.left]), right=int(primaries[e.right]))

@@ -95,6 +95,12 @@ main.add_command(eval_command)
     help="With --engine ray: join the Ray cluster at ADDR (HEAD:6379); without it a "
     "local Ray instance is started.",
 )
+@click.option(
+    "--recompute-links",
+    is_flag=True,
+    help="Search and align again even when the link cache holds the result for "
+    "exactly these sentences and settings (it does not change the output).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def run_command(
@@ -109,6 +115,7 @@ def run_command(
     prefer_lang: str,
     engine: str,
     ray_address: str | None,
+    recompute_links: bool,
     quiet: bool,
     debug: bool,
 ) -> None:
@@ -133,6 +140,7 @@ def run_command(
         ingest=IngestConfig(id_field=id_field, text_field=text_field),
         cluster=ClusterConfig(threshold=threshold),
         prefer_languages=tuple(c.strip() for c in prefer_lang.split(",") if c.strip()),
+        reuse_links=not recompute_links,
     )
     if ray_address and engine != "ray":
         raise click.UsageError("--ray-address needs --engine ray")

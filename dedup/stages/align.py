@@ -545,7 +545,8 @@ def align_pairs(
 def _score_and_align(
     pairs: np.ndarray, inputs: AlignInputs, config: AlignConfig, detail_from: float
 ) -> list[PairEvidence]:
-    from dedup.stages import kernels as kernels
+    """Lay one chunk out as flat arrays, score it in one compiled call, make its records."""
+    from dedup.stages import kernels
 
     terms = inputs.terms
     assert terms is not None

@@ -48,7 +48,7 @@ and the run computes everything as if there were no cache.
 from __future__ import annotations
 
 import hashlib
-import importlib
+import importlib.util
 import json
 import sqlite3
 import unicodedata
@@ -177,8 +177,8 @@ class DocumentCache:
             described = {
                 "format": FORMAT,
                 "table": table,
-                "library": [library, _version(library)],
-                "code": _source_digest(module),
+                "library": [library, library_version(library)],
+                "code": source_digest(module),
                 "unicode": unicodedata.unidata_version,
                 "settings": list(settings),
             }
@@ -332,7 +332,7 @@ def _signature_bytes(signature: np.ndarray) -> bytes:
 
 
 @cache
-def _version(distribution: str) -> str:
+def library_version(distribution: str) -> str:
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -340,9 +340,11 @@ def _version(distribution: str) -> str:
 
 
 @cache
-def _source_digest(module: str) -> str:
-    """Digest of a module's source file (of its name when it has no file)."""
-    path = getattr(importlib.import_module(module), "__file__", None)
+def source_digest(module: str) -> str:
+    """Digest of a module's source file (of its name when it has no file); the
+    module is not imported."""
+    spec = importlib.util.find_spec(module)
+    path = spec.origin if spec is not None else None
     try:
         data = Path(path).read_bytes() if path else module.encode()
     except OSError:

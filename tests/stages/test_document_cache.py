@@ -77,7 +77,7 @@ def test_keys_change_with_what_the_results_depend_on(
     # ... and not on the others: the copy threshold only decides which signatures match
     assert all(s is not None for s in cache.signatures(DIGESTS, CopyConfig(threshold=0.8)))
     # another library version or format of the cache
-    monkeypatch.setattr(document_cache, "_version", lambda name: "0.0-other")
+    monkeypatch.setattr(document_cache, "library_version", lambda name: "0.0-other")
     assert DocumentCache(tmp_path).languages(TEXTS) == [None, None]
     monkeypatch.undo()
     monkeypatch.setattr(document_cache, "FORMAT", document_cache.FORMAT + 1)
