@@ -236,7 +236,10 @@ def run(
     Documents are processed in id order, whatever the input order, so a
     shuffled input gives the same result. Exact and near-exact copies (see
     :mod:`dedup.stages.copies`) are set aside before the expensive stages and
-    join their primary's cluster at the end.
+    join their primary's cluster at the end. What a run computes is cached
+    (:mod:`dedup.stages.document_cache`, :mod:`dedup.stages.embed`,
+    :mod:`dedup.stages.link_cache`): a re-run of an unchanged corpus reads
+    everything up to the clustering from the cache.
 
     Args:
         input_path: what to read (see :mod:`dedup.stages.ingest`).
