@@ -120,7 +120,7 @@ class LocalEngine(Engine):
             raise ValueError(f"processes must be >= 1, got {processes}")
         self.chunk_size = chunk_size
         self.progress = progress
-        self.processes = processes or _usable_cpus()
+        self.processes = processes or usable_cpus()
 
     def in_process(self) -> LocalEngine:
         """This engine without worker processes (for stages that must not fork)."""
@@ -186,7 +186,8 @@ def _progress_bar(total: int, desc: str, shown: bool) -> Any:
 _CAN_FORK = "fork" in multiprocessing.get_all_start_methods()
 
 
-def _usable_cpus() -> int:
+def usable_cpus() -> int:
+    """The CPUs this process may use (its affinity where the platform has one)."""
     try:
         return len(os.sched_getaffinity(0))  # the CPUs this process may use (Linux)
     except AttributeError:  # pragma: no cover - macOS, Windows

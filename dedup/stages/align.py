@@ -42,7 +42,6 @@ Three choices make that score mean the same thing in every language:
 
 from __future__ import annotations
 
-import os
 import re
 import unicodedata
 from collections import defaultdict
@@ -53,6 +52,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from dedup.engines import usable_cpus
 from dedup.records import ALIGNED_DTYPE, AlignedPairs, PairEvidence
 from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
 
@@ -284,7 +284,7 @@ class SentenceNull:
         # each holds BLAS to one thread: 384 x 384 gains nothing from more)
         with (
             threadpool_limits(1, user_api="blas"),
-            ThreadPoolExecutor(max_workers=_usable_cpus()) as pool,
+            ThreadPoolExecutor(max_workers=usable_cpus()) as pool,
         ):
             leading = pool.map(lambda g: _leading_eigen(sum2[g], keep_rank), summarised)
             for g, (vectors, values, rest) in zip(summarised, leading, strict=True):
@@ -300,12 +300,6 @@ class SentenceNull:
             lengths = np.einsum("ij,ij->i", rows, rows) - squares.sum(axis=1)
             out += self.residual[group] * np.maximum(lengths, 0.0)
         return out
-
-
-def _usable_cpus() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))  # the CPUs this process may use (Linux)
-    return os.cpu_count() or 1  # pragma: no cover - macOS, Windows
 
 
 def _leading_eigen(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, float]:

@@ -179,6 +179,56 @@ def _moments(
 
 
 @njit(cache=True, nogil=True)
+def _row_moments(
+    sims: np.ndarray,
+    own: np.ndarray,
+    first: int,
+    term_values: np.ndarray,
+    at_group: int,
+    at_all: int,
+    same: float,
+    n_target: float,
+    n_total: float,
+    prior: float,
+    dim: int,
+    mu: np.ndarray,
+    sd: np.ndarray,
+) -> None:
+    """Null mean and spread of each row of one document against the other's language.
+
+    ``sims`` is this document's rows against the other's (rows x columns);
+    ``own[first + i]`` and ``term_values[at_group + i]`` / ``[at_all + i]`` are
+    row ``i``'s own-document sums and null terms; ``same`` is 1.0 when both
+    documents are in one language group; ``n_target`` the usable rows of the
+    other document's group (see :func:`_moments`).
+    """
+    n, w = sims.shape
+    for i in range(n):
+        sum1 = 0.0
+        sum2 = 0.0
+        for j in range(w):
+            sum1 += sims[i, j]
+            sum2 += sims[i, j] * sims[i, j]
+        own1, own2 = own[first + i, 0], own[first + i, 1]
+        mu[i], sd[i] = _moments(
+            term_values[at_group + i, 0],
+            term_values[at_group + i, 1],
+            term_values[at_all + i, 0],
+            term_values[at_all + i, 1],
+            own1 + sum1,
+            own2 + sum2,
+            sum1 + same * own1,
+            sum2 + same * own2,
+            n + w,
+            w + same * n,
+            n_total,
+            n_target,
+            prior,
+            dim,
+        )
+
+
+@njit(cache=True, nogil=True)
 def fill_table(weights: np.ndarray, table: np.ndarray) -> float:
     """The dynamic program of the weighted longest common subsequence of ``weights``.
 
@@ -299,56 +349,38 @@ def score_pairs(
                 sims[i, j] = _dot(rows[a_first + i], rows[b_first + j])
         group_a, group_b = pair_groups[p, 0], pair_groups[p, 1]
         same = 1.0 if group_a == group_b else 0.0
-        # each left row against the right document's language
-        at_group, at_all = term_starts[p, LEFT_TO_RIGHT], term_starts[p, LEFT_TO_ALL]
-        for i in range(n):
-            sum1 = 0.0
-            sum2 = 0.0
-            for j in range(w):
-                sum1 += sims[i, j]
-                sum2 += sims[i, j] * sims[i, j]
-            own1, own2 = own[a_first + i, 0], own[a_first + i, 1]
-            mu_left[i], sd_left[i] = _moments(
-                term_values[at_group + i, 0],
-                term_values[at_group + i, 1],
-                term_values[at_all + i, 0],
-                term_values[at_all + i, 1],
-                own1 + sum1,
-                own2 + sum2,
-                sum1 + same * own1,
-                sum2 + same * own2,
-                n + w,
-                w + same * n,
-                n_total,
-                count[group_b],
-                prior,
-                dim,
-            )
-        # each right row against the left document's language
-        at_group, at_all = term_starts[p, RIGHT_TO_LEFT], term_starts[p, RIGHT_TO_ALL]
-        for j in range(w):
-            sum1 = 0.0
-            sum2 = 0.0
-            for i in range(n):
-                sum1 += sims[i, j]
-                sum2 += sims[i, j] * sims[i, j]
-            own1, own2 = own[b_first + j, 0], own[b_first + j, 1]
-            mu_right[j], sd_right[j] = _moments(
-                term_values[at_group + j, 0],
-                term_values[at_group + j, 1],
-                term_values[at_all + j, 0],
-                term_values[at_all + j, 1],
-                own1 + sum1,
-                own2 + sum2,
-                sum1 + same * own1,
-                sum2 + same * own2,
-                n + w,
-                n + same * w,
-                n_total,
-                count[group_a],
-                prior,
-                dim,
-            )
+        # each left row against the right document's language, and the reverse
+        block = sims[:n, :w]
+        _row_moments(
+            block,
+            own,
+            a_first,
+            term_values,
+            term_starts[p, LEFT_TO_RIGHT],
+            term_starts[p, LEFT_TO_ALL],
+            same,
+            count[group_b],
+            n_total,
+            prior,
+            dim,
+            mu_left,
+            sd_left,
+        )
+        _row_moments(
+            block.T,
+            own,
+            b_first,
+            term_values,
+            term_starts[p, RIGHT_TO_LEFT],
+            term_starts[p, RIGHT_TO_ALL],
+            same,
+            count[group_a],
+            n_total,
+            prior,
+            dim,
+            mu_right,
+            sd_right,
+        )
         for i in range(n):
             for j in range(w):
                 z_ij = min(
