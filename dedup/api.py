@@ -24,32 +24,32 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from dedup.encoding import cache_root, lazy_encoder
 from dedup.engines import Engine, LocalEngine
-from dedup.records import Document, PairEvidence, SegmentedDocument, SkippedInput
+from dedup.records import Document, EvidenceTable, PairEvidence, SegmentedDocument, SkippedInput
 from dedup.stages.align import (
     AlignConfig,
     AlignInputs,
     NullTerms,
     align_pairs,
     boilerplate_mask,
+    locality_order,
     null_keys,
     null_quadratics,
     sentence_key,
 )
 from dedup.stages.candidates import (
-    BLOCK_ROWS,
     CandidateConfig,
     CentredVectors,
-    add_by_key,
-    as_float32,
     candidate_pairs,
+    keyed_sums,
     language_centred,
+    shrunk_means,
 )
 from dedup.stages.cluster import ClusterConfig, canonical_labels, cluster_documents
 from dedup.stages.copies import CopyConfig, find_copies
@@ -154,7 +154,7 @@ class RunResult:
     segmented: list[SegmentedDocument]
     labels: np.ndarray
     representatives: dict[int, int]
-    evidence: list[PairEvidence]
+    evidence: Sequence[PairEvidence]
     usable: np.ndarray
     doc_vectors: np.ndarray
     doc_groups: np.ndarray
@@ -387,10 +387,7 @@ def run(
                 except OSError as error:  # a read-only or full cache: the run goes on
                     say(f"links not cached: {error}")
     local_evidence = links.evidence
-    evidence = [
-        replace(e, left=int(primaries[e.left]), right=int(primaries[e.right]))
-        for e in local_evidence
-    ]
+    evidence = local_evidence.renumbered(primaries)
     primary_vectors = links.doc_vectors
     # a copy's document vector is its primary's (used by the naive baseline only)
     rank_of_primary = np.searchsorted(primaries, primary_of)
@@ -440,7 +437,7 @@ class Links:
             vectors, L2-normalised, before language centring.
     """
 
-    evidence: list[PairEvidence]
+    evidence: EvidenceTable
     doc_vectors: np.ndarray
 
 
@@ -477,11 +474,7 @@ def link_documents(
     stats = stats if stats is not None else {}
     sentence_doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     with _timed(stats, "candidates", "pairs") as stage:
-        sentence_weights = 1.0 / np.maximum(np.diff(offsets), 1)[sentence_doc]
-        centred = CentredVectors.fit(
-            vectors, doc_groups[sentence_doc], sentence_weights, config.candidates.centering_prior
-        )
-        doc_vectors = _document_vectors(vectors, offsets, usable)
+        centred, doc_vectors = _read_summaries(vectors, offsets, usable, doc_groups, config)
         doc_centred = language_centred(
             doc_vectors, doc_groups, np.ones(len(doc_groups)), config.candidates.centering_prior
         )
@@ -497,9 +490,13 @@ def link_documents(
         )
         inputs = inputs.with_null_terms(NullTerms.join(keys, parts, inputs))
         shared = (inputs, config.align, config.cluster.threshold)
-        evidence = engine.map_chunks(
-            _align_chunk, pairs, desc="aligning", shared=shared, chunk_size=_CHUNK
+        # chunks of pairs that share documents (fewer rows read), results put back
+        # in the order of ``pairs``
+        order = locality_order(pairs, len(doc_groups))
+        chunks = engine.map_chunks(
+            _align_chunk, pairs[order], desc="aligning", shared=shared, chunk_size=_CHUNK
         )
+        evidence = EvidenceTable.concat(chunks).take(np.argsort(order))
         stage.items = len(pairs)
     return Links(evidence, doc_vectors)
 
@@ -511,9 +508,11 @@ _CHUNK = 4096
 
 def _align_chunk(
     pairs: np.ndarray, shared: tuple[AlignInputs, AlignConfig, float]
-) -> list[PairEvidence]:
+) -> list[EvidenceTable]:
+    """One table per chunk (not one record per pair: the engines would make and
+    pickle millions of objects), joined by :meth:`EvidenceTable.concat`."""
     inputs, align_config, detail_from = shared
-    return align_pairs(pairs, inputs, align_config, detail_from)
+    return [align_pairs(pairs, inputs, align_config, detail_from)]
 
 
 @dataclass(frozen=True)
@@ -548,19 +547,33 @@ def _usable_sentences(sentences: list[str], view: _PrimaryView, min_docs: int) -
     return usable
 
 
-def _document_vectors(vectors: np.ndarray, offsets: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """Mean of each document's usable sentence vectors (all of them if none is usable),
-    L2-normalised; ``vectors`` is read ``BLOCK_ROWS`` rows at a time."""
+def _read_summaries(
+    vectors: np.ndarray | VectorFile,
+    offsets: np.ndarray,
+    usable: np.ndarray,
+    doc_groups: np.ndarray,
+    config: PipelineConfig,
+) -> tuple[CentredVectors, np.ndarray]:
+    """The language-centred view of ``vectors`` and the document vectors, from one read.
+
+    Centring subtracts each language's mean sentence vector, each document
+    weighing 1 (:func:`~dedup.stages.candidates.language_means`). A document's
+    vector is the mean of its usable sentence vectors (all of them if none is
+    usable), L2-normalised.
+    """
     n_docs = len(offsets) - 1
     sentence_doc = np.repeat(np.arange(n_docs), np.diff(offsets))
+    row_groups = doc_groups[sentence_doc]
+    n_groups = int(doc_groups.max()) + 1 if n_docs else 0
+    weights = 1.0 / np.maximum(np.diff(offsets), 1)[sentence_doc]
     has_usable = np.bincount(sentence_doc[usable], minlength=n_docs) > 0
     # a sentence counts if it is usable, or if its document has no usable sentence
-    counts = usable | ~has_usable[sentence_doc]
-    out = np.zeros((n_docs, vectors.shape[1]), dtype=np.float64)
-    for start in range(0, len(sentence_doc), BLOCK_ROWS):
-        stop = start + BLOCK_ROWS
-        keep = counts[start:stop]
-        block = as_float32(vectors[start:stop])[keep]
-        add_by_key(out, sentence_doc[start:stop][keep], block)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return (out / np.maximum(norms, 1e-12)).astype(np.float32)
+    counted_doc = np.where(usable | ~has_usable[sentence_doc], sentence_doc, -1)
+    group_sums, doc_sums = keyed_sums(
+        vectors, [(row_groups, n_groups, weights), (counted_doc, n_docs, None)]
+    )
+    mass = np.bincount(row_groups, weights=weights, minlength=n_groups)
+    means = shrunk_means(group_sums, mass, config.candidates.centering_prior)
+    norms = np.linalg.norm(doc_sums, axis=1, keepdims=True)
+    doc_vectors = (doc_sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    return CentredVectors(vectors, row_groups.astype(np.int64), means), doc_vectors

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dedup.records import EvidenceTable
 from dedup.stages.cluster import cluster_documents
 
 if TYPE_CHECKING:
@@ -263,12 +264,9 @@ def recluster(result: RunResult, threshold: float) -> np.ndarray:
     primaries = np.flatnonzero(primary_of == np.arange(n_docs))
     local = np.full(n_docs, -1, dtype=np.int64)
     local[primaries] = np.arange(len(primaries))
-    evidence = [
-        replace(e, left=int(local[e.left]), right=int(local[e.right])) for e in result.evidence
-    ]
     labels = cluster_documents(
         [result.documents[d].id for d in primaries],
-        evidence,
+        EvidenceTable.of(result.evidence).renumbered(local),
         np.asarray(result.doc_groups)[primaries],
         replace(result.config.cluster, threshold=threshold),
     )

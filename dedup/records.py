@@ -13,7 +13,8 @@ Order of the stages and what each adds::
     segment     -> sentences (tuple[str, ...])  (per document)
     embed       -> sentence vectors             (numpy, one row per sentence)
     candidates  -> document pairs               (numpy, (m, 2))
-    align       -> PairEvidence                 (scores + aligned sentence pairs)
+    align       -> PairEvidence                 (scores + aligned sentence pairs,
+                                                 as columns: EvidenceTable)
     cluster     -> cluster labels               (numpy, one per document)
     report      -> files in --out
 """
@@ -46,6 +47,16 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def concat_ranges(begins: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``concatenate([arange(b, e) for b, e in zip(begins, ends)])`` and where each
+    range begins in it (``(len + 1,)``), without a Python loop."""
+    lengths = np.asarray(ends) - np.asarray(begins)
+    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=starts[1:])
+    within = np.arange(starts[-1]) - np.repeat(starts[:-1], lengths)
+    return np.repeat(np.asarray(begins), lengths) + within, starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,3 +227,172 @@ class PairEvidence:
     def coverage(self) -> float:
         """Share of the shorter document's sentences with an aligned partner."""
         return len(self.aligned) / self.shorter if self.shorter else 0.0
+
+
+class EvidenceTable(Sequence[PairEvidence]):
+    """The scored candidate pairs of a run as columns: what align gives, and what
+    cluster, the report and the link cache read.
+
+    A corpus of 100,000 documents has 2.5 million candidate pairs: as
+    :class:`PairEvidence` objects they cost seconds to make, to pickle from a
+    worker process and to read back into arrays for the clustering. Here they
+    are a few arrays, made once per chunk of pairs and joined with
+    :meth:`concat`. Reads like a sequence of :class:`PairEvidence` (made on
+    access) and compares equal to one.
+
+    Args:
+        left, right: ``(m,)`` document indices of each pair, ``left < right``.
+        score: ``(m,)`` pair scores.
+        shorter: ``(m,)`` usable sentences of the shorter document.
+        records: aligned sentence pairs of every pair, one after another
+            (dtype :data:`ALIGNED_DTYPE`); None: none kept.
+        record_starts: ``(m + 1,)`` where each pair's records begin.
+    """
+
+    #: the constructor's arguments, in order
+    FIELDS = ("left", "right", "score", "shorter", "records", "record_starts")
+    __slots__ = FIELDS
+
+    def __init__(
+        self,
+        left: np.ndarray,
+        right: np.ndarray,
+        score: np.ndarray,
+        shorter: np.ndarray,
+        records: np.ndarray | None = None,
+        record_starts: np.ndarray | None = None,
+    ) -> None:
+        self.left = np.asarray(left, dtype=np.int64)
+        self.right = np.asarray(right, dtype=np.int64)
+        self.score = np.asarray(score, dtype=np.float64)
+        self.shorter = np.asarray(shorter, dtype=np.int64)
+        if records is None:
+            records = np.zeros(0, dtype=ALIGNED_DTYPE)
+            record_starts = np.zeros(len(self.left) + 1, dtype=np.int64)
+        self.records = records
+        self.record_starts = np.asarray(record_starts, dtype=np.int64)
+        size = len(self.left)
+        if not (
+            len(self.right) == len(self.score) == len(self.shorter) == size
+            and len(self.record_starts) == size + 1
+            and records.dtype == ALIGNED_DTYPE
+            and self.record_starts[-1] == len(records)
+        ):
+            raise ValueError("columns of different lengths, or records that do not match them")
+
+    @classmethod
+    def of(cls, evidence: Sequence[PairEvidence]) -> EvidenceTable:
+        """``evidence`` itself if it is a table, else its pairs as one."""
+        if isinstance(evidence, EvidenceTable):
+            return evidence
+        count = len(evidence)
+        parts = [_records_of(e.aligned) for e in evidence]
+        starts = np.zeros(count + 1, dtype=np.int64)
+        np.cumsum([len(part) for part in parts], out=starts[1:])
+        return cls(
+            np.fromiter((e.left for e in evidence), np.int64, count),
+            np.fromiter((e.right for e in evidence), np.int64, count),
+            np.fromiter((e.score for e in evidence), np.float64, count),
+            np.fromiter((e.shorter for e in evidence), np.int64, count),
+            np.concatenate(parts) if parts else None,
+            starts,
+        )
+
+    @classmethod
+    def concat(cls, tables: Sequence[EvidenceTable]) -> EvidenceTable:
+        """The pairs of ``tables``, one after another."""
+        if not tables:
+            return cls(*(np.zeros(0, dtype=np.int64) for _ in range(4)))
+        offsets = np.cumsum([0] + [len(t.records) for t in tables[:-1]])
+        starts = [t.record_starts[:-1] + at for t, at in zip(tables, offsets.tolist(), strict=True)]
+        return cls(
+            np.concatenate([t.left for t in tables]),
+            np.concatenate([t.right for t in tables]),
+            np.concatenate([t.score for t in tables]),
+            np.concatenate([t.shorter for t in tables]),
+            np.concatenate([t.records for t in tables]),
+            np.r_[np.concatenate(starts), sum(len(t.records) for t in tables)],
+        )
+
+    def renumbered(self, documents: np.ndarray) -> EvidenceTable:
+        """The same pairs with document ``d`` renamed ``documents[d]`` (an increasing
+        map keeps ``left < right``)."""
+        documents = np.asarray(documents, dtype=np.int64)
+        return EvidenceTable(
+            documents[self.left],
+            documents[self.right],
+            self.score,
+            self.shorter,
+            self.records,
+            self.record_starts,
+        )
+
+    def take(self, order: np.ndarray) -> EvidenceTable:
+        """The pairs ``order`` (an int array), in that order."""
+        order = np.asarray(order, dtype=np.int64)
+        rows, starts = concat_ranges(self.record_starts[order], self.record_starts[order + 1])
+        return EvidenceTable(
+            self.left[order],
+            self.right[order],
+            self.score[order],
+            self.shorter[order],
+            self.records[rows],
+            starts,
+        )
+
+    def __len__(self) -> int:
+        return len(self.left)
+
+    @overload
+    def __getitem__(self, index: int) -> PairEvidence: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[PairEvidence]: ...
+    def __getitem__(self, index: int | slice) -> PairEvidence | list[PairEvidence]:
+        if isinstance(index, slice):
+            return list(self)[index]
+        index = range(len(self))[index]  # negative indices, IndexError
+        return self._pair(
+            int(self.left[index]),
+            int(self.right[index]),
+            float(self.score[index]),
+            int(self.shorter[index]),
+            int(self.record_starts[index]),
+            int(self.record_starts[index + 1]),
+        )
+
+    def _pair(
+        self, left: int, right: int, score: float, shorter: int, begin: int, end: int
+    ) -> PairEvidence:
+        aligned = AlignedPairs(self.records[begin:end]) if end > begin else ()
+        return PairEvidence(left, right, score, aligned, shorter)
+
+    def __iter__(self) -> Iterator[PairEvidence]:
+        columns = (self.left, self.right, self.score, self.shorter)
+        starts = self.record_starts.tolist()
+        for p, values in enumerate(zip(*(c.tolist() for c in columns), strict=True)):
+            yield self._pair(*values, starts[p], starts[p + 1])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EvidenceTable):
+            return all(
+                np.array_equal(getattr(self, name), getattr(other, name)) for name in self.FIELDS
+            )
+        if isinstance(other, tuple | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays inside
+
+    def __repr__(self) -> str:
+        return f"EvidenceTable({len(self)} pairs, {len(self.records)} aligned sentence pairs)"
+
+    def __reduce__(self) -> tuple[type[EvidenceTable], tuple[np.ndarray, ...]]:
+        return EvidenceTable, tuple(getattr(self, name) for name in self.FIELDS)
+
+
+def _records_of(aligned: Sequence[AlignedPair]) -> np.ndarray:
+    """The aligned pairs of one document pair as an :data:`ALIGNED_DTYPE` array."""
+    if isinstance(aligned, AlignedPairs):
+        return aligned.records
+    names = ALIGNED_DTYPE.names or ()
+    return np.array([tuple(getattr(a, n) for n in names) for a in aligned], dtype=ALIGNED_DTYPE)

@@ -53,7 +53,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from dedup.engines import usable_cpus
-from dedup.records import ALIGNED_DTYPE, AlignedPairs, PairEvidence
+from dedup.records import ALIGNED_DTYPE, EvidenceTable, concat_ranges
 from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
 
 _NON_WORD = re.compile(r"[\W\d_]+")
@@ -437,7 +437,7 @@ class AlignInputs:
     def rows_of_docs(self, docs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The usable rows of ``docs``, concatenated, and where each document's begin."""
         docs = np.asarray(docs, dtype=np.int64)
-        where, starts = _spans_concat(self.usable_offsets[docs], self.usable_offsets[docs + 1])
+        where, starts = concat_ranges(self.usable_offsets[docs], self.usable_offsets[docs + 1])
         return self.usable_index[where], starts
 
     def read(self, index: np.ndarray) -> np.ndarray:
@@ -491,7 +491,7 @@ def null_quadratics(
         kernels.own_document_sums(rows, starts, own)
         # each key's rows, in key order; then one product per group for all its keys
         position = np.searchsorted(chunk_docs, docs)
-        key_index, key_starts = _spans_concat(starts[position], starts[position + 1])
+        key_index, key_starts = concat_ranges(starts[position], starts[position + 1])
         values = np.zeros((len(key_index), 2))
         key_of_row = np.repeat(np.arange(len(docs)), np.diff(key_starts))
         row_groups = groups[key_of_row]
@@ -502,19 +502,39 @@ def null_quadratics(
     return [(values, chunk_docs, own)]
 
 
-def _spans_concat(begins: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``concatenate([arange(b, e) for b, e in zip(begins, ends)])`` and where each begins."""
-    lengths = np.asarray(ends) - np.asarray(begins)
-    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
-    within = np.arange(starts[-1]) - np.repeat(starts[:-1], lengths)
-    return np.repeat(np.asarray(begins), lengths) + within, starts
+def locality_order(pairs: np.ndarray, n_docs: int) -> np.ndarray:
+    """An order of ``pairs`` in which consecutive pairs share documents.
+
+    A chunk of pairs reads (and converts, and centres) the rows of every
+    document it touches. Pairs sorted by their first document touch a
+    different second document almost every time; numbering the documents by
+    the reverse Cuthill-McKee order of the pair graph (scipy; it puts linked
+    documents at nearby numbers) and sorting the pairs by the smaller number
+    reads 2.3x fewer rows per chunk at 100,000 documents (``bench/scale.py``),
+    for half a second.
+
+    Returns:
+        ``(m,)`` permutation of the rows of ``pairs``.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import reverse_cuthill_mckee
+
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return np.zeros(0, dtype=np.int64)
+    graph = coo_matrix(
+        (np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n_docs, n_docs)
+    ).tocsr()
+    numbering = np.empty(n_docs, dtype=np.int64)
+    numbering[reverse_cuthill_mckee(graph + graph.T, symmetric_mode=True)] = np.arange(n_docs)
+    ranked = numbering[pairs]
+    return np.lexsort((ranked.max(axis=1), ranked.min(axis=1)))
 
 
 def align_pairs(
     pairs: np.ndarray, inputs: AlignInputs, config: AlignConfig, detail_from: float = 0.0
-) -> list[PairEvidence]:
-    """Score every candidate pair; one :class:`PairEvidence` per row of ``pairs``.
+) -> EvidenceTable:
+    """Score every candidate pair; one :class:`PairEvidence` per row of ``pairs``, as a table.
 
     The rows of every document of the chunk are read (and centred) once; one
     compiled call (:func:`dedup.stages.kernels.score_pairs`) then scores and
@@ -538,7 +558,7 @@ def align_pairs(
 
 def _score_and_align(
     pairs: np.ndarray, inputs: AlignInputs, config: AlignConfig, detail_from: float
-) -> list[PairEvidence]:
+) -> EvidenceTable:
     """Lay one chunk out as flat arrays, score it in one compiled call, make its records."""
     from dedup.stages import kernels
 
@@ -562,7 +582,7 @@ def _score_and_align(
     cell_counts = np.zeros(len(pairs), dtype=np.int64)
     cells = np.zeros((cell_starts[-1], 2), dtype=np.int64)
     cell_values = np.zeros((cell_starts[-1], 3))
-    where, number_starts = _spans_concat(
+    where, number_starts = concat_ranges(
         inputs.number_starts[index], inputs.number_starts[index + 1]
     )
     kernels.score_pairs(
@@ -587,11 +607,10 @@ def _score_and_align(
         cells,
         cell_values,
     )
-    scores = (totals / (shorter + config.length_prior)).tolist()
     # every aligned cell of the chunk as one record array, positions in each
-    # document (boilerplate rows count); each pair keeps a slice of it
+    # document (boilerplate rows count); pair p's records are those of its cells
     owner = np.repeat(np.arange(len(pairs)), cell_counts)
-    kept = _spans_concat(cell_starts[:-1], cell_starts[:-1] + cell_counts)[0]
+    kept = concat_ranges(cell_starts[:-1], cell_starts[:-1] + cell_counts)[0]
     first_row = starts[local]  # (m, 2) each side's first chunk row
     records = np.empty(len(kept), dtype=ALIGNED_DTYPE)
     records["left"] = index[first_row[owner, 0] + cells[kept, 0]] - inputs.offsets[pairs[owner, 0]]
@@ -599,10 +618,11 @@ def _score_and_align(
     records["similarity"] = np.round(cell_values[kept, 0], 4)
     records["z"] = np.round(cell_values[kept, 1], 2)
     records["weight"] = np.round(cell_values[kept, 2], 3)
-    record_starts = np.r_[0, np.cumsum(cell_counts)].tolist()
-    shorter_rows = shorter.tolist()
-    evidence: list[PairEvidence] = []
-    for p, ((a, b), count) in enumerate(zip(pairs.tolist(), cell_counts.tolist(), strict=True)):
-        aligned = AlignedPairs(records[record_starts[p] : record_starts[p + 1]]) if count else ()
-        evidence.append(PairEvidence(a, b, round(scores[p], 6), aligned, shorter_rows[p]))
-    return evidence
+    return EvidenceTable(
+        pairs[:, 0].copy(),
+        pairs[:, 1].copy(),
+        np.round(totals / (shorter + config.length_prior), 6),
+        shorter,
+        records,
+        np.r_[0, np.cumsum(cell_counts)],
+    )

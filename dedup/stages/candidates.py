@@ -21,9 +21,9 @@ over L2-normalised vectors) feed one candidate set:
   all sentences found, with a quarter fewer pairs to align).
 
 Search is exact (``IndexFlatIP``) up to ``exact_search_limit`` rows; above it,
-an inverted-file index (``IVF``, ``2 * sqrt(rows)`` lists, ``search_probes``
-probed, vectors stored as float16) keeps the cost near-linear: exact search
-over a million rows is 10^12 dot products.
+an inverted-file index (``IVF``, ``sqrt(rows) / 2`` lists, ``search_probes``
+probed, 4-bit codes re-ranked on float16 vectors) keeps the cost near-linear:
+exact search over a million rows is 10^12 dot products.
 
 Centring (:func:`language_means`) shrinks each language's mean towards the
 corpus mean by ``centering_prior`` pseudo-documents, so a language with a
@@ -33,7 +33,7 @@ its own content instead of having it subtracted away.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,9 +62,10 @@ class CandidateConfig:
             above, approximate (see :func:`_knn`), trading a little recall for
             near-linear time.
         search_probes: inverted lists probed per query in approximate search
-            (more: better recall, slower). At 32, on the 394,000 lead sentences
-            of the 100,000-document scaling corpus, 95 % of the exact 6 nearest
-            neighbours are found.
+            (more: better recall, slower). At 8, on the 394,000 lead sentences
+            of the 100,000-document scaling corpus, 86.7 % of the exact 13
+            nearest neighbours the sentence channel asks for are found (the
+            earlier 32 probes of 1,255 shorter lists: 86.8 %, 1.6x slower).
     """
 
     doc_neighbours: int = 20
@@ -72,7 +73,7 @@ class CandidateConfig:
     lead_sentences: int = 4
     centering_prior: float = 2.0
     exact_search_limit: int = 20_000
-    search_probes: int = 32
+    search_probes: int = 8
 
     def __post_init__(self) -> None:
         if self.doc_neighbours < 1 or self.sentence_neighbours < 0 or self.lead_sentences < 1:
@@ -101,26 +102,58 @@ def language_means(
         prior: pseudo-documents at the overall mean added to every group.
     """
     n_groups = int(groups.max()) + 1 if len(groups) else 0
-    sums = np.zeros((n_groups, vectors.shape[1]), dtype=np.float64)
-    for start in range(0, len(vectors), BLOCK_ROWS):
-        stop = start + BLOCK_ROWS
-        block = as_float32(vectors[start:stop]) * weights[start:stop, None]
-        add_by_key(sums, groups[start:stop], block)
-    mass = np.bincount(groups, weights=weights, minlength=n_groups)
+    (sums,) = keyed_sums(vectors, [(groups, n_groups, weights)])
+    return shrunk_means(sums, np.bincount(groups, weights=weights, minlength=n_groups), prior)
+
+
+def shrunk_means(sums: np.ndarray, mass: np.ndarray, prior: float) -> np.ndarray:
+    """Group means from ``(n_groups, dim)`` weighted sums and ``(n_groups,)`` total
+    weights, each shrunk towards the overall mean by ``prior`` pseudo-rows; float32."""
     overall = sums.sum(axis=0) / max(mass.sum(), 1e-12)
     return ((sums + prior * overall) / (mass + prior)[:, None]).astype(np.float32)
 
 
-def add_by_key(out: np.ndarray, keys: np.ndarray, rows: np.ndarray) -> None:
-    """``out[k] += sum of rows whose key is k``, as one sparse product (``np.add.at``
-    is an unbuffered per-element loop, ~50x slower on millions of rows)."""
-    if not len(keys):
+#: one way of summing rows by key: ``(keys, n_keys, weights)``; see :func:`keyed_sums`.
+Keying = tuple[np.ndarray, int, "np.ndarray | None"]
+
+
+def keyed_sums(vectors: np.ndarray, keyings: Sequence[Keying]) -> list[np.ndarray]:
+    """Weighted sums of rows by key, for several keyings in one read of ``vectors``.
+
+    Each keying is ``(keys, n_keys, weights)``: the ``(n,)`` key of each row
+    (-1: left out), the number of keys, and ``(n,)`` row weights (None: 1).
+    Each read of a large float16 file costs seconds (1.8 million rows: ~2 s
+    to read and convert), so the language means and the document vectors of a
+    run come from one. Read ``BLOCK_ROWS`` rows at a time.
+
+    Returns:
+        one ``(n_keys, dim)`` float64 array of sums per keying.
+    """
+    sums = [np.zeros((n_keys, vectors.shape[1])) for _, n_keys, _ in keyings]
+    for start in range(0, len(vectors), BLOCK_ROWS):
+        stop = start + BLOCK_ROWS
+        block = as_float32(vectors[start:stop])
+        for out, (keys, _, weights) in zip(sums, keyings, strict=True):
+            add_by_key(
+                out, keys[start:stop], block, None if weights is None else weights[start:stop]
+            )
+    return sums
+
+
+def add_by_key(
+    out: np.ndarray, keys: np.ndarray, rows: np.ndarray, weights: np.ndarray | None = None
+) -> None:
+    """``out[k] +=`` the sum of the (weighted) rows whose key is k, rows keyed -1 left
+    out, as one sparse product (``np.add.at`` is an unbuffered per-element loop,
+    ~50x slower on millions of rows; weights in the sparse matrix, not multiplied
+    into a float64 copy of the rows)."""
+    kept = np.flatnonzero(np.asarray(keys) >= 0)
+    if not len(kept):
         return
     from scipy import sparse
 
-    one_hot = sparse.csr_matrix(
-        (np.ones(len(keys)), (keys, np.arange(len(keys)))), shape=(len(out), len(keys))
-    )
+    values = np.ones(len(kept)) if weights is None else np.asarray(weights)[kept]
+    one_hot = sparse.csr_matrix((values, (keys[kept], kept)), shape=(len(out), len(keys)))
     out += one_hot @ rows
 
 
@@ -169,20 +202,13 @@ class CentredVectors:
     Attributes:
         raw: ``(n, dim)`` sentence vectors, any float dtype, possibly a memmap.
         row_groups: ``(n,)`` language group of each row.
-        means: ``(n_groups, dim)`` from :func:`language_means`.
+        means: ``(n_groups, dim)`` from :func:`language_means` (or
+            :func:`shrunk_means` of sums read with other ones).
     """
 
     raw: np.ndarray
     row_groups: np.ndarray
     means: np.ndarray
-
-    @classmethod
-    def fit(
-        cls, raw: np.ndarray, row_groups: np.ndarray, weights: np.ndarray, prior: float
-    ) -> CentredVectors:
-        """Centre ``raw`` by its rows' weighted language means (see :func:`language_means`)."""
-        means = language_means(raw, row_groups, weights, prior)
-        return cls(raw, np.asarray(row_groups, dtype=np.int64), means)
 
     def __len__(self) -> int:
         return len(self.raw)
@@ -237,12 +263,15 @@ def _knn(read: RowReader, rows: np.ndarray, k: int, config: CandidateConfig) -> 
         vectors = np.ascontiguousarray(read(rows))
         index.add(vectors)
         return index.search(vectors, k)[1]
-    # 2 sqrt(n) lists: training k-means costs ~n_lists^2, a query scans ~n / n_lists.
-    # The lists hold 4-bit product-quantised codes, scanned with SIMD lookups
-    # ("fast scan", André et al. 2015), and the best 4k hits are re-ranked on
-    # float16 vectors: at the same recall, ~2.5x faster than scanning float16
-    # vectors (measured on the 100,000-document scaling corpus; bench/scale.py).
-    n_lists = int(2 * np.sqrt(n))
+    # sqrt(n) / 2 lists of ~2 sqrt(n) rows: a query scans search_probes lists. The
+    # lists hold 4-bit product-quantised codes, scanned with SIMD lookups ("fast
+    # scan", André et al. 2015), and the best 4k hits are re-ranked on float16
+    # vectors: at the same recall, ~2.5x faster than scanning float16 vectors.
+    # Few long lists beat many short ones at the same rows scanned (8 lists of
+    # 1,250 codes vs 32 of 310: 14 s vs 23 s on the 394,000 lead sentences of the
+    # 100,000-document scaling corpus, same recall), as each probed list has a
+    # fixed cost; training k-means on fewer lists is cheaper too.
+    n_lists = max(1, int(np.sqrt(n) / 2))
     subvectors = dim // 2 if dim % 2 == 0 else dim
     index = faiss.index_factory(
         dim, f"IVF{n_lists},PQ{subvectors}x4fs,Refine(SQfp16)", faiss.METRIC_INNER_PRODUCT
@@ -250,9 +279,9 @@ def _knn(read: RowReader, rows: np.ndarray, k: int, config: CandidateConfig) -> 
     lists = faiss.extract_index_ivf(index)
     lists.cp.niter = 10
     lists.cp.min_points_per_centroid = 16
-    # an evenly spaced sample of 20 rows per list trains them: deterministic, and
-    # enough for coarse lists (faiss warns below 39 per list, but recall holds)
-    sample = rows[np.linspace(0, n - 1, min(n, 20 * n_lists)).astype(np.int64)]
+    # an evenly spaced sample of 80 rows per list trains them: deterministic, and
+    # enough for coarse lists
+    sample = rows[np.linspace(0, n - 1, min(n, 80 * n_lists)).astype(np.int64)]
     index.train(np.ascontiguousarray(read(sample)))
     for start in range(0, n, BLOCK_ROWS):
         index.add(np.ascontiguousarray(read(rows[start : start + BLOCK_ROWS])))

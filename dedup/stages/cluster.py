@@ -19,8 +19,8 @@ pair scores:
   components cannot use.
 
 The cross-cluster sums are kept up to date as clusters merge, so each merge
-costs the number of neighbours of the absorbed cluster, not the product of
-the cluster sizes.
+costs the number of neighbours of the cluster with fewer of them, not the
+product of the cluster sizes.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dedup.records import PairEvidence, gc_paused
+from dedup.records import EvidenceTable, PairEvidence, gc_paused
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +97,8 @@ def _merge_clusters(
     """The greedy average linkage of :func:`cluster_documents`; the cluster of each document."""
     n_docs = len(doc_keys)
     theta = config.threshold
-    count = len(evidence)
-    left = np.fromiter((p.left for p in evidence), dtype=np.int64, count=count)
-    right = np.fromiter((p.right for p in evidence), dtype=np.int64, count=count)
-    score = np.fromiter((p.score for p in evidence), dtype=np.float64, count=count)
+    table = EvidenceTable.of(evidence)
+    left, right, score = table.left, table.right, table.score
     groups = np.asarray(doc_groups)
     both_ok = (groups[left] == groups[right]) & (score >= theta)
     # link[x][y] = [sum of scores over cross pairs, same-language cross pairs >= theta]
@@ -140,17 +138,21 @@ def _merge_clusters(
                 (inside[x] + inside[y]) / pairs_in
             ):
                 continue
-        if len(members[x]) < len(members[y]):
+        # y joins x; whichever has fewer neighbours is y, as its entries move
+        if len(link[x]) < len(link[y]):
             x, y = y, x
-        for z, (z_total, z_same) in link.pop(y).items():
+        link_x = link[x]
+        for z, entry in link.pop(y).items():
+            link_z = link[z]
+            del link_z[y]
             if z == x:
                 continue
-            into = link[x].setdefault(z, [0.0, 0.0])
-            into[0] += z_total
-            into[1] += z_same
-            link[z][x] = into
-            del link[z][y]
-        del link[x][y]
+            into = link_x.get(z)
+            if into is None:  # a new neighbour of x: y's entry becomes x's
+                link_x[z] = link_z[x] = entry
+            else:
+                into[0] += entry[0]
+                into[1] += entry[1]
         inside[x] += inside.pop(y) + total
         for d in members[y]:
             owner[d] = x

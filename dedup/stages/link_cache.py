@@ -14,9 +14,10 @@ every sentence vector from the embedding cache.
 Key: a BLAKE2b digest of everything the links depend on, from
 :func:`links_key`: this module's :data:`FORMAT`, the model fingerprint, the
 candidate, align and cluster-threshold settings, the source of the modules
-that compute links (``candidates``, ``align``, ``kernels``, ``api``), the
-numpy and faiss versions, and the corpus as the stages see it (each primary
-sentence's text, document boundaries, boilerplate mask and language groups).
+that compute and hold links (``candidates``, ``align``, ``kernels``, ``api``,
+``records``), the numpy and faiss versions, and the corpus as the stages see
+it (each primary sentence's text, document boundaries, boilerplate mask and
+language groups).
 
 Format: one ``.npz`` file per key in ``<cache>/links/``: the pairs, scores,
 shorter-document lengths and document vectors as arrays, every aligned
@@ -38,14 +39,20 @@ from pathlib import Path
 
 import numpy as np
 
-from dedup.records import ALIGNED_DTYPE, AlignedPair, AlignedPairs, PairEvidence
+from dedup.records import EvidenceTable, PairEvidence
 from dedup.stages.document_cache import library_version, source_digest
 
 #: bump when the file layout or the meaning of a key part changes.
 FORMAT = 1
 #: files kept; the least recently used beyond this are deleted.
 KEEP = 4
-_CODE = ("dedup.stages.candidates", "dedup.stages.align", "dedup.stages.kernels", "dedup.api")
+_CODE = (
+    "dedup.stages.candidates",
+    "dedup.stages.align",
+    "dedup.stages.kernels",
+    "dedup.api",
+    "dedup.records",
+)
 
 
 def links_key(
@@ -101,59 +108,39 @@ class LinkCache:
         self.folder = Path(folder)
         self.keep = keep
 
-    def get(self, key: str) -> tuple[list[PairEvidence], np.ndarray] | None:
+    def get(self, key: str) -> tuple[EvidenceTable, np.ndarray] | None:
         """The evidence and document vectors stored under ``key``, or None."""
         path = self.folder / f"{key}.npz"
         try:
             with np.load(path, allow_pickle=False) as stored:
                 arrays = {name: stored[name] for name in stored.files}
+            evidence = EvidenceTable(
+                *(arrays[n] for n in ("left", "right", "score", "shorter", "records")),
+                np.r_[0, np.cumsum(arrays["counts"])],
+            )
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             path.unlink(missing_ok=True)  # torn or foreign: recomputed
             return None
         os.utime(path)  # most recently used
-        records = arrays["records"]
-        bounds = np.r_[0, np.cumsum(arrays["counts"])].tolist()
-        evidence = [
-            PairEvidence(
-                left,
-                right,
-                score,
-                AlignedPairs(records[bounds[p] : bounds[p + 1]]) if count else (),
-                shorter,
-            )
-            for p, (left, right, score, shorter, count) in enumerate(
-                zip(
-                    *(arrays[n].tolist() for n in ("left", "right", "score", "shorter", "counts")),
-                    strict=True,
-                )
-            )
-        ]
         return evidence, arrays["doc_vectors"]
 
     def put(self, key: str, evidence: Sequence[PairEvidence], doc_vectors: np.ndarray) -> None:
         """Store links under ``key`` (atomically), then drop the least recently used files."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        counts = np.fromiter((len(e.aligned) for e in evidence), np.int64, len(evidence))
-        records = np.empty(int(counts.sum()), dtype=ALIGNED_DTYPE)
-        at = 0
-        for e in evidence:
-            if e.aligned:
-                part = _records_of(e.aligned)
-                records[at : at + len(part)] = part
-                at += len(part)
+        table = EvidenceTable.of(evidence)
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(
                     handle,
-                    left=np.fromiter((e.left for e in evidence), np.int64, len(evidence)),
-                    right=np.fromiter((e.right for e in evidence), np.int64, len(evidence)),
-                    score=np.fromiter((e.score for e in evidence), np.float64, len(evidence)),
-                    shorter=np.fromiter((e.shorter for e in evidence), np.int64, len(evidence)),
-                    counts=counts,
-                    records=records,
+                    left=table.left,
+                    right=table.right,
+                    score=table.score,
+                    shorter=table.shorter,
+                    counts=np.diff(table.record_starts),
+                    records=table.records,
                     doc_vectors=doc_vectors,
                 )
             os.replace(tmp, self.folder / f"{key}.npz")
@@ -163,10 +150,3 @@ class LinkCache:
         stored = sorted(self.folder.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in stored[self.keep :]:
             old.unlink(missing_ok=True)
-
-
-def _records_of(aligned: Sequence[AlignedPair]) -> np.ndarray:
-    if isinstance(aligned, AlignedPairs):
-        return aligned.records
-    names = ALIGNED_DTYPE.names or ()
-    return np.array([tuple(getattr(a, n) for n in names) for a in aligned], dtype=ALIGNED_DTYPE)

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from dedup.api import RunResult
+from dedup.records import EvidenceTable
 from dedup.stages.report_views import render_html, render_markdown
 
 SCHEMA_VERSION = 1
@@ -110,24 +111,29 @@ def summary(result: RunResult) -> dict[str, object]:
         "sentences": len(result.usable),
         "boilerplate_sentences": int((~result.usable).sum()),
         "candidate_pairs": len(result.evidence),
-        "linked_pairs": sum(
-            1 for e in result.evidence if e.score >= result.config.cluster.threshold
-        ),
+        "linked_pairs": int(_linked(result).sum()),
         "threshold": result.config.cluster.threshold,
         "keep_policy": keep_policy(tuple(result.config.prefer_languages)),
     }
 
 
+def _linked(result: RunResult) -> np.ndarray:
+    """Per candidate pair: does it score at least the cluster threshold (a link)?"""
+    scores = EvidenceTable.of(result.evidence).score
+    return scores >= result.config.cluster.threshold
+
+
 def _clusters(result: RunResult) -> list[dict[str, object]]:
     ids = cluster_ids(result)
-    threshold = result.config.cluster.threshold
     members: dict[int, list[int]] = {}
     for index, label in enumerate(result.labels.tolist()):
         members.setdefault(label, []).append(index)
     links: dict[int, list[dict[str, object]]] = {}
-    for pair in result.evidence:
+    evidence = EvidenceTable.of(result.evidence)
+    for position in np.flatnonzero(_linked(result)).tolist():
+        pair = evidence[position]
         label = int(result.labels[pair.left])
-        if pair.score < threshold or label != int(result.labels[pair.right]):
+        if label != int(result.labels[pair.right]):
             continue
         left, right = result.segmented[pair.left], result.segmented[pair.right]
         links.setdefault(label, []).append(
