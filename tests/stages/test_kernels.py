@@ -30,6 +30,19 @@ def test_as_float32_takes_any_float_array_and_copies() -> None:
         assert source[0, 0] != 42.0
 
 
+def test_similarities_match_a_matrix_product_at_every_tile_edge() -> None:
+    rng = np.random.default_rng(4)
+    rows = rng.standard_normal((40, 384)).astype(np.float32)
+    out = np.full((12, 12), np.nan)
+    # sizes that fill whole 2 x 4 tiles, leave a row, leave columns, or are empty
+    for n, w in [(4, 8), (5, 8), (4, 7), (3, 5), (1, 1), (1, 3), (0, 4), (7, 0), (12, 11)]:
+        out[:] = np.nan
+        kernels.similarities(rows, 2, n, 20, w, out)
+        expected = rows[2 : 2 + n] @ rows[20 : 20 + w].T
+        np.testing.assert_allclose(out[:n, :w], expected, rtol=1e-5, atol=1e-4)
+        assert np.isnan(out[n:, :]).all() and np.isnan(out[:, w:]).all()  # nothing else written
+
+
 def test_centre_rows_matches_numpy() -> None:
     rng = np.random.default_rng(1)
     rows = rng.standard_normal((50, 32)).astype(np.float16)
