@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,15 +32,24 @@ DEFAULT_CORPUS = REPO / "bench/data/ntrex-dev/corpus.jsonl"
 
 
 def child(corpus: str, cache: str) -> None:
-    """One run in this process; its stage times as JSON on stdout."""
+    """One run in this process; as JSON on stdout: its stage times, the sentences
+    it encoded, and each document's cluster and whether it was found as a copy."""
     from dedup import PipelineConfig, run
 
     result = run(corpus, PipelineConfig(cache_dir=Path(cache)))
     stages = {name: stage.seconds for name, stage in result.stages.items()}
-    print(json.dumps({"stages": stages, "encoded": result.encoded_sentences}))
+    ids = [doc.id for doc in result.documents]
+    report = {
+        "stages": stages,
+        "encoded": result.encoded_sentences,
+        "cluster_of": dict(zip(ids, result.labels.tolist(), strict=True)),
+        "copies": [ids[d] for d, p in enumerate(result.primary_of.tolist()) if d != p],
+    }
+    print(json.dumps(report))
 
 
 def timed_run(corpus: Path, cache: Path) -> tuple[float, dict]:
+    """Wall time of :func:`child` on ``corpus`` in a fresh process, and its report."""
     start = time.perf_counter()
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(corpus), "--cache", str(cache)],
@@ -47,6 +58,22 @@ def timed_run(corpus: Path, cache: Path) -> tuple[float, dict]:
         check=True,
     ).stdout
     return time.perf_counter() - start, json.loads(out.strip().splitlines()[-1])
+
+
+@contextmanager
+def empty_cache(shared: Path | None) -> Iterator[Path]:
+    """A temporary cache folder holding the model of ``shared`` but no vectors.
+
+    The model is built (once) first: that is setup, not part of a run.
+    """
+    from dedup.encoding import Encoder, cache_root
+
+    models = cache_root(shared) / "models"
+    Encoder(None, cache_dir=shared)
+    with tempfile.TemporaryDirectory(prefix="dedup-bench-") as scratch:
+        cache = Path(scratch)
+        os.symlink(models.resolve(), cache / "models")
+        yield cache
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,13 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         child(str(args.corpus), str(args.cache))
         return 0
-    from dedup.encoding import Encoder, cache_root
-
-    models = cache_root(args.cache) / "models"
-    Encoder(None, cache_dir=args.cache)  # building the model (once) is setup, not a run
-    with tempfile.TemporaryDirectory(prefix="dedup-warm-cold-") as scratch:
-        cache = Path(scratch)
-        os.symlink(models.resolve(), cache / "models")  # the model, but no vectors
+    with empty_cache(args.cache) as cache:
         cold_wall, cold = timed_run(args.corpus, cache)
         warm_wall, warm = timed_run(args.corpus, cache)
     stages = cold["stages"]

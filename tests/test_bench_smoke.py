@@ -60,3 +60,34 @@ def test_warm_cold_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
     assert "faster than the cold run" in out and "% of encoding" in out
     # the warm run found every vector in the cache
     assert "(0 sentences encoded)" in out.split("warm run:")[1].splitlines()[0]
+
+
+def test_reposts_are_light_edits_of_their_original() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    import random
+
+    from reposts import repost
+
+    def shingles(text: str) -> set[str]:
+        text = " ".join(text.casefold().split())
+        return {text[i : i + 8] for i in range(len(text) - 7)}
+
+    rng = random.Random(3)
+    for seed_file in sorted((REPO / "seeds").glob("*.txt")):
+        text = seed_file.read_text(encoding="utf-8")
+        for _ in range(5):
+            edited = repost(text, rng)
+            assert edited != text  # every repost is edited...
+            # ...lightly: within the copy pass's Jaccard threshold (0.9)
+            a, b = shingles(text), shingles(edited)
+            assert len(a & b) / len(a | b) >= 0.9
+
+
+@pytest.mark.slow
+def test_reposts_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
+    out = _bench("bench/reposts.py", "seeds", "--reposts", "2", "--cache", str(dedup_cache))
+    assert "without reposts:" in out and "with 2 reposts each:" in out
+    assert "the documents cost" in out
+    # every repost of the five seed articles is found and joins its original
+    assert "reposts found by the copy pass: 10 / 10" in out
+    assert "reposts in their original's cluster: 10 / 10" in out
