@@ -33,7 +33,8 @@ DEFAULT_CORPUS = REPO / "bench/data/ntrex-dev/corpus.jsonl"
 
 def child(corpus: str, cache: str) -> None:
     """One run in this process; as JSON on stdout: its stage times, the sentences
-    it encoded, and each document's cluster and whether it was found as a copy."""
+    it encoded, each document's cluster, and the primary of each document found
+    as a copy."""
     from dedup import PipelineConfig, run
 
     result = run(corpus, PipelineConfig(cache_dir=Path(cache)))
@@ -43,7 +44,7 @@ def child(corpus: str, cache: str) -> None:
         "stages": stages,
         "encoded": result.encoded_sentences,
         "cluster_of": dict(zip(ids, result.labels.tolist(), strict=True)),
-        "copies": [ids[d] for d, p in enumerate(result.primary_of.tolist()) if d != p],
+        "copy_of": {ids[d]: ids[p] for d, p in enumerate(result.primary_of.tolist()) if d != p},
     }
     print(json.dumps(report))
 

@@ -89,5 +89,5 @@ def test_reposts_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
     assert "without reposts:" in out and "with 2 reposts each:" in out
     assert "the documents cost" in out
     # every repost of the five seed articles is found and joins its original
-    assert "reposts found by the copy pass: 10 / 10" in out
+    assert "reposts found by the copy pass (in their original's copy group): 10 / 10" in out
     assert "reposts in their original's cluster: 10 / 10" in out
