@@ -1,4 +1,4 @@
-"""records: AlignedPairs reads like the tuple of AlignedPair it stands for."""
+"""records: AlignedPairs and EvidenceTable read like the objects they stand for."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import pickle
 import numpy as np
 import pytest
 
-from dedup.records import ALIGNED_DTYPE, AlignedPair, AlignedPairs, PairEvidence, gc_paused
+from dedup.records import (
+    ALIGNED_DTYPE,
+    AlignedPair,
+    AlignedPairs,
+    EvidenceTable,
+    PairEvidence,
+    concat_ranges,
+    gc_paused,
+)
 
 
 def _pairs() -> AlignedPairs:
@@ -53,3 +61,62 @@ def test_gc_paused_restores_the_collector() -> None:
         assert not gc.isenabled()  # it was off before: it stays off
     finally:
         gc.enable()
+
+
+def _evidence() -> list[PairEvidence]:
+    return [
+        PairEvidence(
+            0, 2, 0.75, (AlignedPair(0, 0, 0.9, 6.0, 1.0), AlignedPair(1, 2, 0.7, 3.5, 0.75)), 2
+        ),
+        PairEvidence(0, 3, 0.1, (), 4),
+        PairEvidence(1, 2, 0.5, _pairs(), 3),
+    ]
+
+
+def test_evidence_table_reads_like_its_pairs() -> None:
+    evidence = _evidence()
+    table = EvidenceTable.of(evidence)
+    assert len(table) == 3 and table == evidence and list(table) == evidence
+    assert table[2] == evidence[2] and table[-1] == evidence[-1] and table[1:] == evidence[1:]
+    assert table[1].aligned == () and table[0].coverage == 1.0
+    assert table.score.tolist() == [0.75, 0.1, 0.5] and table.shorter.tolist() == [2, 4, 3]
+    assert EvidenceTable.of(table) is table
+    assert table != evidence[:2] and table != [*evidence[:2], PairEvidence(1, 2, 0.5, (), 3)]
+    with pytest.raises(IndexError):
+        table[3]
+
+
+def test_evidence_table_concat_take_and_renumber_keep_each_pairs_sentences() -> None:
+    evidence = _evidence()
+    halves = EvidenceTable.concat([EvidenceTable.of(evidence[:1]), EvidenceTable.of(evidence[1:])])
+    assert halves == evidence
+    assert EvidenceTable.concat([]) == [] and len(EvidenceTable.of([])) == 0
+    reordered = halves.take(np.array([2, 0, 1]))
+    assert reordered == [evidence[2], evidence[0], evidence[1]]
+    assert reordered.take(np.argsort([2, 0, 1])) == evidence
+    renamed = halves.renumbered(np.array([10, 11, 12, 13]))
+    assert [(e.left, e.right) for e in renamed] == [(10, 12), (10, 13), (11, 12)]
+    assert [e.aligned for e in renamed] == [e.aligned for e in evidence]
+
+
+def test_evidence_table_pickles_and_rejects_mismatched_columns() -> None:
+    table = EvidenceTable.of(_evidence())
+    assert pickle.loads(pickle.dumps(table)) == table
+    with pytest.raises(ValueError):
+        EvidenceTable(np.arange(2), np.arange(3), np.zeros(3), np.ones(3, dtype=np.int64))
+    with pytest.raises(ValueError):  # records that the starts do not cover
+        EvidenceTable(
+            table.left,
+            table.right,
+            table.score,
+            table.shorter,
+            table.records[:-1],
+            table.record_starts,
+        )
+
+
+def test_concat_ranges_matches_a_loop() -> None:
+    begins, ends = np.array([3, 0, 7, 7]), np.array([5, 0, 10, 8])
+    index, starts = concat_ranges(begins, ends)
+    assert index.tolist() == [3, 4, 7, 8, 9, 7]
+    assert starts.tolist() == [0, 2, 2, 5, 6]

@@ -18,6 +18,7 @@ from dedup.stages.align import (
     AlignInputs,
     align_pairs,
     boilerplate_mask,
+    locality_order,
     monotone_alignment,
     number_table,
     sentence_numbers,
@@ -351,3 +352,27 @@ def test_a_sentence_pair_with_conflicting_numbers_gets_no_weight() -> None:
         scores.append((evidence.score, {a.left for a in evidence.aligned}))
     assert 0 in scores[0][1] and 0 not in scores[1][1]
     assert scores[1][0] < scores[0][0]
+
+
+def test_locality_order_is_a_permutation_that_keeps_neighbours_together() -> None:
+    # 40 documents in 10 stories of 4; candidate pairs within stories, listed
+    # by first document over a shuffled numbering, so sorted order scatters them
+    rng = np.random.default_rng(2)
+    numbering = rng.permutation(40)
+    stories = numbering.reshape(10, 4)
+    pairs = np.array(
+        sorted(
+            (min(a, b), max(a, b))
+            for story in stories
+            for a, b in itertools.combinations(story.tolist(), 2)
+        )
+    )
+    order = locality_order(pairs, 40)
+    assert sorted(order.tolist()) == list(range(len(pairs)))
+    story_of = np.empty(40, dtype=np.int64)
+    story_of[stories.reshape(-1)] = np.repeat(np.arange(10), 4)
+    # in the new order each story's 6 pairs are consecutive: chunks of 6 pairs
+    # touch 4 documents, not up to 12
+    runs = story_of[pairs[order, 0]]
+    assert (np.diff(runs) != 0).sum() == 9
+    assert locality_order(np.zeros((0, 2), dtype=np.int64), 5).tolist() == []

@@ -7,7 +7,12 @@ import itertools
 import numpy as np
 import pytest
 
-from dedup.stages.candidates import CandidateConfig, candidate_pairs, language_centred
+from dedup.stages.candidates import (
+    CandidateConfig,
+    candidate_pairs,
+    keyed_sums,
+    language_centred,
+)
 
 DIM = 16
 
@@ -187,3 +192,22 @@ def test_one_or_no_document_gives_no_pairs() -> None:
 def test_candidate_config_validation(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CandidateConfig(**kwargs)
+
+
+def test_keyed_sums_match_a_loop_across_read_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dedup.stages.candidates as candidates
+
+    monkeypatch.setattr(candidates, "BLOCK_ROWS", 7)  # rows read in several blocks
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((30, 4)).astype(np.float16)
+    groups = rng.integers(0, 3, size=30)
+    docs = np.where(rng.random(30) < 0.3, -1, rng.integers(0, 5, size=30))  # -1: left out
+    weights = rng.random(30)
+    by_group, by_doc = keyed_sums(rows, [(groups, 3, weights), (docs, 5, None)])
+    expected_group, expected_doc = np.zeros((3, 4)), np.zeros((5, 4))
+    for row, group, doc, weight in zip(rows.astype(np.float64), groups, docs, weights, strict=True):
+        expected_group[group] += weight * row
+        if doc >= 0:
+            expected_doc[doc] += row
+    np.testing.assert_allclose(by_group, expected_group, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(by_doc, expected_doc, rtol=1e-6, atol=1e-9)
