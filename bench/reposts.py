@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from warm_cold import DEFAULT_CORPUS, empty_cache, timed_run
+from warm_cold import DEFAULT_CORPUS, empty_cache, stage_times, timed_run
 
 _OUTLETS = ("Wire Service", "Daily Courier", "Evening Post", "News Digest", "Metro Desk")
 
@@ -111,10 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     total = len(original_of)
     print(f"reposts found by the copy pass (in their original's copy group): {found} / {total}")
     print(f"reposts in their original's cluster: {joined} / {total}")
-    print(
-        "with reposts, seconds per stage: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in with_reposts["stages"].items())
-    )
+    print(f"with reposts, seconds per stage: {stage_times(with_reposts['stages'])}")
     return 0
 
 

@@ -61,6 +61,11 @@ def timed_run(corpus: Path, cache: Path) -> tuple[float, dict]:
     return time.perf_counter() - start, json.loads(out.strip().splitlines()[-1])
 
 
+def stage_times(stages: dict[str, float]) -> str:
+    """``"ingest 0.01, copies 0.54, ..."``: seconds per stage, in run order."""
+    return ", ".join(f"{name} {seconds:.2f}" for name, seconds in stages.items())
+
+
 @contextmanager
 def empty_cache(shared: Path | None) -> Iterator[Path]:
     """A temporary cache folder holding the model of ``shared`` but no vectors.
@@ -98,15 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"cold run: {cold_wall:7.2f} s wall ({cold['encoded']} sentences encoded)")
     print(f"warm run: {warm_wall:7.2f} s wall ({warm['encoded']} sentences encoded)")
     print(f"warm re-run is {cold_wall / warm_wall:.1f}x faster than the cold run")
-    print("cold run, seconds per stage: " + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+    print(f"cold run, seconds per stage: {stage_times(stages)}")
     print(
         f"everything but encoding: {rest:.2f} s = {100 * rest / encoding:.1f} % of encoding "
         f"(model load + embed, {encoding:.2f} s)"
     )
-    print(
-        "warm run, seconds per stage: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in warm["stages"].items())
-    )
+    print(f"warm run, seconds per stage: {stage_times(warm['stages'])}")
     return 0
 
 

@@ -474,7 +474,7 @@ def link_documents(
     stats = stats if stats is not None else {}
     sentence_doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     with _timed(stats, "candidates", "pairs") as stage:
-        centred, doc_vectors = _read_summaries(vectors, offsets, usable, doc_groups, config)
+        centred, doc_vectors = _read_summaries(vectors, sentence_doc, usable, doc_groups, config)
         doc_centred = language_centred(
             doc_vectors, doc_groups, np.ones(len(doc_groups)), config.candidates.centering_prior
         )
@@ -549,7 +549,7 @@ def _usable_sentences(sentences: list[str], view: _PrimaryView, min_docs: int) -
 
 def _read_summaries(
     vectors: np.ndarray | VectorFile,
-    offsets: np.ndarray,
+    sentence_doc: np.ndarray,
     usable: np.ndarray,
     doc_groups: np.ndarray,
     config: PipelineConfig,
@@ -561,11 +561,10 @@ def _read_summaries(
     vector is the mean of its usable sentence vectors (all of them if none is
     usable), L2-normalised.
     """
-    n_docs = len(offsets) - 1
-    sentence_doc = np.repeat(np.arange(n_docs), np.diff(offsets))
+    n_docs = len(doc_groups)
     row_groups = doc_groups[sentence_doc]
     n_groups = int(doc_groups.max()) + 1 if n_docs else 0
-    weights = 1.0 / np.maximum(np.diff(offsets), 1)[sentence_doc]
+    weights = 1.0 / np.bincount(sentence_doc, minlength=n_docs)[sentence_doc]
     has_usable = np.bincount(sentence_doc[usable], minlength=n_docs) > 0
     # a sentence counts if it is usable, or if its document has no usable sentence
     counted_doc = np.where(usable | ~has_usable[sentence_doc], sentence_doc, -1)

@@ -19,9 +19,10 @@ that compute and hold links (``candidates``, ``align``, ``kernels``, ``api``,
 it (each primary sentence's text, document boundaries, boilerplate mask and
 language groups).
 
-Format: one ``.npz`` file per key in ``<cache>/links/``: the pairs, scores,
-shorter-document lengths and document vectors as arrays, every aligned
-sentence pair of every linked pair as one record array. Written to a
+Format: one ``.npz`` file per key in ``<cache>/links/``: the columns of the
+:class:`~dedup.records.EvidenceTable` (pairs, scores, shorter-document
+lengths, every aligned sentence pair of every linked pair as one record
+array and where each pair's begin) and the document vectors. Written to a
 temporary name and renamed into place, so a killed run leaves no torn file;
 a file that cannot be read is deleted and recomputed. Only the
 :data:`KEEP` most recently used files are kept (at 100,000 documents one
@@ -43,7 +44,7 @@ from dedup.records import EvidenceTable, PairEvidence
 from dedup.stages.document_cache import library_version, source_digest
 
 #: bump when the file layout or the meaning of a key part changes.
-FORMAT = 1
+FORMAT = 2
 #: files kept; the least recently used beyond this are deleted.
 KEEP = 4
 _CODE = (
@@ -114,10 +115,7 @@ class LinkCache:
         try:
             with np.load(path, allow_pickle=False) as stored:
                 arrays = {name: stored[name] for name in stored.files}
-            evidence = EvidenceTable(
-                *(arrays[n] for n in ("left", "right", "score", "shorter", "records")),
-                np.r_[0, np.cumsum(arrays["counts"])],
-            )
+            evidence = EvidenceTable(*(arrays[name] for name in EvidenceTable.FIELDS))
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
@@ -133,16 +131,8 @@ class LinkCache:
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                np.savez(
-                    handle,
-                    left=table.left,
-                    right=table.right,
-                    score=table.score,
-                    shorter=table.shorter,
-                    counts=np.diff(table.record_starts),
-                    records=table.records,
-                    doc_vectors=doc_vectors,
-                )
+                columns = {name: getattr(table, name) for name in EvidenceTable.FIELDS}
+                np.savez(handle, **columns, doc_vectors=doc_vectors)
             os.replace(tmp, self.folder / f"{key}.npz")
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
