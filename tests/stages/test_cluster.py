@@ -164,3 +164,54 @@ def test_cluster_config_validation(threshold: float) -> None:
     with pytest.raises(ValueError):
         ClusterConfig(threshold=threshold)
     assert ClusterConfig(threshold=1.0).threshold == 1.0
+
+
+def _naive_average_linkage(
+    keys: list[str],
+    edges: list[tuple[str, str, float]],
+    lang: dict[str, int],
+    config: ClusterConfig,
+) -> set[frozenset[str]]:
+    """The rule of ``cluster_documents`` read off a dense score matrix, every sum
+    recomputed from scratch at each step: slow and plain, an oracle."""
+    score = {frozenset((a, b)): s for a, b, s in edges}
+
+    def s(a: str, b: str) -> float:
+        return score.get(frozenset((a, b)), 0.0)
+
+    owner = {k: frozenset([k]) for k in keys}
+    theta = config.threshold
+    strong = sorted((e for e in edges if e[2] >= theta), key=lambda e: (-e[2], *sorted(e[:2])))
+    for a, b, _ in strong:
+        x, y = owner[a], owner[b]
+        if x == y:
+            continue
+        cross = [s(i, j) for i in x for j in y]
+        if sum(cross) < theta * len(x) * len(y):
+            continue
+        if any(lang[i] == lang[j] and s(i, j) < theta for i in x for j in y):
+            continue
+        inside = [s(i, j) for c in (x, y) for i, j in itertools.combinations(sorted(c), 2)]
+        if inside and sum(cross) / len(cross) < config.cohesion * sum(inside) / len(inside):
+            continue
+        for d in x | y:
+            owner[d] = x | y
+    return set(owner.values())
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_clusters_match_a_naive_average_linkage(seed: int) -> None:
+    # weak links across stories and pairs scored 0 included: the clustering
+    # leaves out the pairs it can never read, which must change nothing
+    keys, edges, lang = _random_graph(seed)
+    rng = np.random.default_rng(500 + seed)
+    taken = {frozenset(e[:2]) for e in edges}
+    for a, b in itertools.combinations(keys, 2):
+        if frozenset((a, b)) not in taken and rng.random() < 0.1:
+            edges.append((a, b, 0.0))
+    index = {k: i for i, k in enumerate(keys)}
+    evidence = [ev(index[a], index[b], s) for a, b, s in edges]
+    groups = np.array([lang[k] for k in keys])
+    for config in (CONFIG, ClusterConfig(threshold=0.5, cohesion=0.0), ClusterConfig(0.4, 0.9)):
+        labels = cluster_documents(keys, evidence, groups, config)
+        assert _partition(keys, labels) == _naive_average_linkage(keys, edges, lang, config)
