@@ -11,11 +11,17 @@ unnoticed; and whether it is bit-stable: the texts encoded again, reversed
 and in two calls of other sizes, give the same bytes.
 
     python bench/encode_speed.py [CORPUS] [--limit 500] [--backends torch,onnx,onnx-int8]
-                                 [--batch-sizes 32] [--threads 2] [--repeat 3] [--smoke]
+                                 [--batch-sizes 32] [--run-tokens 512,1024] [--threads 2]
+                                 [--repeat 3] [--smoke]
 
 ``--backends`` also takes ``onnx-free-batch``: fp32 ONNX run in batches of
 any row count, as the ``onnx`` backend once did (faster on a part-filled
-last batch, not bit-stable). ``--smoke`` runs 3 lines once on 1 thread: a few
+last batch, not bit-stable). ``--run-tokens 512,1024`` adds fp32 ONNX at
+fixed shapes of that many tokens a run (``tokens // width`` rows; the default
+backend runs ``dedup.encoding.encoder.ONNX_RUN_TOKENS``): bigger runs are
+faster per row, but each padded width's last run is filled up with empty
+windows, so the texts of one call (the pipeline encodes chunks of 2,048)
+decide which wins. ``--smoke`` runs 3 lines once on 1 thread: a few
 seconds once the models are built, for CI (its timings mean nothing).
 
 CORPUS is a ``.jsonl`` of ``{"text": ...}`` documents (default: the NTREX-dev
@@ -34,6 +40,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +67,11 @@ def sentences(lines: Sequence[str]) -> list[str]:
     from dedup.stages.segment import split_sentences
 
     return [s for line in lines for s in split_sentences(line, identify(line).lang)]
+
+
+def rows_per_run(tokens: int, width: int) -> int:
+    """Windows per fixed-shape ONNX run of about ``tokens`` tokens at padded ``width``."""
+    return max(1, tokens // width)
 
 
 def interleaved_best(
@@ -96,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--backends", default="torch,onnx,onnx-int8", help="Encoder backends [torch,onnx,onnx-int8]"
     )
     parser.add_argument("--batch-sizes", default="32", help="comma-separated, e.g. 8,16,32,64")
+    parser.add_argument(
+        "--run-tokens", default="", help="fp32 ONNX fixed shapes of other sizes, e.g. 512,1024"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="interleaved rounds, best kept [3]")
     parser.add_argument("--model", default=None, help="Encoder model [the default]")
     parser.add_argument("--cache-dir", type=Path, default=None, help="model cache root")
@@ -114,6 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         backends.remove("torch")
     backends.insert(0, "torch")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    backends += [f"onnx-{int(t)}-tokens" for t in args.run_tokens.split(",") if t]
     lines = read_lines(args.corpus)[: args.limit]
     texts = [normalize_text(t) for t in (lines if args.no_split else sentences(lines))]
     load_before = os.getloadavg()
@@ -122,14 +138,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend in backends:
         start = time.perf_counter()
         free = backend == "onnx-free-batch"
+        run_tokens = backend.removeprefix("onnx-").removesuffix("-tokens")
+        sized = backend.endswith("-tokens")
         encoders[backend] = Encoder(
             args.model,
             cache_dir=args.cache_dir,
             threads=args.threads,
-            backend="onnx" if free else backend,
+            backend="onnx" if free or sized else backend,
         )
         if free:
             encoders[backend]._rows_per_run = None  # any row count: not bit-stable
+        if sized:
+            encoders[backend]._rows_per_run = partial(rows_per_run, int(run_tokens))
         print(f"load {backend}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     baseline = encoders["torch"]
     counts = baseline.token_counts(texts)
@@ -167,8 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     default_names: list[str] = []
     for backend, enc in encoders.items():
         enc.encode(texts[:4])  # first-call allocations are not throughput
-        name = label.get(backend, backend)
-        if backend in ("onnx", "onnx-int8"):  # fixed row counts: batch size does not apply
+        name = label.get(backend, backend.replace("onnx-", "onnx fp32 fixed shapes ", 1))
+        if backend != "torch" and backend != "onnx-free-batch":  # fixed rows: no batch size
             encode[name] = encode_with(enc, batch_sizes[0])
         else:
             for batch in batch_sizes:

