@@ -7,11 +7,11 @@ like that folder). Two variants:
 
 * ``onnx`` -- fp32, with ONNX Runtime's BERT fusions (one ``Attention`` op per
   layer, ``EmbedLayerNormalization``, ``SkipLayerNormalization``, ``BiasGelu``).
-  Same numbers as torch (cosine 1.00000). The default model's default backend:
-  the Encoder runs it in tensors of one fixed shape per padded width, since
-  ONNX Runtime's last bits for a row change with the row count (not with the
-  other rows' content nor the thread count), which makes each vector
-  bit-identical whatever it is batched with; ~1.8x torch's speed here.
+  Same numbers as torch (cosine 1.00000). The Encoder runs it in tensors of
+  one fixed shape per padded width, since ONNX Runtime's last bits for a row
+  change with the row count (not with the other rows' content nor the thread
+  count), which makes each vector bit-identical whatever it is batched with;
+  ~1.7x torch's speed here.
 * ``onnx-int8`` -- the fused graph with its ``MatMul`` and ``Attention``
   weights quantised to int8 **per output channel**; activations are quantised
   per tensor at run time (ONNX Runtime's dynamic quantisation). A product
@@ -26,7 +26,10 @@ like that folder). Two variants:
   embeddings, layer norms and biases stay fp32. Activation scales come from
   the whole input tensor, so in a batch a text's vector would depend on its
   companions (cosine ~0.995); the Encoder therefore runs each window alone:
-  ~2.4x torch's speed batched at 32 (batched int8 would be ~3.4x).
+  ~2.8x torch's speed batched at 32, 1.6x fp32 ONNX (batched int8 would be
+  faster still). The default model's default backend: on the sentences of all
+  three development sets (180 languages, 29 scripts) every vector is within
+  cosine 0.9935 of fp32's and the benchmarks' F1 is fp32's.
 
 Each folder holds ``model.onnx`` (input ``input_ids`` and ``attention_mask``,
 int64, right-padded; output ``pooled``: mean-pooled, *not* normalised vectors,

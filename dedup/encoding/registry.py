@@ -62,7 +62,7 @@ class ModelProfile:
     ``backend`` is how :class:`dedup.encoding.Encoder` runs the model by
     default (one of :data:`BACKENDS`; ``torch`` when the profile names none): a
     faster one only where it was measured to keep the vectors (see
-    ``dedup/encoding/onnx_backend.py``); the default model's is ``onnx``.
+    ``dedup/encoding/onnx_backend.py``); the default model's is ``onnx-int8``.
     """
 
     name: str

@@ -69,13 +69,13 @@ def e5(e5_folder: Path, model_cache: Path) -> Encoder:
 
 @pytest.fixture(scope="session")
 def e5_fast(e5_folder: Path, model_cache: Path) -> Encoder:
-    """The default model on the opt-in fastest backend (ONNX int8), built into the cache once."""
+    """The default model on its default backend (ONNX int8), built into the cache once."""
     return Encoder(cache_dir=model_cache, backend="onnx-int8")
 
 
 @pytest.fixture(scope="session")
 def e5_onnx(e5_folder: Path, model_cache: Path) -> Encoder:
-    """The default model on its default backend (fp32 ONNX), built into the cache once."""
+    """The default model on fp32 ONNX (torch's vectors, opt-in), built into the cache once."""
     return Encoder(cache_dir=model_cache, backend="onnx")
 
 

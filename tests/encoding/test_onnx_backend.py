@@ -87,11 +87,11 @@ def test_onnx_fp32_runs_a_fixed_row_count_per_width() -> None:
 
 
 @pytest.mark.slow
-def test_default_backend_is_fp32_onnx(e5_folder: Path, model_cache: Path, e5_onnx: Encoder):
-    assert load_profiles()["multilingual-e5-small"].backend == "onnx"
+def test_default_backend_is_int8_onnx(e5_folder: Path, model_cache: Path, e5_fast: Encoder):
+    assert load_profiles()["multilingual-e5-small"].backend == "onnx-int8"
     assert os.environ.get(BACKEND_ENV) is None
     enc = Encoder(cache_dir=model_cache)
-    assert enc.backend == "onnx" and enc.fingerprint == e5_onnx.fingerprint
+    assert enc.backend == "onnx-int8" and enc.fingerprint == e5_fast.fingerprint
 
 
 @pytest.mark.slow
