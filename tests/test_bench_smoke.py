@@ -58,6 +58,7 @@ def test_warm_cold_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
     out = _bench("bench/warm_cold.py", "seeds", "--cache", str(dedup_cache))
     assert "cold run:" in out and "warm run:" in out
     assert "faster than the cold run" in out and "% of encoding" in out
+    assert "% of embed" in out and "the whole process but embed" in out
     # the warm run found every vector in the cache
     assert "(0 sentences encoded)" in out.split("warm run:")[1].splitlines()[0]
 
