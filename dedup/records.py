@@ -66,7 +66,8 @@ class Document:
     Attributes:
         id: unique id within the run (file path without extension, or the id field).
         text: the article text, normalised (NFC, no control characters).
-        origin: where it was read, ``file`` or ``file:line``, for messages.
+        origin: where it was read, ``file``, ``file:line`` or, for a CSV record
+            whose quoted cells span lines, ``file:first-last``, for messages.
         title, url, date: optional metadata passed through to the report.
         lang: a language code given by the input, if any (never required).
         extra: any other input fields, kept for the report.

@@ -194,9 +194,13 @@ def _read_table(path: Path, config: IngestConfig, collector: _Collector) -> Iter
             f"{path}:1: header lacks column(s) {', '.join(missing)}; found {', '.join(fields)}"
             " (use --id-field/--text-field)"
         )
+    last_line = reader.line_num  # the header's
     for row in reader:
         collector.records += 1
-        origin = f"{path.name}:{reader.line_num}"
+        # a quoted cell may span lines: name them all, first to last
+        first_line, last_line = last_line + 1, reader.line_num
+        span = f"{first_line}" if first_line == last_line else f"{first_line}-{last_line}"
+        origin = f"{path.name}:{span}"
         if None in row:  # more cells than header columns
             collector.skip(origin, "row has more cells than the header")
             continue
