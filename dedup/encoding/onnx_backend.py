@@ -26,8 +26,8 @@ like that folder). Two variants:
   embeddings, layer norms and biases stay fp32. Activation scales come from
   the whole input tensor, so in a batch a text's vector would depend on its
   companions (cosine ~0.995); the Encoder therefore runs each window alone:
-  ~2.8x torch's speed batched at 32, 1.2-1.6x fp32 ONNX (batched int8 would
-  be faster still). The default model's default backend: on the sentences of all
+  2.0-2.8x torch's speed batched at 32, 1.1-1.6x fp32 ONNX (batched int8
+  would be faster still). The default model's default backend: on the sentences of all
   three development sets (180 languages, 29 scripts) every vector is within
   cosine 0.9935 of fp32's and the benchmarks' F1 is fp32's.
 
