@@ -17,8 +17,9 @@ and in two calls of other sizes, give the same bytes.
 ``--backends`` also takes ``onnx-free-batch``: fp32 ONNX run in batches of
 any row count, as the ``onnx`` backend once did (faster on a part-filled
 last batch, not bit-stable). ``--run-tokens 512,1024`` adds fp32 ONNX at
-fixed shapes of that many tokens a run (``tokens // width`` rows; the default
-backend runs ``dedup.encoding.encoder.ONNX_RUN_TOKENS``): bigger runs are
+fixed shapes of that many tokens a run (``tokens // width`` rows, at most
+``ONNX_MAX_ROWS``, as if ``dedup.encoding.encoder.ONNX_RUN_TOKENS``, which the
+``onnx`` backend runs, were that): bigger runs are
 faster per row, but each padded width's last run is filled up with empty
 windows, so the texts of one call (the pipeline encodes chunks of 2,048)
 decide which wins. ``--smoke`` runs 3 lines once on 1 thread: a few
@@ -70,8 +71,11 @@ def sentences(lines: Sequence[str]) -> list[str]:
 
 
 def rows_per_run(tokens: int, width: int) -> int:
-    """Windows per fixed-shape ONNX run of about ``tokens`` tokens at padded ``width``."""
-    return max(1, tokens // width)
+    """Windows per fixed-shape ONNX run of about ``tokens`` tokens at padded ``width``
+    (:func:`dedup.encoding.encoder.onnx_rows` with another token budget)."""
+    from dedup.encoding.encoder import ONNX_MAX_ROWS
+
+    return max(1, min(ONNX_MAX_ROWS, tokens // width))
 
 
 def interleaved_best(
@@ -129,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         backends.remove("torch")
     backends.insert(0, "torch")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
-    backends += [f"onnx-{int(t)}-tokens" for t in args.run_tokens.split(",") if t]
+    # fp32 ONNX at fixed shapes of other sizes: variant name -> tokens a run
+    sized = {f"onnx-{int(t)}-tokens": int(t) for t in args.run_tokens.split(",") if t}
+    backends += list(sized)
     lines = read_lines(args.corpus)[: args.limit]
     texts = [normalize_text(t) for t in (lines if args.no_split else sentences(lines))]
     load_before = os.getloadavg()
@@ -138,18 +144,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend in backends:
         start = time.perf_counter()
         free = backend == "onnx-free-batch"
-        run_tokens = backend.removeprefix("onnx-").removesuffix("-tokens")
-        sized = backend.endswith("-tokens")
         encoders[backend] = Encoder(
             args.model,
             cache_dir=args.cache_dir,
             threads=args.threads,
-            backend="onnx" if free or sized else backend,
+            backend="onnx" if free or backend in sized else backend,
         )
         if free:
             encoders[backend]._rows_per_run = None  # any row count: not bit-stable
-        if sized:
-            encoders[backend]._rows_per_run = partial(rows_per_run, int(run_tokens))
+        if backend in sized:
+            encoders[backend]._rows_per_run = partial(rows_per_run, sized[backend])
         print(f"load {backend}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     baseline = encoders["torch"]
     counts = baseline.token_counts(texts)
@@ -182,12 +186,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "onnx": "onnx fp32 fixed shapes",
         "onnx-free-batch": "onnx fp32 free rows",
         "onnx-int8": "onnx-int8 1 window/run",
+        **{name: f"onnx fp32 fixed shapes {tokens} tokens" for name, tokens in sized.items()},
     }
     default_backend = load_profiles()[DEFAULT_MODEL].backend if args.model is None else None
     default_names: list[str] = []
     for backend, enc in encoders.items():
         enc.encode(texts[:4])  # first-call allocations are not throughput
-        name = label.get(backend, backend.replace("onnx-", "onnx fp32 fixed shapes ", 1))
+        name = label.get(backend, backend)
         if backend != "torch" and backend != "onnx-free-batch":  # fixed rows: no batch size
             encode[name] = encode_with(enc, batch_sizes[0])
         else:

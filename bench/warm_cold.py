@@ -85,6 +85,11 @@ def empty_cache(shared: Path | None) -> Iterator[Path]:
         yield cache
 
 
+def percent(part: float, whole: float) -> str:
+    """``part`` as a percentage of ``whole``; "n/a" when nothing was timed (an empty corpus)."""
+    return f"{100 * part / whole:.1f} %" if whole > 0 else "n/a"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"warm re-run is {cold_wall / warm_wall:.1f}x faster than the cold run")
     print(f"cold run, seconds per stage: {stage_times(stages)}")
     print(
-        f"everything but encoding: {rest:.2f} s = {100 * rest / (load + embed):.1f} % of "
+        f"everything but encoding: {rest:.2f} s = {percent(rest, load + embed)} of "
         f"encoding (model load + embed, {load + embed:.2f} s); with the model load: "
-        f"{100 * (rest + load) / embed:.1f} % of embed ({embed:.2f} s); the whole process "
-        f"but embed: {100 * (cold_wall - embed) / embed:.1f} %"
+        f"{percent(rest + load, embed)} of embed ({embed:.2f} s); the whole process "
+        f"but embed: {percent(cold_wall - embed, embed)}"
     )
     print(f"warm run, seconds per stage: {stage_times(warm['stages'])}")
     return 0

@@ -27,7 +27,8 @@ window to a width set by its own length; onnx runs every window of a width in
 a tensor of one fixed shape (:func:`onnx_rows` rows, filled up with empty
 windows); onnx-int8 runs each window alone. On the default model, 2 cores:
 onnx ~1.7x torch's speed (cosine 1.00000 to it), onnx-int8 2-2.8x (cosine >= 0.993
-on the sentences of all three development sets, 180 languages; their F1 unchanged).
+on the sentences of all three development sets, 180 languages; their pairwise F1
+unchanged).
 The backend is part of :attr:`Encoder.fingerprint`.
 """
 

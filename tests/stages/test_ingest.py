@@ -188,6 +188,15 @@ def test_csv_quoted_multiline_cell(tmp_path: Path) -> None:
     assert [d.origin for d in docs] == ["c.csv:2-3", "c.csv:4"]
 
 
+def test_csv_records_after_blank_lines_are_named_by_their_own_lines(tmp_path: Path) -> None:
+    path = tmp_path / "c.csv"
+    path.write_text('id,text\n\na,"x\ny"\n\n\nb,z\nc\n', encoding="utf-8")
+    docs, skipped, _ = read_documents(path)
+    assert [(d.id, d.origin) for d in docs] == [("a", "c.csv:3-4"), ("b", "c.csv:7")]
+    # a row with fewer cells than the header lacks its text
+    assert [(s.origin, s.doc_id) for s in skipped] == [("c.csv:8", "c")]
+
+
 def test_csv_unquoted_cell_with_unicode_line_separator_stays_one_row(tmp_path: Path) -> None:
     # csv.writer quotes only CR/LF, so U+2028 (common in scraped text), NEL or a
     # form feed stay unquoted: they must not end the row.
