@@ -17,12 +17,11 @@ and in two calls of other sizes, give the same bytes.
 ``--backends`` also takes ``onnx-free-batch``: fp32 ONNX run in batches of
 any row count, as the ``onnx`` backend once did (faster on a part-filled
 last batch, not bit-stable). ``--run-tokens 512,1024`` adds fp32 ONNX at
-fixed shapes of that many tokens a run (``tokens // width`` rows, at most
-``ONNX_MAX_ROWS``, as if ``dedup.encoding.encoder.ONNX_RUN_TOKENS``, which the
-``onnx`` backend runs, were that): bigger runs are
-faster per row, but each padded width's last run is filled up with empty
-windows, so the texts of one call (the pipeline encodes chunks of 2,048)
-decide which wins. ``--smoke`` runs 3 lines once on 1 thread: a few
+fixed shapes of that many tokens a run (``dedup.encoding.encoder.onnx_rows``
+with that budget instead of the ``onnx`` backend's ``ONNX_RUN_TOKENS``):
+bigger runs are faster per row, but each padded width's last run is filled
+up with empty windows, so the texts of one call (the pipeline encodes chunks
+of 2,048) decide which wins. ``--smoke`` runs 3 lines once on 1 thread: a few
 seconds once the models are built, for CI (its timings mean nothing).
 
 CORPUS is a ``.jsonl`` of ``{"text": ...}`` documents (default: the NTREX-dev
@@ -68,14 +67,6 @@ def sentences(lines: Sequence[str]) -> list[str]:
     from dedup.stages.segment import split_sentences
 
     return [s for line in lines for s in split_sentences(line, identify(line).lang)]
-
-
-def rows_per_run(tokens: int, width: int) -> int:
-    """Windows per fixed-shape ONNX run of about ``tokens`` tokens at padded ``width``
-    (:func:`dedup.encoding.encoder.onnx_rows` with another token budget)."""
-    from dedup.encoding.encoder import ONNX_MAX_ROWS
-
-    return max(1, min(ONNX_MAX_ROWS, tokens // width))
 
 
 def interleaved_best(
@@ -127,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.limit, args.repeat, args.threads = 3, 1, 1
 
     from dedup.encoding import DEFAULT_MODEL, Encoder, load_profiles, normalize_text
+    from dedup.encoding.encoder import onnx_rows
 
     backends = [b for b in args.backends.split(",") if b]
     if "torch" in backends:  # the baseline goes first
@@ -153,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if free:
             encoders[backend]._rows_per_run = None  # any row count: not bit-stable
         if backend in sized:
-            encoders[backend]._rows_per_run = partial(rows_per_run, sized[backend])
+            encoders[backend]._rows_per_run = partial(onnx_rows, tokens=sized[backend])
         print(f"load {backend}: {time.perf_counter() - start:.1f} s", file=sys.stderr)
     baseline = encoders["torch"]
     counts = baseline.token_counts(texts)

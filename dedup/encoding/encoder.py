@@ -302,13 +302,14 @@ class Encoder:
         return np.concatenate(out)[: len(windows)]
 
 
-def onnx_rows(width: int) -> int:
-    """Windows per fp32 ONNX run at padded ``width``: ~ONNX_RUN_TOKENS tokens, 1..ONNX_MAX_ROWS.
+def onnx_rows(width: int, tokens: int = ONNX_RUN_TOKENS) -> int:
+    """Windows per fp32 ONNX run at padded ``width``: ~``tokens`` tokens, 1..ONNX_MAX_ROWS.
 
     A constant of the backend (in the fingerprint), never ``batch_size``: a
-    window's vector must not change with the batch size either.
+    window's vector must not change with the batch size either. ``tokens``
+    other than ONNX_RUN_TOKENS only for ``bench/encode_speed.py --run-tokens``.
     """
-    return max(1, min(ONNX_MAX_ROWS, ONNX_RUN_TOKENS // width))
+    return max(1, min(ONNX_MAX_ROWS, tokens // width))
 
 
 def _one_row(width: int) -> int:

@@ -24,15 +24,14 @@ like that folder). Two variants:
   0.9966 min (``bench/encode_speed.py``; when this build was chosen, measured
   otherwise: 0.9986 / 0.9938, against all 48 quantised: 0.9964 / 0.9849, and
   per-tensor weights, as torch's ``quantize_dynamic``: 0.987 / 0.974, at the
-  same speed). The word
-  embeddings, layer norms and biases stay fp32. Activation scales come from
+  same speed). The word embeddings, layer norms and biases stay fp32. Activation scales come from
   the whole input tensor, so in a batch a text's vector would depend on its
   companions (cosine ~0.995); the Encoder therefore runs each window alone:
   2.0-2.8x torch's speed batched at 32, 1.1-1.6x fp32 ONNX (batched int8
-  would be faster still). The default model's default backend: on the sentences of all
-  three development sets (180 languages, 29 scripts) every vector is within
-  cosine 0.9935 of fp32's, the benchmarks' pairwise F1 is fp32's and B-cubed
-  F1 within 0.001 of it.
+  would be faster still). The default model's default backend: on the
+  sentences of all three development sets (180 languages, 29 scripts) every
+  vector is within cosine 0.9935 of fp32's, the benchmarks' pairwise F1 is
+  fp32's and B-cubed F1 within 0.001 of it.
 
 Each folder holds ``model.onnx`` (input ``input_ids`` and ``attention_mask``,
 int64, right-padded; output ``pooled``: mean-pooled, *not* normalised vectors,
