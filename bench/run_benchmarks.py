@@ -3,7 +3,7 @@
 
 Usage::
 
-    .venv/bin/python bench/run_benchmarks.py                  # all three sets
+    .venv/bin/python bench/run_benchmarks.py                  # all four sets
     .venv/bin/python bench/run_benchmarks.py ntrex-dev --out /tmp/bench
     .venv/bin/python bench/run_benchmarks.py --threshold 0.4  # another setting
 
@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SETS = ("ntrex-dev", "ntrex-wide", "flores-dev")
+SETS = ("ntrex-dev", "ntrex-wide", "flores-dev", "flores-many")
 
 
 def score(assignments: Path, truth: Path) -> dict[str, float]:
