@@ -49,6 +49,8 @@ from dedup.stages.candidates import (
     candidate_pairs,
     keyed_sums,
     language_centred,
+    linked_partner_pairs,
+    new_pairs,
     shrunk_means,
 )
 from dedup.stages.cluster import ClusterConfig, canonical_labels, cluster_documents
@@ -482,23 +484,55 @@ def link_documents(
         stage.items = len(pairs)
     with _timed(stats, "align", "pairs") as stage:
         inputs = AlignInputs.build(centred, offsets, usable, doc_groups, sentences, config.align)
-        # the null terms each document needs, computed once (not once per worker);
-        # the inputs are shipped once per run (Ray: the object store), not per chunk
-        keys = null_keys(pairs, doc_groups)
-        parts = engine.map_chunks(
-            null_quadratics, keys, desc="null model", shared=inputs, chunk_size=_CHUNK
-        )
-        inputs = inputs.with_null_terms(NullTerms.join(keys, parts, inputs))
-        shared = (inputs, config.align, config.cluster.threshold)
-        # chunks of pairs that share documents (fewer rows read), results put back
-        # in the order of ``pairs``
-        order = locality_order(pairs, len(doc_groups))
-        chunks = engine.map_chunks(
-            _align_chunk, pairs[order], desc="aligning", shared=shared, chunk_size=_CHUNK
-        )
-        evidence = EvidenceTable.concat(chunks).take(np.argsort(order))
+        evidence = _align(pairs, inputs, doc_groups, config, engine, "aligning")
+        # a story in dozens of languages: its versions link to each other through
+        # their strong links, so the pairs among a document's linked partners are
+        # aligned too, round after round, until no new pair is proposed
+        for _ in range(config.candidates.link_rounds):
+            linked = linked_partner_pairs(
+                evidence.left,
+                evidence.right,
+                evidence.score,
+                config.cluster.threshold,
+                config.candidates.linked_partners,
+            )
+            fresh = new_pairs(linked, pairs)
+            if not len(fresh):
+                break
+            evidence = EvidenceTable.concat(
+                [evidence, _align(fresh, inputs, doc_groups, config, engine, "aligning linked")]
+            )
+            pairs = np.concatenate([pairs, fresh])
+        # pairs sorted, so the evidence does not depend on the rounds it came from
+        evidence = evidence.take(np.lexsort((evidence.right, evidence.left)))
         stage.items = len(pairs)
     return Links(evidence, doc_vectors)
+
+
+def _align(
+    pairs: np.ndarray,
+    inputs: AlignInputs,
+    doc_groups: np.ndarray,
+    config: PipelineConfig,
+    engine: Engine,
+    desc: str,
+) -> EvidenceTable:
+    """The evidence of ``pairs``, in their order, computed by ``engine``."""
+    # the null terms each document needs, computed once (not once per worker);
+    # the inputs are shipped once per run (Ray: the object store), not per chunk
+    keys = null_keys(pairs, doc_groups)
+    parts = engine.map_chunks(
+        null_quadratics, keys, desc="null model", shared=inputs, chunk_size=_CHUNK
+    )
+    inputs = inputs.with_null_terms(NullTerms.join(keys, parts, inputs))
+    shared = (inputs, config.align, config.cluster.threshold)
+    # chunks of pairs that share documents (fewer rows read), results put back
+    # in the order of ``pairs``
+    order = locality_order(pairs, len(doc_groups))
+    chunks = engine.map_chunks(
+        _align_chunk, pairs[order], desc=desc, shared=shared, chunk_size=_CHUNK
+    )
+    return EvidenceTable.concat(chunks).take(np.argsort(order))
 
 
 #: null terms and pairs per chunk: large enough for batched alignment to pay,

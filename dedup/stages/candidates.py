@@ -74,6 +74,8 @@ class CandidateConfig:
     centering_prior: float = 2.0
     exact_search_limit: int = 20_000
     search_probes: int = 8
+    link_rounds: int = 3
+    linked_partners: int = 64
 
     def __post_init__(self) -> None:
         if self.doc_neighbours < 1 or self.sentence_neighbours < 0 or self.lead_sentences < 1:
@@ -84,6 +86,8 @@ class CandidateConfig:
             raise ValueError("centering_prior must be >= 0")
         if self.exact_search_limit < 1 or self.search_probes < 1:
             raise ValueError("exact_search_limit and search_probes must be >= 1")
+        if self.link_rounds < 0 or self.linked_partners < 2:
+            raise ValueError("link_rounds must be >= 0 and linked_partners >= 2")
 
 
 def language_means(
@@ -352,3 +356,56 @@ def candidate_pairs(
     # unique rows through one int64 code per pair (np.unique(axis=0) sorts row views: slow)
     codes = np.unique(np.concatenate(found).astype(np.int64) @ np.array([max(n_docs, 1), 1]))
     return np.stack(np.divmod(codes, max(n_docs, 1)), axis=1)
+
+
+def linked_partner_pairs(
+    left: np.ndarray, right: np.ndarray, score: np.ndarray, threshold: float, partners: int
+) -> np.ndarray:
+    """Pairs of documents that are both linked to one document: ``(m, 2)``, ``a < b``, unique.
+
+    If A is a translation of B and of C, B and C are very likely translations of
+    each other, whether or not the neighbour search put them side by side
+    (among 60 versions of one story a fixed 20 neighbours cannot hold them
+    all). Only links count (a score at or above ``threshold``, the cluster
+    threshold); each document's partners are its ``partners`` strongest links
+    (ties by partner number, so the result does not depend on pair order), so
+    a hub document costs at most ``partners**2 / 2`` pairs.
+
+    Args:
+        left, right, score: ``(m,)`` the aligned pairs and their scores.
+        threshold: least score of a link.
+        partners: most partners taken per document.
+    """
+    linked = np.asarray(score) >= threshold
+    a, b = np.asarray(left)[linked], np.asarray(right)[linked]
+    ends = np.concatenate([a, b])
+    others = np.concatenate([b, a])
+    strength = np.tile(np.asarray(score)[linked], 2)
+    if not len(ends):
+        return np.zeros((0, 2), dtype=np.int64)
+    order = np.lexsort((others, -strength, ends))
+    ends, others = ends[order], others[order]
+    starts = np.flatnonzero(np.r_[True, ends[1:] != ends[:-1]])
+    found = []
+    for begin, stop in zip(starts.tolist(), np.r_[starts[1:], len(ends)].tolist(), strict=True):
+        group = np.sort(others[begin : min(stop, begin + partners)])
+        if len(group) > 1:
+            i, j = np.triu_indices(len(group), k=1)
+            found.append(np.stack([group[i], group[j]], axis=1))
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = np.concatenate(found).astype(np.int64)
+    n = int(pairs.max()) + 1
+    codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
+    return np.stack(np.divmod(codes, n), axis=1)
+
+
+def new_pairs(proposed: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The rows of ``proposed`` (``(m, 2)``, ``a < b``) that are not rows of ``known``, sorted."""
+    proposed = np.asarray(proposed, dtype=np.int64).reshape(-1, 2)
+    known = np.asarray(known, dtype=np.int64).reshape(-1, 2)
+    if not len(proposed):
+        return proposed
+    n = int(max(proposed.max(), known.max() if len(known) else 0)) + 1
+    codes = np.setdiff1d(proposed[:, 0] * n + proposed[:, 1], known[:, 0] * n + known[:, 1])
+    return np.stack(np.divmod(codes, n), axis=1)
