@@ -1,6 +1,6 @@
 """End to end on the development benchmarks: the quality bars of the pipeline issue.
 
-One set of default settings for all three sets; scores come from the
+One set of default settings for all four sets; scores come from the
 independent reference scorer (``bench/score_reference.py``), not from our own
 code. The first run of each set encodes ~3,000-3,700 sentences (2-4 minutes on
 two cores); sentence vectors are cached in ``dedup_cache`` for the rest of
@@ -11,6 +11,7 @@ The tool never reads the ``truth.tsv`` files: only this test does.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -27,6 +28,8 @@ BARS = {
     "ntrex-dev": 0.98,
     "ntrex-wide": 0.95,
     "flores-dev": 0.80,
+    # stories in 25-60 languages: 0.655 before linked-partner candidates, 0.828 after
+    "flores-many": 0.80,
 }
 
 
@@ -43,3 +46,36 @@ def test_benchmark_quality_bar(name: str, tmp_path: Path, dedup_cache: Path) -> 
     # every document of the corpus is assigned, none is skipped
     lines = (data / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(result.documents) == len(lines) and not result.skipped
+
+
+@pytest.mark.slow
+def test_stories_in_dozens_of_languages_have_their_pairs_proposed(dedup_cache: Path) -> None:
+    """The candidate stage's recall on flores-many (clusters up to 60): the share of
+    true pairs that were aligned at all. 20 neighbours per document proposed 0.59;
+    linked-partner rounds raise it to 0.83 (in-sample). The link cache holds the
+    benchmark test's result, so this costs the clustering only."""
+    data = REPO / "bench" / "data" / "flores-many"
+    result = run(data / "corpus.jsonl", PipelineConfig(cache_dir=dedup_cache))
+    truth = dict(
+        line.split("\t")[:2]
+        for line in (data / "truth.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    )
+    story = [truth[doc.id].strip() for doc in result.documents]
+    primaries = {int(p) for p in result.primary_of}
+    aligned = {
+        (int(a), int(b)) for a, b in zip(result.evidence.left, result.evidence.right, strict=True)
+    }
+    versions: dict[str, list[int]] = {}
+    for index in sorted(primaries):
+        versions.setdefault(story[index], []).append(index)
+    true_pairs = [pair for group in versions.values() for pair in itertools.combinations(group, 2)]
+    recall = sum(pair in aligned for pair in true_pairs) / len(true_pairs)
+    print(f"candidate recall {recall:.3f}")
+    assert recall >= 0.78, recall
+    largest = max(set(story), key=story.count)
+    members = [i for i, s in enumerate(story) if s == largest]
+    labels = {int(result.labels[i]) for i in members}
+    # the 60-version story: most of it in one cluster (the rest are versions the
+    # encoder barely links: Ol Chiki, Tifinagh, Dzongkha)
+    biggest = max(labels, key=lambda c: sum(int(result.labels[i]) == c for i in members))
+    assert sum(int(result.labels[i]) == biggest for i in members) >= 0.7 * len(members)

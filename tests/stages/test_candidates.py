@@ -211,3 +211,25 @@ def test_keyed_sums_match_a_loop_across_read_blocks(monkeypatch: pytest.MonkeyPa
             expected_doc[doc] += row
     np.testing.assert_allclose(by_group, expected_group, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(by_doc, expected_doc, rtol=1e-6, atol=1e-9)
+
+
+def test_linked_partners_of_a_document_are_paired_with_each_other() -> None:
+    from dedup.stages.candidates import linked_partner_pairs, new_pairs
+
+    # 0 links to 1, 2, 3 (a star, as one hub version of a story in many
+    # languages); 4-5 is a weak pair and must not propose anything
+    left = np.array([0, 0, 0, 4, 1])
+    right = np.array([1, 2, 3, 5, 4])
+    score = np.array([0.9, 0.8, 0.5, 0.3, 0.2])
+    pairs = linked_partner_pairs(left, right, score, 0.45, partners=64)
+    assert pairs.tolist() == [[1, 2], [1, 3], [2, 3]]
+    # the two strongest partners only: 3 (0.5) is left out
+    assert linked_partner_pairs(left, right, score, 0.45, partners=2).tolist() == [[1, 2]]
+    # nothing above the threshold: nothing proposed
+    assert linked_partner_pairs(left, right, score, 0.95, partners=64).shape == (0, 2)
+    # the pair order does not matter
+    shuffled = np.array([3, 1, 4, 0, 2])
+    again = linked_partner_pairs(left[shuffled], right[shuffled], score[shuffled], 0.45, 64)
+    assert again.tolist() == pairs.tolist()
+    assert new_pairs(pairs, np.array([[1, 3]])).tolist() == [[1, 2], [2, 3]]
+    assert new_pairs(pairs, np.zeros((0, 2), dtype=np.int64)).tolist() == pairs.tolist()
