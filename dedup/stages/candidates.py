@@ -20,6 +20,12 @@ over L2-normalised vectors) feed one candidate set:
   articles are (on the development sets it found every pair that searching
   all sentences found, with a quarter fewer pairs to align).
 
+* **linked partners** (after a first alignment, see
+  :func:`linked_partner_pairs`): documents that are both linked to one
+  document are aligned with each other, round after round. A story in 60
+  languages cannot be held by 20 neighbours per document, and the
+  clustering counts a pair never aligned as 0.
+
 Search is exact (``IndexFlatIP``) up to ``exact_search_limit`` rows; above it,
 an inverted-file index (``IVF``, ``sqrt(rows) / 2`` lists, ``search_probes``
 probed, 4-bit codes re-ranked on float16 vectors) keeps the cost near-linear:
