@@ -114,5 +114,10 @@ def test_supplied_lang_overrides_a_wrong_guess_and_is_normalised() -> None:
     assert with_supplied(guess, None) == guess
     assert with_supplied(guess, "not a code!") == guess
     assert [normalise_supplied(c) for c in ("en", "en-GB", "EN", "eng_Latn", "und", "")] == [
-        "en", "en", "en", "eng", None, None,
+        "en",
+        "en",
+        "en",
+        "eng",
+        None,
+        None,
     ]
