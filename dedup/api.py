@@ -64,7 +64,7 @@ from dedup.stages.embed import (
     embed_sentences,
 )
 from dedup.stages.ingest import IngestConfig, read_documents
-from dedup.stages.langid import identify_all
+from dedup.stages.langid import identify_all, with_supplied
 from dedup.stages.link_cache import LinkCache, links_key
 from dedup.stages.segment import SegmenterConfig, split_all
 
@@ -285,7 +285,11 @@ def run(
             # a copy is read as its primary is: 10,000 reposts cost one identification
             heads = np.unique(primary_of).tolist()
             guesses = dict(zip(heads, identify_all([texts[p] for p in heads], known), strict=True))
-            languages = [guesses[p] for p in primary_of.tolist()]
+            # a language the input supplies overrides the guess (see with_supplied)
+            languages = [
+                with_supplied(guesses[p], doc.lang)
+                for p, doc in zip(primary_of.tolist(), documents, strict=True)
+            ]
             stage.items = len(guesses)
             stage.cached = known.hits["languages"]
         with _timed(stats, "segment", "documents") as stage:

@@ -14,6 +14,7 @@ exact and still groups documents of one writing system together.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -99,6 +100,33 @@ def identify_all(texts: Sequence[str], cache: DocumentCache | None = None) -> li
     if cache is not None and missing:
         cache.add_languages([texts[i] for i in missing], computed)
     return guesses  # type: ignore[return-value]
+
+
+def normalise_supplied(code: str | None) -> str | None:
+    """A language code the input supplied, as a group key; None when unusable.
+
+    Why: a user's label is better evidence than a guess, but it comes in many
+    spellings. Only the primary language subtag is kept, lower-cased
+    (``EN``, ``en-GB``, ``en_US`` -> ``en``; ``eng_Latn`` -> ``eng``). Anything
+    that is not 2-3 ASCII letters before an optional ``-``/``_`` tail is not a
+    language code and is ignored (the guess stands). Known limit: ISO 639-3
+    codes are not mapped to py3langid's 639-1 codes, so ``eng`` and a guessed
+    ``en`` are different groups.
+    """
+    if not code:
+        return None
+    head = re.split(r"[-_]", code.strip(), maxsplit=1)[0].lower()
+    return head if re.fullmatch(r"[a-z]{2,3}", head) and head not in ("und", NO_LANGUAGE) else None
+
+
+def with_supplied(guess: LanguageGuess, supplied: str | None) -> LanguageGuess:
+    """``guess`` with the input's own language label, when it has a usable one.
+
+    A supplied label is trusted (confidence 1.0): it replaces the identifier's
+    guess, so a language py3langid lacks is not read as a wrong known one.
+    """
+    lang = normalise_supplied(supplied)
+    return guess if lang is None else LanguageGuess(lang=lang, confidence=1.0, script=guess.script)
 
 
 def language_confidence(text: str) -> float:

@@ -103,3 +103,21 @@ def test_dominant_script() -> None:
     assert dominant_script("ab аб") == "LATIN" and dominant_script("аб ab") == "CYRILLIC"
     # only the head of a long document is read
     assert dominant_script("a" * langid.SAMPLE_CHARS + "я" * (2 * langid.SAMPLE_CHARS)) == "LATIN"
+
+
+def test_supplied_lang_overrides_a_wrong_guess_and_is_normalised() -> None:
+    from dedup.stages.langid import normalise_supplied, with_supplied
+
+    guess = identify("Ɛnyo be míatsɔ nu siwo míesrɔ̃ la awɔ dɔ le agbenɔnɔ me. " * 5)
+    assert with_supplied(guess, "ewe_Latn").lang == "ewe"
+    assert with_supplied(guess, "ewe_Latn").confidence == 1.0
+    assert with_supplied(guess, None) == guess
+    assert with_supplied(guess, "not a code!") == guess
+    assert [normalise_supplied(c) for c in ("en", "en-GB", "EN", "eng_Latn", "und", "")] == [
+        "en",
+        "en",
+        "en",
+        "eng",
+        None,
+        None,
+    ]
