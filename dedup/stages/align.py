@@ -240,6 +240,7 @@ class SentenceNull:
         usable: np.ndarray,
         prior: float,
         rank: int = 0,
+        n_groups: int | None = None,
     ) -> SentenceNull:
         """Sums over the usable rows of ``vectors`` (read a block at a time).
 
@@ -249,9 +250,15 @@ class SentenceNull:
             usable: ``(n,)`` rows that count.
             prior: corpus-wide null mixed into each group's, in sentences.
             rank: leading eigenvectors kept of each ``S2`` (0 or >= dim: exact).
+            n_groups: the number of language groups of the documents (None:
+                those seen in ``groups``). Given by the caller because a group
+                may have no sentence at all (a document with no letters), yet
+                :func:`null_keys` codes keys with the documents' group count:
+                both must agree or a key decodes to the wrong document.
         """
         dim = vectors.shape[1] if isinstance(vectors, np.ndarray) else vectors.dim
-        n_groups = int(groups.max()) + 1 if len(groups) else 0
+        if n_groups is None:
+            n_groups = int(groups.max()) + 1 if len(groups) else 0
         keep_rank = dim if rank <= 0 else min(rank, dim)
         count = np.zeros(n_groups + 1)
         sum1 = np.zeros((n_groups + 1, dim))
@@ -408,7 +415,12 @@ class AlignInputs:
         offsets = np.asarray(offsets, dtype=np.int64)
         sentence_groups = np.repeat(doc_groups, np.diff(offsets))
         null = SentenceNull.fit(
-            vectors, sentence_groups, usable, config.null_prior, config.null_rank
+            vectors,
+            sentence_groups,
+            usable,
+            config.null_prior,
+            config.null_rank,
+            n_groups=int(doc_groups.max()) + 1 if len(doc_groups) else 0,
         )
         if sentences is None:
             number_starts, number_values = (

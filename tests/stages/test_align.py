@@ -376,3 +376,22 @@ def test_locality_order_is_a_permutation_that_keeps_neighbours_together() -> Non
     runs = story_of[pairs[order, 0]]
     assert (np.diff(runs) != 0).sum() == 9
     assert locality_order(np.zeros((0, 2), dtype=np.int64), 5).tolist() == []
+
+
+def test_a_document_with_no_sentence_in_the_last_language_group_aligns() -> None:
+    """Issue 20: a letterless document (zero sentences) alone in the highest group.
+
+    ``null_keys`` codes keys with the documents' group count, the null model
+    used to infer it from the sentences' groups; they disagreed and a key
+    decoded to a document past the end (IndexError in ``rows_of_docs``).
+    """
+    from dedup.stages.align import AlignConfig, AlignInputs, align_pairs
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((6, 8)).astype(np.float32)
+    offsets = np.array([0, 3, 6, 6])  # document 2 has no sentence
+    doc_groups = np.array([0, 0, 1])  # ... and is the only one of group 1
+    inputs = AlignInputs.build(vectors, offsets, np.ones(6, bool), doc_groups, None, AlignConfig())
+    pairs = np.array([[0, 1], [0, 2], [1, 2]])
+    table = align_pairs(pairs, inputs, AlignConfig())
+    assert len(table) == 3
