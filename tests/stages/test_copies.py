@@ -118,9 +118,7 @@ def test_briefs_sharing_one_long_footer_are_not_copies() -> None:
 
     corpus = Path(__file__).resolve().parents[2] / "bench/data/ntrex-dev/corpus.jsonl"
     docs = [json.loads(line) for line in corpus.open(encoding="utf-8")]
-    story = dict(
-        line.rstrip("\n").split("\t") for line in (corpus.parent / "truth.tsv").open()
-    )
+    story = dict(line.rstrip("\n").split("\t") for line in (corpus.parent / "truth.tsv").open())
     english = {  # one English document per story: two of one story may be excerpts
         story[d["id"]]: d for d in reversed(docs) if py3langid.classify(d["text"])[0] == "en"
     }.values()
