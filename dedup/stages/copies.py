@@ -21,6 +21,15 @@ can come from a cache (see :mod:`dedup.stages.document_cache`), so a re-run
 neither computes them nor imports datasketch (whose LSH module imports
 scipy); the grouping is the same wherever they came from.
 
+Shared page furniture (a site footer, navigation) makes two *different*
+short items look like copies: their full texts are mostly the same footer.
+So a line found in at least :data:`FURNITURE_TEXTS` distinct texts is a
+furniture candidate, and a verified pair is rejected when both sides have
+text of their own (non-furniture lines) and neither side's own text is
+mostly (``>= OWN_FOUND``) found among the other's shingles. A repost with a
+typo keeps its typo'd line as own text, yet most of that line's shingles are
+in the original, so it still joins; briefs under one footer do not.
+
 Excerpts (the first half of an article) are *not* copies here: their
 Jaccard similarity to the whole article is far below ``threshold``; the
 sentence aligner finds them.
@@ -38,6 +47,11 @@ from typing import Protocol
 import numpy as np
 
 _SPACES = re.compile(r"\s+")
+
+FURNITURE_TEXTS = 3
+"""A line in this many distinct texts is furniture (as align's boilerplate rule)."""
+OWN_FOUND = 0.5
+"""Least share of one side's own shingles found in the other for a copy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,9 +223,28 @@ def find_copies(
                 shingles[index] = _shingles(normalised[index], config.shingle)
             return shingles[index]
 
+        line_texts: dict[str, int] = {}
+        for index in distinct:
+            for line in {_normalise(line) for line in texts[index].splitlines()} - {""}:
+                line_texts[line] = line_texts.get(line, 0) + 1
+        furniture = {line for line, count in line_texts.items() if count >= FURNITURE_TEXTS}
+
+        def own_shingles(index: int) -> set[bytes]:
+            own = [
+                line
+                for line in (_normalise(line) for line in texts[index].splitlines())
+                if line and line not in furniture
+            ]
+            return _shingles(" ".join(own), config.shingle) if own else set()
+
         def similar(a: int, b: int) -> bool:
             sa, sb = shingles_of(a), shingles_of(b)
-            return len(sa & sb) >= config.threshold * len(sa | sb)
+            if len(sa & sb) < config.threshold * len(sa | sb):
+                return False
+            own_a, own_b = own_shingles(a), own_shingles(b)
+            if not own_a or not own_b:
+                return True
+            return max(len(own_a & sb) / len(own_a), len(own_b & sa) / len(own_b)) >= OWN_FOUND
 
         found = cache.signatures(digests, config) if cache is not None else [None] * len(digests)
         missing = [k for k, signature in enumerate(found) if signature is None]

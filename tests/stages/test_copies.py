@@ -108,3 +108,51 @@ def test_band_groups_are_the_rows_that_agree_on_a_whole_band() -> None:
     )
     groups = [g.tolist() for g in _band_groups(signatures, bands=2, rows=2)]
     assert sorted(groups) == [[0, 1, 3], [0, 2, 3]]
+
+
+def test_briefs_sharing_one_long_footer_are_not_copies() -> None:
+    import json
+    from pathlib import Path
+
+    import py3langid
+
+    corpus = Path(__file__).resolve().parents[2] / "bench/data/ntrex-dev/corpus.jsonl"
+    docs = [json.loads(line) for line in corpus.open(encoding="utf-8")]
+    story = dict(line.rstrip("\n").split("\t") for line in (corpus.parent / "truth.tsv").open())
+    english = {  # one English document per story: two of one story may be excerpts
+        story[d["id"]]: d for d in reversed(docs) if py3langid.classify(d["text"])[0] == "en"
+    }.values()
+    paragraphs = [[p for p in d["text"].split("\n") if p.strip()] for d in english]
+    # briefs: the first sentence of each English story's second to fourth paragraphs
+    # (a headline restates its lead, so the two would be one story, not two briefs)
+    leads = [p.split(". ")[0].rstrip(".") + "." for ps in paragraphs for p in ps[1:4]]
+    briefs = list(dict.fromkeys(leads))[:40]
+    assert len(briefs) == 40
+    footer = "\n".join(
+        [
+            "About us: The Daily Ledger is an independent, reader-funded newsroom founded in"
+            " 1998, covering local politics, business, culture and sport across the region.",
+            "Subscribe to our free newsletter and get the morning briefing, the evening"
+            " round-up and our weekend long reads delivered straight to your inbox.",
+            "Comments are moderated: please read our community guidelines before posting;"
+            " personal attacks, spam and off-topic remarks will be removed without notice.",
+            "Follow us on Facebook, X, Instagram and WhatsApp for live updates, photo"
+            " galleries and breaking news alerts as the story develops through the day.",
+            "Advertise with us: our print and digital editions reach over two million"
+            " readers every month; contact the commercial team for rates and packages.",
+            "Corrections and clarifications: if you spot an error in this article, please"
+            " contact the standards editor, who will review it within two working days.",
+            "Privacy policy | Terms of use | Cookie settings | Accessibility statement |"
+            " Contact us | Site map | Help centre | Manage your subscription",
+            "Careers at the Daily Ledger: see our current vacancies, paid internships and"
+            " the graduate journalism scheme, open to applicants from every background.",
+            "Got a story? Send us a tip securely through our encrypted contact form, or call"
+            " the newsdesk on 020 7946 0000; we protect the identity of our sources.",
+            "Copyright 2024 The Daily Ledger Media Group Limited. All rights reserved."
+            " Registered in England and Wales, company number 01234567.",
+        ]
+    )
+    texts = [brief + "\n" + footer for brief in briefs]
+    primary = find_copies(texts, [f"b{i:02d}" for i in range(len(texts))], CopyConfig())
+    assert len(set(briefs)) == len(briefs)
+    assert list(primary) == list(range(len(texts)))
