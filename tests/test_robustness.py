@@ -304,3 +304,49 @@ def test_kill_during_embedding_then_resume_gives_the_same_result(
         assert (tmp_path / "resumed" / name).read_bytes() == (
             tmp_path / "clean" / name
         ).read_bytes()
+
+
+_LETTERLESS = {
+    "zz-emoji": "🔥🔥🔥 🚒 🌊",
+    "zz-digits": "2024 17 42 1000000",
+    "zz-url": "https://example.org/news/2024/05/17/story.html",
+    "zz-punct": "... --- !!! ???",
+}
+
+
+@pytest.mark.slow
+# without the digits no sentence is in the last language group (und-ZYYY): the crash
+@pytest.mark.parametrize("names", [("zz-emoji", "zz-punct", "zz-url"), tuple(_LETTERLESS)])
+def test_documents_without_letters_mixed_into_a_real_corpus(
+    names: tuple[str, ...], tmp_path: Path, dedup_cache: Path
+) -> None:
+    """Emoji, digits, a bare URL and punctuation among the seed articles: every one is
+    assigned (a singleton), the seeds cluster as they do alone, and the report is
+    written. A letterless document alone in the last language group once crashed
+    the whole run (IndexError in align.rows_of_docs)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for seed in (REPO / "seeds").glob("*.txt"):
+        (corpus / seed.name).write_text(seed.read_text(encoding="utf-8"), encoding="utf-8")
+    letterless = {name: _LETTERLESS[name] for name in names}
+    for name, text in letterless.items():
+        (corpus / f"{name}.txt").write_text(text, encoding="utf-8")
+    config = PipelineConfig(cache_dir=dedup_cache)
+    mixed = run(corpus, config)
+    alone = run(REPO / "seeds", config)
+    write_report(mixed, tmp_path / "out")
+    labels = {doc.id: int(label) for doc, label in zip(mixed.documents, mixed.labels, strict=True)}
+    assert set(labels) == {p.stem for p in (REPO / "seeds").glob("*.txt")} | set(letterless)
+    for name in letterless:
+        assert sum(label == labels[name] for label in labels.values()) == 1, name
+
+    def partition(result) -> set[frozenset[str]]:
+        members: dict[int, set[str]] = {}
+        for doc, label in zip(result.documents, result.labels, strict=True):
+            if doc.id not in letterless:
+                members.setdefault(int(label), set()).add(doc.id)
+        return {frozenset(m) for m in members.values()}
+
+    assert partition(mixed) == partition(alone)
+    rows = list(csv.DictReader((tmp_path / "out" / "assignments.csv").open(encoding="utf-8")))
+    assert len(rows) == len(labels)
