@@ -54,7 +54,7 @@ from dedup.stages.candidates import (
     shrunk_means,
 )
 from dedup.stages.cluster import ClusterConfig, canonical_labels, cluster_documents
-from dedup.stages.copies import CopyConfig, find_copies
+from dedup.stages.copies import CopyConfig, CopyJoin, copy_joins, find_copies
 from dedup.stages.document_cache import DocumentCache
 from dedup.stages.embed import (
     EmbeddingCache,
@@ -143,6 +143,8 @@ class RunResult:
         group_names: the language groups, sorted.
         primary_of: for each document, the index of the document it is a copy
             of (itself for a primary); copies skip the expensive stages.
+        copy_joins: why each copy is one (its Jaccard and own-text figures
+            against its primary), copies in document order.
         documents_in: input records read (= documents + skipped).
         stages: wall time and counts per stage.
         model_name, model_fingerprint: the encoder used.
@@ -169,6 +171,7 @@ class RunResult:
     documents_in: int = 0
     encoded_sentences: int = 0
     windowed_texts: int = 0
+    copy_joins: list[CopyJoin] = field(default_factory=list)
 
     def cluster_of(self, doc_id: str) -> int:
         """The cluster number of the document with id ``doc_id``."""
@@ -279,6 +282,7 @@ def run(
     with DocumentCache(cache_root(config.cache_dir) / "documents", log=say) as known:
         with _timed(stats, "copies", "documents") as stage:
             primary_of = find_copies(texts, ids, config.copies, cache=known)
+            joins = copy_joins(texts, primary_of, config.copies)
             stage.items = len(documents)
             stage.cached = known.hits["signatures"]
         with _timed(stats, "langid", "documents") as stage:
@@ -423,6 +427,7 @@ def run(
         doc_groups=doc_groups,
         group_names=group_names,
         primary_of=primary_of,
+        copy_joins=joins,
         stages=stats,
         model_name=getattr(encoder, "name", type(encoder).__name__),
         model_fingerprint=encoder.fingerprint,

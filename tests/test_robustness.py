@@ -19,6 +19,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -350,3 +351,49 @@ def test_documents_without_letters_mixed_into_a_real_corpus(
     assert partition(mixed) == partition(alone)
     rows = list(csv.DictReader((tmp_path / "out" / "assignments.csv").open(encoding="utf-8")))
     assert len(rows) == len(labels)
+
+
+@pytest.mark.slow
+def test_briefs_under_one_footer_are_no_copies_and_the_footer_is_no_evidence(
+    tmp_path: Path, dedup_cache: Path
+) -> None:
+    """40 briefs of 40 stories under one site footer, plus two reposts of one brief (a
+    "Source:" line added): no brief is a copy of another, the footer is boilerplate
+    (no link rests on it), the reposts join their brief as copies, and clusters.json
+    and report.md give each copy join its figures.
+
+    Not asserted: zero false pairs. Two one-sentence briefs of one language
+    (Persian, Japanese) still link at 0.5: the footer makes every brief read as
+    English, so their sentences are judged against an English null."""
+    from tests.stages.test_copies import briefs_under_one_footer
+
+    _, texts = briefs_under_one_footer()
+    records = [{"id": f"b{i:02d}", "text": text} for i, text in enumerate(texts)]
+    records += [{"id": f"r{k}", "text": f"{texts[0]}\nSource: Wire Service {k}"} for k in range(2)]
+    corpus = tmp_path / "briefs.jsonl"
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    result = run(corpus, PipelineConfig(cache_dir=dedup_cache))
+    write_report(result, tmp_path / "out")
+    ids = [doc.id for doc in result.documents]
+    copies_of = {ids[i]: ids[int(p)] for i, p in enumerate(result.primary_of) if i != p}
+    # the brief and its two reposts are one group (the longest text leads it)
+    assert len(copies_of) == 2 and set(copies_of) | set(copies_of.values()) == {"b00", "r0", "r1"}
+    # every footer sentence is boilerplate: none is evidence
+    footer = "\n".join(texts[0].splitlines()[1:])
+    sentences = [s for seg in result.segmented for s in seg.sentences]
+    in_footer = [s in footer for s in sentences]
+    assert sum(in_footer) >= 10 * len(texts)
+    assert not any(result.usable[np.flatnonzero(in_footer)])
+    label = dict(zip(ids, result.labels.tolist(), strict=True))
+    assert label["r0"] == label["r1"] == label["b00"]
+    report = json.loads((tmp_path / "out" / "clusters.json").read_text(encoding="utf-8"))
+    (cluster,) = [c for c in report["clusters"] if "r0" in {m["id"] for m in c["members"]}]
+    copies = [link for link in cluster["links"] if link["kind"] == "copy"]
+    assert {link["right"] for link in copies} == set(copies_of)
+    for link in copies:
+        # the brief's line is in three texts (itself and two reposts): furniture
+        # too, so the full-text Jaccard alone decided (own_text_found None)
+        assert link["jaccard"] >= 0.9 and link["furniture_share"] > 0.5
+        assert link["own_text_found"] is None or link["own_text_found"] >= 0.5
+    markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "Jaccard" in markdown and "on lines shared by" in markdown

@@ -108,9 +108,18 @@ def boilerplate_mask(
 
     A sentence is boilerplate when its letters (case-folded, digits and
     punctuation dropped) occur in ``min_docs`` or more documents that are not
-    copies of each other. Copies (reposts, excerpts: documents sharing at
-    least half of the shorter one's sentences) count once, so a story posted
-    three times is not mistaken for boilerplate.
+    copies of each other. Copies (reposts, excerpts) count once, so a story
+    posted three times is not mistaken for boilerplate.
+
+    Two documents are copies here when the sentences they share make up at
+    least half of the shorter one, each sentence weighing ``1 / documents
+    that contain it``. Counting sentences alone, forty different one-line
+    briefs under one ten-line site footer share 10 of 11 sentences pairwise
+    and would be one "family", so the footer would count once and be taken
+    for evidence; weighed, a footer line in 40 documents weighs 1/40 and each
+    brief's own sentence 1, so the briefs stay apart, while a story reposted
+    three times (every sentence in 3 documents) or an excerpt (every sentence
+    also in the full article) is still one family.
     """
     n_docs = len(offsets) - 1
     keys = [sentence_key(s) for s in sentences]
@@ -118,15 +127,19 @@ def boilerplate_mask(
     docs_with: dict[str, set[int]] = defaultdict(set)
     for key, doc in zip(keys, doc_of, strict=True):
         docs_with[key].add(int(doc))
-    distinct = [len({keys[i] for i in range(offsets[d], offsets[d + 1])}) for d in range(n_docs)]
-    shared: dict[tuple[int, int], int] = defaultdict(int)
+    weight = {key: 1.0 / len(docs) for key, docs in docs_with.items() if key}
+    distinct = [{keys[i] for i in range(offsets[d], offsets[d + 1])} for d in range(n_docs)]
+    mass = [sum(weight.get(key, 0.0) for key in doc_keys) for doc_keys in distinct]
+    shared: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0])
     for key, docs in docs_with.items():
         # keys in very many documents are boilerplate whatever the families are
         if key and 1 < len(docs) <= 64:
             ordered = sorted(docs)
             for i, left in enumerate(ordered):
                 for right in ordered[i + 1 :]:
-                    shared[(left, right)] += 1
+                    entry = shared[(left, right)]
+                    entry[0] += 1
+                    entry[1] += weight[key]
     family = list(range(n_docs))
 
     def root(x: int) -> int:
@@ -135,9 +148,10 @@ def boilerplate_mask(
             x = family[x]
         return x
 
-    for (left, right), count in sorted(shared.items()):
-        shorter = min(distinct[left], distinct[right])
-        if count >= min(2, shorter) and 2 * count >= shorter:
+    for (left, right), (count, shared_mass) in sorted(shared.items()):
+        shorter = min(len(distinct[left]), len(distinct[right]))
+        lighter = min(mass[left], mass[right])
+        if count >= min(2, shorter) and 2 * shared_mass >= lighter - 1e-9:
             family[root(left)] = root(right)
     families = {key: {root(d) for d in docs} for key, docs in docs_with.items()}
     return np.array([not key or len(families[key]) >= min_docs for key in keys], dtype=bool)

@@ -223,28 +223,19 @@ def find_copies(
                 shingles[index] = _shingles(normalised[index], config.shingle)
             return shingles[index]
 
-        line_texts: dict[str, int] = {}
-        for index in distinct:
-            for line in {_normalise(line) for line in texts[index].splitlines()} - {""}:
-                line_texts[line] = line_texts.get(line, 0) + 1
-        furniture = {line for line, count in line_texts.items() if count >= FURNITURE_TEXTS}
-
-        def own_shingles(index: int) -> set[bytes]:
-            own = [
-                line
-                for line in (_normalise(line) for line in texts[index].splitlines())
-                if line and line not in furniture
-            ]
-            return _shingles(" ".join(own), config.shingle) if own else set()
+        furniture = furniture_lines([texts[i] for i in distinct])
 
         def similar(a: int, b: int) -> bool:
             sa, sb = shingles_of(a), shingles_of(b)
             if len(sa & sb) < config.threshold * len(sa | sb):
                 return False
-            own_a, own_b = own_shingles(a), own_shingles(b)
-            if not own_a or not own_b:
-                return True
-            return max(len(own_a & sb) / len(own_a), len(own_b & sa) / len(own_b)) >= OWN_FOUND
+            found = own_text_found(
+                own_shingles(texts[a], furniture, config.shingle),
+                own_shingles(texts[b], furniture, config.shingle),
+                sa,
+                sb,
+            )
+            return found is None or found >= OWN_FOUND
 
         found = cache.signatures(digests, config) if cache is not None else [None] * len(digests)
         missing = [k for k, signature in enumerate(found) if signature is None]
@@ -267,6 +258,88 @@ def find_copies(
         lead = min(members, key=lambda i: (-len(texts[i]), keys[i]))
         primary[members] = lead
     return primary
+
+
+def furniture_lines(texts: Sequence[str]) -> set[str]:
+    """Normalised lines found in at least :data:`FURNITURE_TEXTS` of ``texts`` (distinct texts)."""
+    line_texts: dict[str, int] = {}
+    for text in texts:
+        for line in {_normalise(line) for line in text.splitlines()} - {""}:
+            line_texts[line] = line_texts.get(line, 0) + 1
+    return {line for line, count in line_texts.items() if count >= FURNITURE_TEXTS}
+
+
+def own_shingles(text: str, furniture: set[str], size: int) -> set[bytes]:
+    """The shingles of the lines of ``text`` that are not furniture (empty if none is)."""
+    own = [
+        line
+        for line in (_normalise(line) for line in text.splitlines())
+        if line and line not in furniture
+    ]
+    return _shingles(" ".join(own), size) if own else set()
+
+
+def own_text_found(
+    own_a: set[bytes], own_b: set[bytes], all_a: set[bytes], all_b: set[bytes]
+) -> float | None:
+    """The larger share of one side's own shingles found among the other's; None when
+    either side has no text of its own (then the full-text Jaccard decides alone)."""
+    if not own_a or not own_b:
+        return None
+    return max(len(own_a & all_b) / len(own_a), len(own_b & all_a) / len(own_b))
+
+
+@dataclass(frozen=True, slots=True)
+class CopyJoin:
+    """Why a document was set aside as a copy of its group's primary (the report shows it).
+
+    Attributes:
+        copy, primary: document indices.
+        jaccard: Jaccard similarity of the two full texts' shingle sets.
+        own_text_found: :func:`own_text_found` of the pair; None when one side
+            is all furniture.
+        furniture_share: share of the copy's characters on furniture lines.
+    """
+
+    copy: int
+    primary: int
+    jaccard: float
+    own_text_found: float | None
+    furniture_share: float
+
+
+def copy_joins(texts: Sequence[str], primary: np.ndarray, config: CopyConfig) -> list[CopyJoin]:
+    """The figures of each copy against its primary (:class:`CopyJoin`), copies in order.
+
+    A copy may have joined its group through another member; its figures are
+    measured against the primary, the document kept in its place.
+    """
+    copies = np.flatnonzero(primary != np.arange(len(primary))).tolist()
+    if not copies:
+        return []
+    first_of: dict[str, str] = {}
+    for text in texts:  # distinct texts, the first of each, as find_copies counts them
+        first_of.setdefault(_normalise(text), text)
+    furniture = furniture_lines(list(first_of.values()))
+    joins = []
+    for copy in copies:
+        lead = int(primary[copy])
+        a, b = _normalise(texts[copy]), _normalise(texts[lead])
+        sa, sb = _shingles(a, config.shingle), _shingles(b, config.shingle)
+        own_a = own_shingles(texts[copy], furniture, config.shingle)
+        own_b = own_shingles(texts[lead], furniture, config.shingle)
+        lines = [_normalise(line) for line in texts[copy].splitlines()]
+        furniture_chars = sum(len(line) for line in lines if line in furniture)
+        joins.append(
+            CopyJoin(
+                copy=copy,
+                primary=lead,
+                jaccard=len(sa & sb) / max(len(sa | sb), 1),
+                own_text_found=own_text_found(own_a, own_b, sa, sb),
+                furniture_share=furniture_chars / max(sum(len(line) for line in lines), 1),
+            )
+        )
+    return joins
 
 
 def _link_candidates(

@@ -157,18 +157,22 @@ def _clusters(result: RunResult) -> list[dict[str, object]]:
                 ],
             }
         )
-    for copy, primary in enumerate(result.primary_of.tolist()):
-        if copy != primary:  # exact or near-exact copy, found before alignment
-            links.setdefault(int(result.labels[copy]), []).append(
-                {
-                    "kind": "copy",
-                    "left": result.documents[primary].id,
-                    "right": result.documents[copy].id,
-                    "score": 1.0,
-                    "coverage": 1.0,
-                    "aligned": [],
-                }
-            )
+    for join in result.copy_joins:  # exact or near-exact copy, found before alignment
+        links.setdefault(int(result.labels[join.copy]), []).append(
+            {
+                "kind": "copy",
+                "left": result.documents[join.primary].id,
+                "right": result.documents[join.copy].id,
+                "score": round(join.jaccard, 4),
+                "coverage": 1.0,
+                "jaccard": round(join.jaccard, 4),
+                "own_text_found": None
+                if join.own_text_found is None
+                else round(join.own_text_found, 4),
+                "furniture_share": round(join.furniture_share, 4),
+                "aligned": [],
+            }
+        )
     out = []
     for label in sorted(members):
         docs = [result.segmented[i] for i in members[label]]

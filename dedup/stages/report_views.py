@@ -37,6 +37,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from dedup.api import RunResult
+from dedup.stages.copies import FURNITURE_TEXTS
 
 if TYPE_CHECKING:
     import jinja2
@@ -134,6 +135,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
                 {
                     **link,
                     "kind": link.get("kind", "aligned"),
+                    "why": copy_evidence(link) if link.get("kind") == "copy" else "",
                     "left_lang": langs.get(link["left"], ""),
                     "right_lang": langs.get(link["right"], ""),
                     "pairs": pairs,
@@ -269,6 +271,19 @@ def md_escape(text: object, limit: int | None = None) -> str:
     return _INTRAWORD_UNDERSCORE.sub("_", escaped)
 
 
+def copy_evidence(link: dict) -> str:
+    """Why a copy link was made, in words: its Jaccard, and its own text beside the furniture."""
+    words = f"Jaccard {link['jaccard']:.3f} on the whole text"
+    if link["furniture_share"]:
+        words += (
+            f", {link['furniture_share']:.0%} of it on lines shared by "
+            f"{FURNITURE_TEXTS}+ texts (furniture)"
+        )
+    if link["own_text_found"] is not None:
+        words += f"; {link['own_text_found']:.0%} of the own text found in the other"
+    return words
+
+
 def _row(cells: Iterable[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -332,8 +347,8 @@ def render_markdown(result: RunResult, report: dict, limits: ViewLimits | None =
         for link in c["links"]:
             if link["kind"] == "copy":
                 out += [
-                    f"**{e(link['right'])}** is a copy of **{e(link['left'])}** (same or "
-                    "nearly the same text, found before alignment).",
+                    f"**{e(link['right'])}** is a copy of **{e(link['left'])}** (found before "
+                    f"alignment): {copy_evidence(link)}.",
                     "",
                 ]
                 continue
