@@ -224,17 +224,18 @@ def find_copies(
             return shingles[index]
 
         furniture = furniture_lines([texts[i] for i in distinct])
+        own: dict[int, set[bytes]] = {}
+
+        def own_of(index: int) -> set[bytes]:  # once per text, not once per comparison
+            if index not in own:
+                own[index] = own_shingles(texts[index], furniture, config.shingle)
+            return own[index]
 
         def similar(a: int, b: int) -> bool:
             sa, sb = shingles_of(a), shingles_of(b)
             if len(sa & sb) < config.threshold * len(sa | sb):
                 return False
-            found = own_text_found(
-                own_shingles(texts[a], furniture, config.shingle),
-                own_shingles(texts[b], furniture, config.shingle),
-                sa,
-                sb,
-            )
+            found = own_text_found(own_of(a), own_of(b), sa, sb)
             return found is None or found >= OWN_FOUND
 
         found = cache.signatures(digests, config) if cache is not None else [None] * len(digests)
