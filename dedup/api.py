@@ -53,8 +53,20 @@ from dedup.stages.candidates import (
     new_pairs,
     shrunk_means,
 )
-from dedup.stages.cluster import ClusterConfig, canonical_labels, cluster_documents
-from dedup.stages.copies import CopyConfig, CopyJoin, copy_joins, find_copies
+from dedup.stages.cluster import (
+    ClusterConfig,
+    canonical_labels,
+    cluster_documents,
+    pooled_groups,
+)
+from dedup.stages.copies import (
+    CopyConfig,
+    CopyJoin,
+    copy_joins,
+    find_copies,
+    furniture_lines,
+    own_text,
+)
 from dedup.stages.document_cache import DocumentCache
 from dedup.stages.embed import (
     EmbeddingCache,
@@ -145,6 +157,10 @@ class RunResult:
             of (itself for a primary); copies skip the expensive stages.
         copy_joins: why each copy is one (its Jaccard and own-text figures
             against its primary), copies in document order.
+        pooled_groups: language groups whose links show several languages
+            under one label; the one-document-per-language rule of the
+            clustering is off for them (see
+            :func:`dedup.stages.cluster.pooled_groups`).
         documents_in: input records read (= documents + skipped).
         stages: wall time and counts per stage.
         model_name, model_fingerprint: the encoder used.
@@ -172,6 +188,7 @@ class RunResult:
     encoded_sentences: int = 0
     windowed_texts: int = 0
     copy_joins: list[CopyJoin] = field(default_factory=list)
+    pooled_groups: list[str] = field(default_factory=list)
 
     def cluster_of(self, doc_id: str) -> int:
         """The cluster number of the document with id ``doc_id``."""
@@ -288,7 +305,16 @@ def run(
         with _timed(stats, "langid", "documents") as stage:
             # a copy is read as its primary is: 10,000 reposts cost one identification
             heads = np.unique(primary_of).tolist()
-            guesses = dict(zip(heads, identify_all([texts[p] for p in heads], known), strict=True))
+            # and read on its own text: forty briefs under one English footer are
+            # not English (lines in >= 3 articles are furniture, see copies)
+            furniture = furniture_lines([texts[p] for p in heads])
+            guesses = dict(
+                zip(
+                    heads,
+                    identify_all([_own_or_all(texts[p], furniture) for p in heads], known),
+                    strict=True,
+                )
+            )
             # a language the input supplies overrides the guess (see with_supplied)
             languages = [
                 with_supplied(guesses[p], doc.lang)
@@ -297,7 +323,13 @@ def run(
             stage.items = len(guesses)
             stage.cached = known.hits["languages"]
         with _timed(stats, "segment", "documents") as stage:
-            sentences_of = split_all(texts, [g.lang for g in languages], config.segment, known)
+            sentences_of = split_all(
+                texts,
+                [g.lang for g in languages],
+                config.segment,
+                known,
+                scripts=[g.script for g in languages],
+            )
             segmented = [
                 SegmentedDocument(doc, lang, sentences)
                 for doc, lang, sentences in zip(documents, languages, sentences_of, strict=True)
@@ -403,8 +435,14 @@ def run(
     rank_of_primary = np.searchsorted(primaries, primary_of)
     doc_vectors = primary_vectors[rank_of_primary] if len(primaries) else primary_vectors
     with _timed(stats, "cluster", "documents") as stage:
+        pooled = pooled_groups(local_evidence, primary_groups, config.cluster.threshold)
+        if pooled.any():
+            say(
+                "one-document-per-language rule off for labels that hold several languages: "
+                + ", ".join(group_names[g] for g in np.flatnonzero(pooled))
+            )
         primary_labels = cluster_documents(
-            [ids[d] for d in primaries], local_evidence, primary_groups, config.cluster
+            [ids[d] for d in primaries], local_evidence, primary_groups, config.cluster, pooled
         )
         labels_of_primary = dict(zip(primaries.tolist(), primary_labels.tolist(), strict=True))
         labels = canonical_labels(np.array([labels_of_primary[int(p)] for p in primary_of]), ids)
@@ -428,6 +466,7 @@ def run(
         group_names=group_names,
         primary_of=primary_of,
         copy_joins=joins,
+        pooled_groups=[group_names[g] for g in np.flatnonzero(pooled)],
         stages=stats,
         model_name=getattr(encoder, "name", type(encoder).__name__),
         model_fingerprint=encoder.fingerprint,
@@ -436,6 +475,12 @@ def run(
         encoded_sentences=encoded,
         windowed_texts=getattr(encoder, "windowed_texts", 0) - windowed_before,
     )
+
+
+def _own_or_all(text: str, furniture: set[str]) -> str:
+    """``text`` without its furniture lines, or all of it when no letter is left."""
+    own = own_text(text, furniture)
+    return own if any(ch.isalpha() for ch in own) else text
 
 
 @dataclass

@@ -9,6 +9,7 @@ second after the first.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
 import random
@@ -17,6 +18,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -362,9 +364,16 @@ def test_briefs_under_one_footer_are_no_copies_and_the_footer_is_no_evidence(
     (no link rests on it), the reposts join their brief as copies, and clusters.json
     and report.md give each copy join its figures.
 
-    Not asserted: zero false pairs. Two one-sentence briefs of one language
-    (Persian, Japanese) still link at 0.5: the footer makes every brief read as
-    English, so their sentences are judged against an English null."""
+    The language of a brief is read on its own text (read with the footer, every
+    brief was English, and two one-sentence briefs of one language, Persian and
+    Japanese, linked at 0.5, judged against an English null), and the footer
+    under a Greek brief is split as the other briefs' footers are.
+
+    Known limit, asserted as such: a false pair remains possible only between
+    the two briefs of a language with no third document; their null has no
+    sentence of their own language to stand on (it borrows the corpus-wide
+    one, mostly other languages), so two unrelated Persian sentences at
+    cosine 0.52 still stand out (measured: one such pair, Persian)."""
     from tests.stages.test_copies import briefs_under_one_footer
 
     _, texts = briefs_under_one_footer()
@@ -386,6 +395,22 @@ def test_briefs_under_one_footer_are_no_copies_and_the_footer_is_no_evidence(
     assert not any(result.usable[np.flatnonzero(in_footer)])
     label = dict(zip(ids, result.labels.tolist(), strict=True))
     assert label["r0"] == label["r1"] == label["b00"]
+    # the briefs are in the twelve languages of ntrex-dev, not all English
+    group_of = {seg.doc.id: seg.language.group for seg in result.segmented}
+    briefs_in = Counter(group_of[i] for i in ids if i.startswith("b"))
+    assert len(briefs_in) >= 10
+    members: dict[int, list[str]] = {}
+    for doc_id in ids:
+        members.setdefault(label[doc_id], []).append(doc_id)
+    false_pairs = [
+        pair
+        for group in members.values()
+        for pair in itertools.combinations(sorted(group), 2)
+        if not set(pair) <= {"b00", "r0", "r1"}
+    ]
+    assert len(false_pairs) <= 1
+    for left, right in false_pairs:  # the known limit of the docstring, nothing else
+        assert group_of[left] == group_of[right] and briefs_in[group_of[left]] == 2
     report = json.loads((tmp_path / "out" / "clusters.json").read_text(encoding="utf-8"))
     (cluster,) = [c for c in report["clusters"] if "r0" in {m["id"] for m in c["members"]}]
     copies = [link for link in cluster["links"] if link["kind"] == "copy"]

@@ -270,6 +270,17 @@ def furniture_lines(texts: Sequence[str]) -> set[str]:
     return {line for line, count in line_texts.items() if count >= FURNITURE_TEXTS}
 
 
+def own_text(text: str, furniture: set[str]) -> str:
+    """The lines of ``text`` that are not furniture, as they are (not normalised).
+
+    Used beyond the copy pass: language identification reads a brief's own
+    text, not the site footer that outweighs it (see :mod:`dedup.api`).
+    """
+    return "\n".join(
+        line for line in text.splitlines() if line.strip() and _normalise(line) not in furniture
+    )
+
+
 def own_shingles(text: str, furniture: set[str], size: int) -> set[bytes]:
     """The shingles of the lines of ``text`` that are not furniture (empty if none is)."""
     own = [

@@ -8,8 +8,8 @@ that changes while the text does not, so it is kept per document:
 
 * ``languages``: :func:`dedup.stages.langid.identify` of a text (language,
   confidence, script);
-* ``sentences``: :func:`dedup.stages.segment.split_sentences` of a text in
-  the language it was split with;
+* ``sentences``: :func:`dedup.stages.segment.split_sentences` of a text by
+  the rules it was split with (its language and that language's script);
 * ``signatures``: the MinHash signature (datasketch ``hashvalues``) of a
   text's shingles, as :func:`dedup.stages.copies.find_copies` computes it,
   keyed by the digest of the normalised text.
@@ -195,12 +195,12 @@ class DocumentCache:
         return [self._key(namespace, _utf8(text)) for text in texts]
 
     def _sentence_keys(
-        self, texts: Sequence[str], langs: Sequence[str], config: SegmenterConfig
+        self, texts: Sequence[str], rules: Sequence[tuple[str, str]], config: SegmenterConfig
     ) -> list[bytes]:
         namespace = self._namespace("sentences", (config.max_chars, config.target_chars))
         return [
-            self._key(namespace, _utf8(lang) + b"\0" + _utf8(text))
-            for text, lang in zip(texts, langs, strict=True)
+            self._key(namespace, _utf8(lang) + b"\0" + _utf8(script) + b"\0" + _utf8(text))
+            for text, (lang, script) in zip(texts, rules, strict=True)
         ]
 
     def _signature_keys(self, digests: Sequence[bytes], config: CopyConfig) -> list[bytes]:
@@ -246,21 +246,21 @@ class DocumentCache:
         )
 
     def sentences(
-        self, texts: Sequence[str], langs: Sequence[str], config: SegmenterConfig
+        self, texts: Sequence[str], rules: Sequence[tuple[str, str]], config: SegmenterConfig
     ) -> list[tuple[str, ...] | None]:
-        """The cached sentences of each text split in its language, or None."""
-        keys = self._sentence_keys(texts, langs, config)
+        """The cached sentences of each text split by its rules (language, script), or None."""
+        keys = self._sentence_keys(texts, rules, config)
         rows = self._lookup("sentences", keys)
         return [tuple(json.loads(rows[k][0])) if k in rows else None for k in keys]
 
     def add_sentences(
         self,
         texts: Sequence[str],
-        langs: Sequence[str],
+        rules: Sequence[tuple[str, str]],
         sentences: Sequence[Sequence[str]],
         config: SegmenterConfig,
     ) -> None:
-        keys = self._sentence_keys(texts, langs, config)
+        keys = self._sentence_keys(texts, rules, config)
         self._pending["sentences"].extend(
             (k, json.dumps(list(s))) for k, s in zip(keys, sentences, strict=True)
         )

@@ -108,6 +108,8 @@ def summary(result: RunResult) -> dict[str, object]:
         "duplicates_to_drop": len(result.documents) - len(sizes),
         "copies": int((result.primary_of != np.arange(len(result.primary_of))).sum()),
         "languages": dict(sorted(languages.items(), key=lambda kv: (-kv[1], kv[0]))),
+        # labels the links show to hold several languages (no one-per-language rule)
+        "pooled_languages": result.pooled_groups,
         "sentences": len(result.usable),
         "boilerplate_sentences": int((~result.usable).sum()),
         "candidate_pairs": len(result.evidence),
@@ -304,7 +306,12 @@ def format_summary(result: RunResult, out_dir: Path | None = None) -> str:
         f"clusters          {info['clusters']}  ({info['multi_document_clusters']} with several "
         f"documents, {info['singletons']} singletons; "
         f"{info['duplicates_to_drop']} duplicates to drop)",
-        f"languages         {len(langs)}: {shown}{more}",
+        f"languages         {len(langs)}: {shown}{more}"
+        + (
+            f"; several languages under: {', '.join(result.pooled_groups)}"
+            if result.pooled_groups
+            else ""
+        ),
         f"sentences         {info['sentences']}  ({info['boilerplate_sentences']} boilerplate, "
         f"{result.encoded_sentences} newly encoded, {result.windowed_texts} windowed)",
         f"pairs             {info['candidate_pairs']} aligned, {info['linked_pairs']} linked "

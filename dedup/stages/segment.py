@@ -10,7 +10,11 @@ failure seen on real multilingual news:
    any of these layouts.
 2. **sentencex** (Wikimedia's rule-based splitter for ~300 languages, with
    per-language abbreviation lists) splits each line, so "Dr." or "3 p.m."
-   do not end a sentence.
+   do not end a sentence. A line in another script than the document's
+   (an English site footer under a Greek article) is split by the default
+   rules, not the document language's: Greek reads ``;`` as a question mark,
+   and would cut the footer into pieces found in no other document, so the
+   boilerplate rule would miss them.
 3. **Script-aware marks sentencex lacks**: the Khmer ``។``, the Ethiopic
    ``፡፡`` (two word separators used as a full stop in scraped Amharic and
    Tigrinya), Tibetan/Dzongkha ``།`` and ``༎`` shad, Mongolian ``᠃``, N'Ko
@@ -34,6 +38,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import sentencex
+
+from dedup.stages.langid import dominant_script
 
 if TYPE_CHECKING:
     from dedup.stages.document_cache import DocumentCache
@@ -97,7 +103,10 @@ def _cut_long(unit: str, config: SegmenterConfig) -> list[str]:
 
 
 def split_sentences(
-    text: str, lang: str = "und", config: SegmenterConfig | None = None
+    text: str,
+    lang: str = "und",
+    config: SegmenterConfig | None = None,
+    script: str | None = None,
 ) -> list[str]:
     """Split ``text`` into sentence-like units, in order, none empty.
 
@@ -106,17 +115,22 @@ def split_sentences(
         lang: an ISO 639-1 code from ``langid`` (or "und"); picks sentencex's
             abbreviation rules.
         config: window sizes for text without sentence marks.
+        script: the script of ``lang`` as ``langid`` saw it (the document's
+            own text, without furniture); None: the dominant script of ``text``.
+            Lines in another script are split by the default rules.
 
     Returns:
         The units, stripped; every unit holds at least one letter or digit.
     """
     config = config or SegmenterConfig()
     sx_lang = _sentencex_language(lang)
+    text_script = script or dominant_script(text)
     units: list[str] = []
     for line in text.splitlines():
         if not line.strip():
             continue
-        for sentence in sentencex.segment(sx_lang, line):
+        line_lang = sx_lang if dominant_script(line) == text_script else _sentencex_language("und")
+        for sentence in sentencex.segment(line_lang, line):
             for part in _EXTRA_TERMINALS.split(sentence):
                 part = part.strip()
                 if not part or not _HAS_WORD.search(part):
@@ -133,17 +147,21 @@ def split_all(
     langs: Sequence[str],
     config: SegmenterConfig | None = None,
     cache: DocumentCache | None = None,
+    scripts: Sequence[str] | None = None,
 ) -> list[tuple[str, ...]]:
-    """:func:`split_sentences` of each text in its language; with a cache, only of the
-    texts it lacks (then added)."""
+    """:func:`split_sentences` of each text in its language (and ``scripts``, see there);
+    with a cache, only of the texts it lacks (then added)."""
     config = config or SegmenterConfig()
-    found = cache.sentences(texts, langs, config) if cache is not None else [None] * len(texts)
+    rules = list(zip(langs, scripts or [""] * len(texts), strict=True))
+    found = cache.sentences(texts, rules, config) if cache is not None else [None] * len(texts)
     missing = [i for i, sentences in enumerate(found) if sentences is None]
-    computed = [tuple(split_sentences(texts[i], langs[i], config)) for i in missing]
+    computed = [
+        tuple(split_sentences(texts[i], rules[i][0], config, rules[i][1] or None)) for i in missing
+    ]
     for i, sentences in zip(missing, computed, strict=True):
         found[i] = sentences
     if cache is not None and missing:
         cache.add_sentences(
-            [texts[i] for i in missing], [langs[i] for i in missing], computed, config
+            [texts[i] for i in missing], [rules[i] for i in missing], computed, config
         )
     return found  # type: ignore[return-value]

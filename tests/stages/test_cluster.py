@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from dedup.records import PairEvidence
-from dedup.stages.cluster import ClusterConfig, cluster_documents
+from dedup.stages.cluster import ClusterConfig, cluster_documents, pooled_groups
 
 CONFIG = ClusterConfig(threshold=0.3)
 
@@ -215,3 +215,54 @@ def test_clusters_match_a_naive_average_linkage(seed: int) -> None:
     for config in (CONFIG, ClusterConfig(threshold=0.5, cohesion=0.0), ClusterConfig(0.4, 0.9)):
         labels = cluster_documents(keys, evidence, groups, config)
         assert _partition(keys, labels) == _naive_average_linkage(keys, edges, lang, config)
+
+
+def _stories_under_one_label(n_stories: int, wrong_links: int = 0) -> tuple[list, np.ndarray]:
+    """Each story: an English text (group 0) linked to two versions labelled "he" (group 1).
+
+    The two "he" versions link the English one strongly but each other only
+    weakly, as Hebrew and Yiddish translations do. With ``wrong_links`` the
+    "he" group instead holds one version per story, and that many English
+    texts are wrongly linked to a second story's version (one label, one
+    language, a few wrong links).
+    """
+    evidence, groups = [], []
+    for _story in range(n_stories):
+        en = len(groups)
+        if wrong_links:
+            groups += [0, 1]
+            evidence.append(ev(en, en + 1, 0.9))
+        else:
+            groups += [0, 1, 1]
+            evidence += [ev(en, en + 1, 0.9), ev(en, en + 2, 0.9), ev(en + 1, en + 2, 0.25)]
+    for story in range(wrong_links):
+        evidence.append(ev(2 * story, 2 * story + 3, 0.5))
+    return evidence, np.array(groups)
+
+
+def test_a_label_holding_two_languages_is_measured_as_pooled() -> None:
+    evidence, groups = _stories_under_one_label(20)
+    assert pooled_groups(evidence, groups, CONFIG.threshold).tolist() == [False, True]
+    # then every story is one cluster: both "he" versions with their English text
+    labels = cluster_documents([f"d{i:02d}" for i in range(60)], evidence, groups, CONFIG)
+    assert len(set(labels.tolist())) == 20
+    assert all(labels[3 * s] == labels[3 * s + 1] == labels[3 * s + 2] for s in range(20))
+
+
+def test_a_few_wrong_links_leave_a_label_trusted() -> None:
+    evidence, groups = _stories_under_one_label(20, wrong_links=2)
+    assert not pooled_groups(evidence, groups, CONFIG.threshold).any()
+    # and a one-language group with one wrong link among two documents stays trusted
+    groups = np.array([0, 1, 0])  # en, de, en: both English texts match the German one
+    assert not pooled_groups([ev(0, 1, 0.9), ev(1, 2, 0.9)], groups, CONFIG.threshold).any()
+
+
+def test_the_rule_is_off_only_for_the_pooled_groups_given() -> None:
+    groups = np.array([0, 1, 0])
+    # both "English" texts translate the German one, and match each other weakly
+    evidence = [ev(0, 1, 0.9), ev(1, 2, 0.9), ev(0, 2, 0.25)]
+    keys = ["en-1", "de", "en-2"]
+    trusted = cluster_documents(keys, evidence, groups, CONFIG, np.array([False, False]))
+    assert trusted[0] != trusted[2]
+    pooled = cluster_documents(keys, evidence, groups, CONFIG, np.array([True, False]))
+    assert len(set(pooled.tolist())) == 1

@@ -39,7 +39,7 @@ def _signatures(num_perm: int = 128) -> list[np.ndarray]:
 def _filled(folder: Path) -> None:
     with DocumentCache(folder) as cache:
         cache.add_languages(TEXTS, GUESSES)
-        cache.add_sentences(TEXTS, ["de", "zh"], SENTENCES, SegmenterConfig())
+        cache.add_sentences(TEXTS, [("de", "LATIN"), ("zh", "CJK")], SENTENCES, SegmenterConfig())
         cache.add_signatures(DIGESTS, _signatures(), CopyConfig())
 
 
@@ -47,7 +47,7 @@ def test_entries_come_back_as_they_went_in(tmp_path: Path) -> None:
     _filled(tmp_path)
     cache = DocumentCache(tmp_path)
     assert cache.languages(TEXTS) == GUESSES
-    assert cache.sentences(TEXTS, ["de", "zh"], SegmenterConfig()) == SENTENCES
+    assert cache.sentences(TEXTS, [("de", "LATIN"), ("zh", "CJK")], SegmenterConfig()) == SENTENCES
     found = cache.signatures(DIGESTS, CopyConfig())
     for got, want in zip(found, _signatures(), strict=True):
         assert got is not None and np.array_equal(got, want)
@@ -70,8 +70,14 @@ def test_keys_change_with_what_the_results_depend_on(
     _filled(tmp_path)
     cache = DocumentCache(tmp_path)
     # the settings each result depends on
-    assert cache.sentences(TEXTS, ["de", "zh"], SegmenterConfig(max_chars=300)) == [None, None]
-    assert cache.sentences(TEXTS, ["und", "zh"], SegmenterConfig())[0] is None  # other language
+    assert cache.sentences(
+        TEXTS, [("de", "LATIN"), ("zh", "CJK")], SegmenterConfig(max_chars=300)
+    ) == [None, None]
+    assert (
+        cache.sentences(TEXTS, [("und", "LATIN"), ("zh", "CJK")], SegmenterConfig())[0] is None
+    )  # other language
+    # the same language, another script (see split_sentences): split again
+    assert cache.sentences(TEXTS, [("de", "GREEK"), ("zh", "CJK")], SegmenterConfig())[0] is None
     assert cache.signatures(DIGESTS, CopyConfig(shingle=5)) == [None, None]
     assert cache.signatures(DIGESTS, CopyConfig(num_perm=64)) == [None, None]
     # ... and not on the others: the copy threshold only decides which signatures match
