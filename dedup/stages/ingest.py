@@ -50,6 +50,7 @@ import io
 import json
 import lzma
 import os
+import re
 import sys
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -113,7 +114,7 @@ def decode_bytes(data: bytes) -> str | None:
     that the language identifier reads most confidently as a language wins.
     Returns None for content that is not text (binary junk).
     """
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    if data.startswith(UTF16_BOMS):
         return data.decode("utf-16")
     if b"\x00" not in data:
         try:
@@ -250,7 +251,8 @@ def _folder_files(root: Path, excluded: set[tuple[int, int]]) -> list[Path]:
     """
     found: list[Path] = []
     for top, folders, files in os.walk(root):
-        folders[:] = [f for f in folders if _identity(os.path.join(top, f)) not in excluded]
+        if excluded:
+            folders[:] = [f for f in folders if _identity(os.path.join(top, f)) not in excluded]
         found += (Path(top, f) for f in files if Path(f).suffix.lower() in READ_SUFFIXES)
     return sorted(p for p in found if p.is_file())
 
@@ -399,6 +401,27 @@ class _Source:
             raise _BrokenData(str(err)) from err
 
 
+# a JSON escape of a UTF-16 surrogate: "\ud83d", alone or half of a pair
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _writable(value: object) -> object:
+    """``value`` with each lone surrogate in its strings written ``\\udXXX``.
+
+    JSON can spell a lone surrogate (half an emoji, cut by a scraper), which
+    no UTF-8 file can hold: an id or title with one stopped the report with
+    UnicodeEncodeError. A pair that makes one character is no longer a pair
+    once parsed, and stays as it is.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_writable(k): _writable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_writable(v) for v in value]
+    return value
+
+
 def _jsonl_lines(source: _Source, handle: IO[bytes]) -> Iterator[bytes | str]:
     """Lines of a JSONL file: raw bytes (decoded one by one), or text for UTF-16 files."""
     lines = source.lines(handle)
@@ -431,6 +454,9 @@ def _read_jsonl(source: _Source, config: IngestConfig, collector: _Collector) ->
                 if not isinstance(raw, dict):
                     collector.skip(origin, "JSON line is not an object")
                     continue
+                if _SURROGATE_ESCAPE.search(text):
+                    # the text loses them in normalize_text; the rest keeps them visible
+                    raw = {k: v if k == config.text_field else _writable(v) for k, v in raw.items()}
                 doc = collector.make(raw, origin, config)
                 if doc is not None:
                     yield doc

@@ -723,3 +723,20 @@ def test_excluded_folder_inside_the_input_is_not_read(tmp_path: Path) -> None:
     assert sorted(d.id for d in read_documents(tmp_path).documents) == ["out/report", "story"]
     with pytest.raises(InputError, match="output folder"):
         read_documents(out, config)
+
+
+def test_lone_surrogates_spelled_in_json_are_escaped_so_the_report_can_be_written(
+    tmp_path: Path,
+) -> None:
+    # a scraper that cut an emoji in half wrote "\ud83d" alone; a whole pair is one character
+    path = tmp_path / "c.jsonl"
+    path.write_text(
+        '{"id": "x\\ud83d", "text": "Cut \\ud83d here.", "title": "T\\ud83d", '
+        '"tags": ["a\\udc00"], "whole": "\\ud83d\\ude00"}\n',
+        encoding="utf-8",
+    )
+    (doc,), skipped, _ = read_documents(path)
+    assert skipped == []
+    assert (doc.id, doc.title, doc.text) == ("x\\ud83d", "T\\ud83d", "Cut  here.")
+    assert doc.extra == {"tags": ["a\\udc00"], "whole": "\U0001f600"}
+    json.dumps([doc.id, doc.title, doc.extra], ensure_ascii=False).encode("utf-8")
