@@ -75,7 +75,7 @@ from dedup.stages.embed import (
     VectorFile,
     embed_sentences,
 )
-from dedup.stages.ingest import IngestConfig, read_documents
+from dedup.stages.ingest import IngestConfig, InputPaths, read_documents
 from dedup.stages.langid import identify_all, with_supplied
 from dedup.stages.link_cache import LinkCache, links_key
 from dedup.stages.segment import SegmenterConfig, split_all
@@ -245,7 +245,7 @@ def _timed(stats: dict[str, StageStats], name: str, unit: str) -> Iterator[Stage
 
 
 def run(
-    input_path: str | Path,
+    input_path: InputPaths,
     config: PipelineConfig | None = None,
     *,
     progress: bool = False,
@@ -253,7 +253,8 @@ def run(
     encoder: SentenceEncoder | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Run the whole pipeline on ``input_path`` (folder, JSONL, CSV/TSV or Parquet).
+    """Run the whole pipeline on ``input_path``: folder, JSONL, CSV/TSV, Parquet, ``"-"``
+    (stdin), or a sequence of these.
 
     Documents are processed in id order, whatever the input order, so a
     shuffled input gives the same result. Exact and near-exact copies (see
@@ -264,7 +265,7 @@ def run(
     everything up to the clustering from the cache.
 
     Args:
-        input_path: what to read (see :mod:`dedup.stages.ingest`).
+        input_path: what to read, one input or several (see :mod:`dedup.stages.ingest`).
         config: settings; defaults when None.
         progress: show progress bars on stderr.
         engine: where the heavy stages (encoding missing sentences, align)
@@ -283,7 +284,7 @@ def run(
     stats: dict[str, StageStats] = {}
 
     with _timed(stats, "ingest", "documents") as stage:
-        ingested = read_documents(Path(input_path), config.ingest)
+        ingested = read_documents(input_path, config.ingest)
         documents = sorted(ingested.documents, key=lambda doc: doc.id)
         stage.items = ingested.records
     if ingested.skipped:

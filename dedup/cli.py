@@ -25,6 +25,8 @@ _EPILOG = """\b
 Examples:
   dedup run seeds/ --out report/
   dedup run corpus.jsonl --out out/ --text-field body --id-field url
+  dedup run dump.jsonl.zst pages/ extra.parquet --out out/
+  zcat feed.jsonl.gz | dedup run - --out out/
   dedup run archive.parquet --out out/ --model /path/to/sentence-transformers-folder
   dedup run corpus.jsonl --out out/ --engine ray --ray-address HEAD:6379
   dedup models build          # convert the default model ahead of time
@@ -53,7 +55,10 @@ main.add_command(eval_command)
 
 
 @main.command("run")
-@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+# str, not Path: only the string "-" is stdin (Path("./-") would read as "-" too)
+@click.argument(
+    "inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(allow_dash=True)
+)
 @click.option(
     "--out",
     "out_dir",
@@ -104,7 +109,7 @@ main.add_command(eval_command)
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
 @click.option("--debug", is_flag=True, help="Show a traceback on errors.")
 def run_command(
-    input_path: Path,
+    inputs: tuple[str, ...],
     out_dir: Path,
     model: str | None,
     cache_dir: Path | None,
@@ -119,11 +124,25 @@ def run_command(
     quiet: bool,
     debug: bool,
 ) -> None:
-    """Cluster the articles in INPUT and write the report to --out.
+    """Cluster the articles in INPUT (one or several) and write the report to --out.
 
-    INPUT is a folder (every .txt/.md file below it is one article, its id
-    the path without extension), a JSONL file (one {"id", "text", ...} object
-    a line), a CSV/TSV file with a header, or a Parquet file.
+    \b
+    Each INPUT is one of:
+      folder   every .txt/.md file below it is one article, every .html/.htm
+               file a web page; the id is the path without extension
+      JSONL    .jsonl/.ndjson: one {"id", "text", ...} object a line
+      CSV/TSV  .csv/.tsv with a header row
+      Parquet  .parquet
+      -        JSONL read from standard input
+
+    JSONL, CSV and TSV may be compressed (corpus.jsonl.gz, .bz2, .xz, .zst):
+    they are decompressed as they are read. A web page (an .html file, or an
+    "html" field in a record without text) counts by its article text only,
+    extracted with trafilatura (menus, cookie banners, footers and related
+    links dropped); its title and date are kept. Ids must be unique across
+    all inputs: a later duplicate is skipped and listed in skipped.csv. The
+    --out folder is never read as input. A file name that is not UTF-8 gets
+    an id with each such byte written \\xNN.
     """
     from dedup.api import PipelineConfig, run
     from dedup.encoding import ModelUnavailableError
@@ -137,7 +156,8 @@ def run_command(
         model=model,
         cache_dir=cache_dir,
         batch_size=batch_size,
-        ingest=IngestConfig(id_field=id_field, text_field=text_field),
+        # --out is never input: a report inside an input folder is not read next time
+        ingest=IngestConfig(id_field=id_field, text_field=text_field, exclude=(str(out_dir),)),
         cluster=ClusterConfig(threshold=threshold),
         prefer_languages=tuple(c.strip() for c in prefer_lang.split(",") if c.strip()),
         reuse_links=not recompute_links,
@@ -148,7 +168,7 @@ def run_command(
     try:
         _check_writable(out_dir)
         with _engine(engine, ray_address, progress=not quiet) as chosen:
-            result = run(input_path, config, progress=not quiet, engine=chosen, log=log)
+            result = run(list(inputs), config, progress=not quiet, engine=chosen, log=log)
         write_report(result, out_dir)
     except (InputError, ModelUnavailableError, EngineUnavailableError, _OutputError) as err:
         if debug:
