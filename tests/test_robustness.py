@@ -356,6 +356,36 @@ def test_documents_without_letters_mixed_into_a_real_corpus(
 
 
 @pytest.mark.slow
+def test_a_13_megabyte_line_of_three_sentences_repeated_costs_three_sentences(
+    tmp_path: Path, dedup_cache: Path
+) -> None:
+    """One 13 MB line, three sentences repeated 100,000 times, among the seeds: it is
+    three sentences to encode, score and align (a repeat is kept once), so the run
+    is as quick as the seeds' (it was still computing null terms after 12 minutes);
+    the seeds cluster as they do alone and the report is written."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for seed in (REPO / "seeds").glob("*.txt"):
+        (corpus / seed.name).write_text(seed.read_text(encoding="utf-8"), encoding="utf-8")
+    unit = (
+        "The council approved the new budget on Tuesday. Opposition members walked out "
+        "in protest. The mayor said the plan would create jobs. "
+    )
+    (corpus / "long.txt").write_text(unit * (13_000_000 // len(unit)), encoding="utf-8")
+    config = PipelineConfig(cache_dir=dedup_cache)
+    mixed = run(corpus, config)
+    alone = run(REPO / "seeds", config)
+    write_report(mixed, tmp_path / "out")
+    sentences = {seg.doc.id: seg.sentences for seg in mixed.segmented}
+    assert len(sentences["long"]) == 3
+    assert mixed.stages["embed"].items == sum(len(seg.sentences) for seg in alone.segmented) + 3
+    members = {d.id: int(label) for d, label in zip(mixed.documents, mixed.labels, strict=True)}
+    assert list(members.values()).count(members["long"]) == 1
+    seeds = {d.id: int(label) for d, label in zip(alone.documents, alone.labels, strict=True)}
+    assert all((members[a] == members[b]) == (seeds[a] == seeds[b]) for a in seeds for b in seeds)
+
+
+@pytest.mark.slow
 def test_briefs_under_one_footer_are_no_copies_and_the_footer_is_no_evidence(
     tmp_path: Path, dedup_cache: Path
 ) -> None:

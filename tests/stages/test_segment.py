@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 
@@ -67,8 +68,9 @@ def test_chinese_full_width_marks() -> None:
 
 def _thai_run_on(length: int) -> str:
     words = ["รัฐบาล", "ประกาศ", "แผน", "ใหม่", "เพื่อ", "ปรับปรุง", "ระบบ", "ขนส่ง", "สาธารณะ"]
+    rng = random.Random(7)  # words in a varied order: no window repeats another
     text = ""
-    for i, word in enumerate(itertools.cycle(words)):
+    for i, word in enumerate(rng.choice(words) for _ in itertools.count()):
         text += word + (" " if i % 7 == 6 else "")  # Thai: a space only between phrases
         if len(text) >= length:
             return text[:length]
@@ -92,7 +94,8 @@ def test_thai_run_on_line_is_cut_into_windows(config: SegmenterConfig) -> None:
 
 
 def test_run_on_without_any_whitespace_is_cut_at_characters() -> None:
-    text = "ก" * 2000
+    rng = random.Random(3)  # Thai consonants in a varied order: no window repeats
+    text = "".join(chr(rng.randrange(0x0E01, 0x0E2F)) for _ in range(2000))
     units = split_sentences(text, "th")
     assert all(len(u) <= 400 for u in units)
     assert "".join(units) == text
@@ -117,3 +120,8 @@ def test_segmenter_config_validation(max_chars: int, target_chars: int) -> None:
 def test_segmenter_config_accepts_equal_sizes() -> None:
     config = SegmenterConfig(max_chars=50, target_chars=50)
     assert all(len(u) <= 50 for u in split_sentences("word " * 100, "en", config))
+
+
+def test_a_sentence_repeated_within_a_document_is_kept_once_at_its_first_place() -> None:
+    text = "One fact. Two facts. One fact.\nThree facts. Two facts.\n" * 1000
+    assert split_sentences(text, "en") == ["One fact.", "Two facts.", "Three facts."]
