@@ -395,3 +395,79 @@ def test_a_document_with_no_sentence_in_the_last_language_group_aligns() -> None
     pairs = np.array([[0, 1], [0, 2], [1, 2]])
     table = align_pairs(pairs, inputs, AlignConfig())
     assert len(table) == 3
+
+
+# --- the null model against a brute-force computation ---------------------------
+
+
+def _anisotropic_corpus(seed: int, dim: int = 384, docs: int = 60, groups: int = 3):
+    """Pairs of versions of 30 stories (documents 2k, 2k + 1) in three language groups.
+
+    Vectors have a decaying spectrum (variance 1/k along axis k) and a language
+    offset, as real sentence vectors do, so a rank-64 summary of the second
+    moments is an approximation, not exact; 15 % of rows are boilerplate."""
+    rng = np.random.default_rng(seed)
+    scales = 1.0 / np.sqrt(1 + np.arange(dim))
+    language = rng.standard_normal((groups, dim)) * scales
+    stories = [rng.standard_normal((int(rng.integers(2, 9)), dim)) * scales for _ in range(docs)]
+    blocks, doc_groups = [], []
+    for d in range(docs):
+        group = int(rng.integers(groups))
+        story = stories[d // 2]
+        rows = story + 0.3 * rng.standard_normal(story.shape) * scales + 0.3 * language[group]
+        blocks.append(rows / np.linalg.norm(rows, axis=1, keepdims=True))
+        doc_groups.append(group)
+    vectors = np.concatenate(blocks).astype(np.float32)
+    offsets = np.cumsum([0] + [len(b) for b in blocks]).astype(np.int64)
+    usable = rng.random(len(vectors)) > 0.15
+    return vectors, offsets, usable, np.array(doc_groups, dtype=np.int64)
+
+
+def _brute_force_z(corpus, left: int, right: int, row_left: int, row_right: int, prior: float):
+    """z of one sentence pair from its definition: each side's similarity to the other
+    side's language crowd (usable rows of that group, neither document's), mixed with
+    ``prior`` sentences of the corpus-wide crowd; the smaller of the two z."""
+    vectors, offsets, usable, groups = corpus
+    sentence_group = np.repeat(groups, np.diff(offsets))
+    in_pair = np.zeros(len(vectors), dtype=bool)
+    in_pair[offsets[left] : offsets[left + 1]] = True
+    in_pair[offsets[right] : offsets[right + 1]] = True
+    x = vectors[offsets[left] + row_left].astype(np.float64)
+    y = vectors[offsets[right] + row_right].astype(np.float64)
+
+    def z_against(v: np.ndarray, group: int) -> float:
+        everyone = vectors[usable & ~in_pair].astype(np.float64) @ v
+        crowd = vectors[usable & ~in_pair & (sentence_group == group)].astype(np.float64) @ v
+        mean = (crowd.sum() + prior * everyone.mean()) / (len(crowd) + prior)
+        second = ((crowd**2).sum() + prior * (everyone**2).mean()) / (len(crowd) + prior)
+        return (x @ y - mean) / np.sqrt(second - mean * mean)
+
+    return min(z_against(x, groups[right]), z_against(y, groups[left]))
+
+
+@pytest.mark.parametrize("rank", [0, 64])
+def test_closed_form_null_matches_brute_force(rank: int) -> None:
+    """The z of every aligned sentence pair equals its definition computed row by row:
+    exactly (to the 0.01 the records keep) in closed form, and within 0.5 % at rank 64
+    (measured here: max 0.013, mean 0.09 % on 114 pairs; on NTREX vectors the spread
+    is within 1 % on average, see SentenceNull)."""
+    corpus = _anisotropic_corpus(1)
+    vectors, offsets, usable, groups = corpus
+    config = AlignConfig(null_rank=rank)
+    inputs = AlignInputs.build(vectors, offsets, usable, groups, None, config)
+    table = align_pairs(np.array([(2 * k, 2 * k + 1) for k in range(30)]), inputs, config)
+    reported, expected = [], []
+    for pair in table:
+        for cell in pair.aligned:
+            reported.append(cell.z)
+            expected.append(
+                _brute_force_z(
+                    corpus, pair.left, pair.right, cell.left, cell.right, config.null_prior
+                )
+            )
+    reported_z, expected_z = np.array(reported), np.array(expected)
+    assert len(reported_z) >= 100  # most versions' sentences align
+    if rank == 0:
+        assert np.abs(reported_z - expected_z).max() <= 0.005 + 1e-9
+    else:
+        assert (np.abs(reported_z - expected_z) / expected_z).max() <= 0.005
