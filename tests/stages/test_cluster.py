@@ -187,7 +187,8 @@ def _naive_average_linkage(
         if x == y:
             continue
         cross = [s(i, j) for i in x for j in y]
-        if sum(cross) < theta * len(x) * len(y):
+        links = sum(score >= theta for score in cross)
+        if sum(cross) < theta * len(cross) and links < config.link_share * len(cross):
             continue
         if any(lang[i] == lang[j] and s(i, j) < theta for i in x for j in y):
             continue
@@ -212,8 +213,16 @@ def test_clusters_match_a_naive_average_linkage(seed: int) -> None:
     index = {k: i for i, k in enumerate(keys)}
     evidence = [ev(index[a], index[b], s) for a, b, s in edges]
     groups = np.array([lang[k] for k in keys])
-    for config in (CONFIG, ClusterConfig(threshold=0.5, cohesion=0.0), ClusterConfig(0.4, 0.9)):
-        labels = cluster_documents(keys, evidence, groups, config)
+    configs = (
+        CONFIG,
+        ClusterConfig(threshold=0.5, cohesion=0.0),
+        ClusterConfig(0.4, 0.9),
+        ClusterConfig(0.4, 0.6, link_share=2.0),  # the average test alone
+    )
+    # every label trusted: the oracle applies the one-per-language rule to all
+    trusted = np.zeros(groups.max() + 1, dtype=bool)
+    for config in configs:
+        labels = cluster_documents(keys, evidence, groups, config, trusted)
         assert _partition(keys, labels) == _naive_average_linkage(keys, edges, lang, config)
 
 
@@ -266,3 +275,15 @@ def test_the_rule_is_off_only_for_the_pooled_groups_given() -> None:
     assert trusted[0] != trusted[2]
     pooled = cluster_documents(keys, evidence, groups, CONFIG, np.array([True, False]))
     assert len(set(pooled.tolist())) == 1
+
+
+def test_a_majority_of_links_merges_where_the_average_falls_short() -> None:
+    """Three versions linked to each other; a fourth linked to two of them at 0.5
+    and never proposed with the third averages 0.33 < 0.45 against the three, yet
+    two of its three pairs are links: it joins (and not without link_share)."""
+    evidence = [ev(0, 1, 0.9), ev(1, 2, 0.9), ev(0, 2, 0.5), ev(3, 0, 0.5), ev(3, 1, 0.5)]
+    config = ClusterConfig(threshold=0.45, cohesion=0.0)
+    assert len(set(cluster_documents(list("abcd"), evidence, np.arange(4), config).tolist())) == 1
+    average_only = ClusterConfig(threshold=0.45, cohesion=0.0, link_share=2.0)
+    labels = cluster_documents(list("abcd"), evidence, np.arange(4), average_only)
+    assert labels[3] != labels[0]
