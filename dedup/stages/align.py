@@ -9,7 +9,7 @@ Three choices make that score mean the same thing in every language:
 1. **Relative, not absolute, similarity.** A multilingual encoder places a
    Burmese sentence and its English translation at cosine 0.5 and two
    unrelated German sentences at 0.6; one cosine threshold cannot serve every
-   language pair (``design.md``: a fixed LASER margin of 1.05 lost the weak
+   language pair (``docs/design.md``: a fixed LASER margin of 1.05 lost the weak
    pairs, 1.02 let noise in). Each similarity is turned into a z-score against
    a *null*: how the sentence scores against the sentences of the other
    document's language that belong to neither document. A translation

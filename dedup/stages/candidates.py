@@ -8,7 +8,7 @@ over L2-normalised vectors) feed one candidate set:
   documents by the cosine of *language-centred* document vectors. Raw
   multilingual vectors carry more language than story (two different English
   stories are closer than one story in English and Greek); subtracting each
-  language's mean vector removes most of that signal (see ``design.md``).
+  language's mean vector removes most of that signal (see ``docs/design.md``).
 * **lead-sentence neighbours**: each of the first ``lead_sentences`` usable
   sentences of a document finds its ``sentence_neighbours`` nearest lead
   sentences of other documents, by centred sentence vectors. Articles in

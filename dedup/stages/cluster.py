@@ -1,7 +1,7 @@
 """Cluster: group documents into articles without chaining through weak links.
 
 Connected components over accepted pairs turn one wrong link into a merge of
-two whole clusters (``design.md``: 82 wrong links gave clusters of pairwise
+two whole clusters (``docs/design.md``: 82 wrong links gave clusters of pairwise
 precision 0.18). Instead this is greedy **average linkage** over the sparse
 pair scores:
 
