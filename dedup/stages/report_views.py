@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -52,6 +53,11 @@ class ViewLimits:
         html_links: links per cluster shown with their aligned sentences
             (strongest first).
         html_pairs: aligned sentence pairs shown per link.
+        html_pairs_total: aligned sentence pairs embedded in report.html in
+            all, strongest clusters first: with each sentence text stored once,
+            they bound the file's size (and its time to open) whatever the
+            number of links; a link past the budget says its pairs are in
+            clusters.json.
         html_singletons: singleton rows in report.html.
         html_skipped: skipped-input rows in report.html.
         html_page: clusters per page of report.html (singletons: 4x that).
@@ -67,6 +73,7 @@ class ViewLimits:
     html_clusters: int = 2000
     html_links: int = 40
     html_pairs: int = 200
+    html_pairs_total: int = 50_000
     html_singletons: int = 5000
     html_skipped: int = 1000
     html_page: int = 50
@@ -100,6 +107,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
     max_links = limits.html_links if html else limits.md_links
     max_pairs = limits.html_pairs if html else limits.md_pairs
     sentence_limit = None if html else limits.md_sentence
+    pair_budget = limits.html_pairs_total if html else None
     clusters = []
     for rank, cluster in enumerate(multi[:max_clusters]):
         detailed = html or rank < limits.md_detailed
@@ -119,6 +127,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
         members.sort(key=lambda m: (not m["keep"], m["id"]))
         links = []
         for link in cluster["links"][:max_links] if detailed else ():
+            take = max_pairs if pair_budget is None else min(max_pairs, pair_budget)
             pairs = [
                 {
                     **a,
@@ -129,8 +138,10 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
                     if sentence_limit is None
                     else _excerpt(a["right_text"], sentence_limit),
                 }
-                for a in link["aligned"][:max_pairs]
+                for a in link["aligned"][:take]
             ]
+            if pair_budget is not None:
+                pair_budget -= len(pairs)
             links.append(
                 {
                     **link,
@@ -219,6 +230,70 @@ def _asset(name: str) -> tuple[str, str]:
     return text, f"'sha256-{digest}'"
 
 
+def _member_data(member: dict) -> dict:
+    keys = ("id", "lang", "script", "sentences", "chars", "keep", "title", "excerpt")
+    return {key: member[key] for key in keys}
+
+
+def _cluster_data(cluster: dict) -> dict:
+    """A cluster's members and evidence as compact data for report.js.
+
+    Each sentence text is stored once, on its member (``text``: sentence number
+    to text); an aligned pair is ``[left sentence, right sentence, similarity,
+    z, weight]`` rounded as shown, and a link names its two documents by their
+    position in ``members``. A sentence aligned in many links (a big cluster
+    has up to ``html_links`` of them) therefore costs its text once, not once
+    per link as a written-out table row did.
+    """
+    members = [_member_data(m) for m in cluster["members"]]
+    texts: list[dict[int, str]] = [{} for _ in members]
+    position = {m["id"]: i for i, m in enumerate(members)}
+    links = []
+    for link in cluster["links"]:
+        left, right = position[link["left"]], position[link["right"]]
+        if link["kind"] == "copy":
+            links.append({"kind": "copy", "left": left, "right": right, "why": link["why"]})
+            continue
+        for a in link["pairs"]:
+            texts[left][a["left_sentence"]] = a["left_text"]
+            texts[right][a["right_sentence"]] = a["right_text"]
+        links.append(
+            {
+                "kind": "aligned",
+                "left": left,
+                "right": right,
+                "score": link["score"],
+                "coverage": link["coverage"],
+                "pairs": [
+                    [
+                        a["left_sentence"],
+                        a["right_sentence"],
+                        round(a["similarity"], 3),
+                        round(a["z"], 1),
+                        round(a["weight"], 2),
+                    ]
+                    for a in link["pairs"]
+                ],
+                "more_pairs": link["more_pairs"],
+            }
+        )
+    for member, text in zip(members, texts, strict=True):
+        member["text"] = text
+    return {"members": members, "links": links, "more_links": cluster["more_links"]}
+
+
+def script_json(value: object) -> str:
+    """``value`` as JSON that is inert inside a ``<script>`` element.
+
+    Every ``<`` becomes ``\\u003c`` (``<`` only occurs inside JSON strings,
+    where the escape means the same character), so no text can close the
+    element (``</script>``) or open a comment (``<!--``) that would change
+    where the HTML parser ends it.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c")
+
+
 def render_html(result: RunResult, report: dict, limits: ViewLimits | None = None) -> str:
     """``report.html``: the summary and clusters as one self-contained, escaped page.
 
@@ -236,11 +311,14 @@ def render_html(result: RunResult, report: dict, limits: ViewLimits | None = Non
         f"default-src 'none'; script-src {script_hash}; style-src {style_hash}; "
         "img-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
     )
+    view = _view_model(result, report, limits, html=True)
+    data = {"clusters": [_cluster_data(c) for c in view["clusters"]]}
     return (
         _environment()
         .get_template("report.html.j2")
         .render(
-            **_view_model(result, report, limits, html=True),
+            **view,
+            data=Markup(script_json(data)),  # JSON with every "<" escaped: inert in <script>
             csp=csp,
             script=Markup(script),  # our own static file, not data
             style=Markup(style),

@@ -1,11 +1,164 @@
-// report.html: filter and page the clusters. Reads text with textContent and
-// writes only textContent, attributes and `hidden`: never markup.
+// report.html: build each cluster's members and evidence from the embedded
+// JSON when the cluster is opened, and filter and page the clusters. Text is
+// written only with textContent (never markup), so no document text can run.
 (function () {
   "use strict";
+  var data = JSON.parse(document.getElementById("report-data").textContent);
   var box = document.getElementById("filter");
   var count = document.getElementById("count");
   var expand = document.getElementById("expand");
   var collapse = document.getElementById("collapse");
+
+  // --- building the DOM from data ---------------------------------------------------------
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    if (text !== undefined && text !== null) { node.textContent = String(text); }
+    return node;
+  }
+
+  function add(parent) {
+    for (var i = 1; i < arguments.length; i++) {
+      var child = arguments[i];
+      parent.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+    }
+    return parent;
+  }
+
+  function row(cells) {
+    var tr = el("tr");
+    cells.forEach(function (cell) { tr.appendChild(cell); });
+    return tr;
+  }
+
+  function cell(tag, className, text, title) {
+    var node = el(tag, className, text);
+    if (title) { node.title = title; }
+    return node;
+  }
+
+  function table(className, head, rows) {
+    var t = el("table", "grid " + className);
+    add(t, add(el("thead"), row(head)));
+    var body = el("tbody");
+    rows.forEach(function (r) { body.appendChild(r); });
+    t.appendChild(body);
+    return t;
+  }
+
+  function idAndLang(member) {
+    return [el("span", "mono", member.id), " ", el("span", "note", member.lang)];
+  }
+
+  function membersTable(members) {
+    return table("members", [
+      cell("th"), cell("th", "", "id"), cell("th", "", "language"),
+      cell("th", "num", "sentences"), cell("th", "num", "characters"), cell("th", "", "beginning")
+    ], members.map(function (m) {
+      var keep = cell("td");
+      if (m.keep) { keep.appendChild(cell("span", "badge", "keep", "representative: the copy to keep")); }
+      var lang = add(cell("td", "", m.lang + " "), el("span", "note", m.script));
+      var text = cell("td", "text");
+      text.dir = "auto";
+      if (m.title) { add(text, el("strong", "", m.title), " "); }
+      add(text, m.excerpt);
+      var tr = row([keep, cell("td", "mono", m.id), lang, cell("td", "num", m.sentences),
+        cell("td", "num", m.chars), text]);
+      if (m.keep) { tr.className = "kept"; }
+      return tr;
+    }));
+  }
+
+  function sentenceCell(member, number) {
+    var text = member.text[number];
+    var td = cell("td", "text", text === undefined ? "" : text);
+    td.dir = "auto";
+    return td;
+  }
+
+  function pairsTable(link, left, right) {
+    var colgroup = el("colgroup");
+    ["c-idx", "c-text", "c-text", "c-num", "c-num", "c-num"].forEach(function (c) {
+      colgroup.appendChild(el("col", c));
+    });
+    var t = table("pairs", [
+      cell("th", "", "#"),
+      add.apply(null, [cell("th")].concat(idAndLang(left))),
+      add.apply(null, [cell("th")].concat(idAndLang(right))),
+      cell("th", "num", "similarity", "cosine of the language-centred sentence vectors"),
+      cell("th", "num", "z", "standard deviations above the partner language's null"),
+      cell("th", "num", "weight", "contribution to the pair score")
+    ], link.pairs.map(function (p) {
+      return row([
+        cell("td", "idx", (p[0] + 1) + "↔" + (p[1] + 1)),
+        sentenceCell(left, p[0]), sentenceCell(right, p[1]),
+        cell("td", "num", p[2].toFixed(3)), cell("td", "num", p[3].toFixed(1)),
+        cell("td", "num", p[4].toFixed(2))
+      ]);
+    }));
+    t.insertBefore(colgroup, t.firstChild);
+    return t;
+  }
+
+  function linkView(link, members, open) {
+    var left = members[link.left];
+    var right = members[link.right];
+    if (link.kind === "copy") {
+      return add(el("p", "link copy"), el("span", "mono", right.id), " is a copy of ",
+        el("span", "mono", left.id),
+        " ", el("span", "note", "(found before alignment: " + link.why + ")"));
+    }
+    var details = el("details", "link");
+    var n = link.pairs.length + link.more_pairs;
+    var summary = add.apply(null, [el("summary")].concat(idAndLang(left), [" ↔ "], idAndLang(right), [
+      " · score " + link.score.toFixed(3) + " · coverage " + link.coverage.toFixed(2) +
+      " · " + n + " aligned sentence pairs"
+    ]));
+    details.appendChild(summary);
+    function fill() {
+      if (!details.open || details.childNodes.length > 1) { return; }
+      if (link.pairs.length) { details.appendChild(pairsTable(link, left, right)); }
+      if (link.more_pairs) {
+        details.appendChild(el("p", "note", link.more_pairs +
+          (link.pairs.length ? " more" : "") + " aligned pairs in clusters.json."));
+      }
+    }
+    details.addEventListener("toggle", fill);
+    details.open = open;
+    fill();
+    return details;
+  }
+
+  function fillCluster(details) {
+    var body = details.querySelector(".body");
+    if (!details.open || body.childNodes.length) { return; }
+    var c = data.clusters[parseInt(details.getAttribute("data-n"), 10)];
+    body.appendChild(membersTable(c.members));
+    c.links.forEach(function (link, i) {
+      body.appendChild(linkView(link, c.members, i === 0 && c.links.length <= 3));
+    });
+    if (c.more_links) {
+      body.appendChild(el("p", "note", c.more_links + " more links (weaker) in clusters.json."));
+    }
+  }
+
+  var clusters = Array.prototype.slice.call(document.querySelectorAll("details.cluster"));
+  clusters.forEach(function (details) {
+    details.addEventListener("toggle", function () { fillCluster(details); });
+    fillCluster(details);
+  });
+
+  // --- filter and pages -----------------------------------------------------------------
+
+  // what a filter word can match in a cluster: its members and the sentences shown
+  function clusterWords(c) {
+    return c.members.map(function (m) {
+      var texts = Object.keys(m.text).map(function (k) { return m.text[k]; });
+      return [m.id, m.lang, m.title, m.excerpt].concat(texts).join(" ");
+    }).join(" ");
+  }
+
   var sections = [];
   Array.prototype.forEach.call(document.querySelectorAll("[data-pager]"), function (el) {
     var items = Array.prototype.slice.call(el.querySelectorAll(".item"));
@@ -13,7 +166,10 @@
       el: el,
       items: items,
       keys: items.map(function (item) {
-        return ((item.getAttribute("data-key") || "") + " " + item.textContent).toLowerCase();
+        var n = item.getAttribute("data-n");
+        var words = n === null ? item.textContent
+          : item.querySelector("summary").textContent + " " + clusterWords(data.clusters[n]);
+        return ((item.getAttribute("data-key") || "") + " " + words).toLowerCase();
       }),
       size: parseInt(el.getAttribute("data-pager"), 10) || 50,
       page: 0,
@@ -55,6 +211,19 @@
     count.textContent = terms.length ? parts.join(", ") + " match" : "";
   }
 
+  // report.html#c0042 opens that cluster on its page
+  function openNamed() {
+    var target = clusters.filter(function (d) { return "#" + d.id === location.hash; })[0];
+    if (!target) { return; }
+    var section = sections.filter(function (s) { return s.el.id === "clusters"; })[0];
+    if (section.matches.indexOf(target) === -1) { box.value = ""; apply(); }
+    section.page = Math.floor(section.matches.indexOf(target) / section.size);
+    show(section);
+    target.open = true;
+    fillCluster(target);
+    target.scrollIntoView();
+  }
+
   sections.forEach(function (section) {
     if (!section.nav) { return; }
     section.nav.addEventListener("click", function (event) {
@@ -66,18 +235,19 @@
     });
   });
   box.addEventListener("input", apply);
-  var clusters = document.querySelectorAll("details.cluster");
   expand.hidden = collapse.hidden = clusters.length === 0;
   expand.addEventListener("click", function () {
-    Array.prototype.forEach.call(clusters, function (d) { if (!d.hidden) { d.open = true; } });
+    clusters.forEach(function (d) { if (!d.hidden) { d.open = true; } });
   });
   collapse.addEventListener("click", function () {
-    Array.prototype.forEach.call(clusters, function (d) { d.open = false; });
+    clusters.forEach(function (d) { d.open = false; });
   });
   // report.html#q=words opens the report filtered
   if (location.hash.indexOf("#q=") === 0) {
     try { box.value = decodeURIComponent(location.hash.slice(3)); } catch (e) { box.value = ""; }
   }
   apply();
+  openNamed();
+  addEventListener("hashchange", openNamed);
   document.documentElement.setAttribute("data-ready", "1");
 })();
