@@ -12,12 +12,17 @@ for every link, the aligned sentence pairs side by side with their scores.
   from ``dedup/templates/report.html.j2``: every document text, id and
   reason is escaped, never concatenated into markup. Clusters are collapsed
   (``<details>``), paged, and a filter box narrows them by id, language or
-  text; its script reads text with ``textContent`` and never writes markup.
+  text. A cluster's members and evidence are not markup but one JSON block in
+  the head (:func:`script_json`; each sentence text once, however many links
+  align it), which the script turns into DOM with ``textContent`` when the
+  cluster or link is opened: the file stays a few MB and opens in well under
+  a second where written-out tables took hundreds of MB (README, "Outputs").
 * ``report.md`` is for a terminal or a pull request: Markdown-significant
   characters in document text are backslash-escaped and newlines collapsed,
   so a text can neither break a table nor inject markup.
 
-Huge corpora stay usable because rendering is bounded (:class:`ViewLimits`):
+Huge corpora stay usable because rendering is bounded (:class:`ViewLimits`;
+report.html also by the bytes of its JSON):
 beyond the limits a view says how many it left out; ``clusters.json`` and
 ``assignments.csv`` always hold everything.
 
@@ -53,11 +58,12 @@ class ViewLimits:
         html_links: links per cluster shown with their aligned sentences
             (strongest first).
         html_pairs: aligned sentence pairs shown per link.
-        html_pairs_total: aligned sentence pairs embedded in report.html in
-            all, strongest clusters first: with each sentence text stored once,
-            they bound the file's size (and its time to open) whatever the
-            number of links; a link past the budget says its pairs are in
-            clusters.json.
+        html_members: members listed per cluster in report.html: the copy to
+            keep, then the documents of the links shown, then by id.
+        html_data_bytes: bytes of members and evidence (JSON) embedded in
+            report.html in all, largest clusters first; with the counts above it
+            bounds the file's size and its time to open whatever the corpus. A
+            cluster past it is listed, and says its details are in clusters.json.
         html_singletons: singleton rows in report.html.
         html_skipped: skipped-input rows in report.html.
         html_page: clusters per page of report.html (singletons: 4x that).
@@ -73,7 +79,8 @@ class ViewLimits:
     html_clusters: int = 2000
     html_links: int = 40
     html_pairs: int = 200
-    html_pairs_total: int = 50_000
+    html_members: int = 200
+    html_data_bytes: int = 8_000_000
     html_singletons: int = 5000
     html_skipped: int = 1000
     html_page: int = 50
@@ -96,6 +103,19 @@ def _language_counts(languages: dict[str, int]) -> str:
     return ", ".join(f"{lang} {n}" for lang, n in languages.items())
 
 
+def _shown_members(cluster: dict, links: list[dict], limit: int | None) -> set[str]:
+    """Ids of the members a view lists: all, or ``limit`` of them that keep the copy
+    to keep and the documents of the links shown (a cluster of thousands of
+    reposts would otherwise be thousands of rows, built when it is opened)."""
+    ids = [m["id"] for m in cluster["members"]]
+    if limit is None or len(ids) <= limit:
+        return set(ids)
+    ordered = [cluster["representative"]]
+    for link in links:
+        ordered += [link["left"], link["right"]]
+    return set(list(dict.fromkeys(ordered + ids))[:limit])
+
+
 def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool) -> dict:
     """Plain data for the templates: clusters split into multi-document and singletons."""
     by_id = {seg.doc.id: seg for seg in result.segmented}
@@ -107,13 +127,17 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
     max_links = limits.html_links if html else limits.md_links
     max_pairs = limits.html_pairs if html else limits.md_pairs
     sentence_limit = None if html else limits.md_sentence
-    pair_budget = limits.html_pairs_total if html else None
     clusters = []
     for rank, cluster in enumerate(multi[:max_clusters]):
         detailed = html or rank < limits.md_detailed
+        shown_links = cluster["links"][:max_links] if detailed else []
+        shown = _shown_members(cluster, shown_links, limits.html_members if html else None)
+        shown_links = [k for k in shown_links if k["left"] in shown and k["right"] in shown]
         members = []
         langs = {}
         for m in cluster["members"]:
+            if m["id"] not in shown:
+                continue
             seg = by_id[m["id"]]
             langs[m["id"]] = m["lang"]
             members.append(
@@ -126,8 +150,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
             )
         members.sort(key=lambda m: (not m["keep"], m["id"]))
         links = []
-        for link in cluster["links"][:max_links] if detailed else ():
-            take = max_pairs if pair_budget is None else min(max_pairs, pair_budget)
+        for link in shown_links:
             pairs = [
                 {
                     **a,
@@ -138,10 +161,8 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
                     if sentence_limit is None
                     else _excerpt(a["right_text"], sentence_limit),
                 }
-                for a in link["aligned"][:take]
+                for a in link["aligned"][:max_pairs]
             ]
-            if pair_budget is not None:
-                pair_budget -= len(pairs)
             links.append(
                 {
                     **link,
@@ -162,6 +183,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
                 "representative": cluster["representative"],
                 "best": cluster["links"][0]["score"] if cluster["links"] else None,
                 "members": members,
+                "more_members": cluster["size"] - len(members),
                 "links": links,
                 "n_links": len(cluster["links"]),
                 "more_links": len(cluster["links"]) - len(links),
@@ -279,7 +301,27 @@ def _cluster_data(cluster: dict) -> dict:
         )
     for member, text in zip(members, texts, strict=True):
         member["text"] = text
-    return {"members": members, "links": links, "more_links": cluster["more_links"]}
+    return {
+        "members": members,
+        "more_members": cluster["more_members"],
+        "links": links,
+        "more_links": cluster["more_links"],
+    }
+
+
+def _within_budget(clusters: list[dict], budget: int) -> list[dict | None]:
+    """Each cluster's data (:func:`_cluster_data`) while ``budget`` bytes last, in
+    order (largest first); ``None`` for the cluster that would overspend it and
+    every one after, so the page says where its details stop."""
+    out: list[dict | None] = []
+    for cluster in clusters:
+        data = _cluster_data(cluster)
+        size = len(script_json(data).encode("utf-8"))
+        if size > budget:
+            break
+        budget -= size
+        out.append(data)
+    return out + [None] * (len(clusters) - len(out))
 
 
 def script_json(value: object) -> str:
@@ -312,7 +354,7 @@ def render_html(result: RunResult, report: dict, limits: ViewLimits | None = Non
         "img-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
     )
     view = _view_model(result, report, limits, html=True)
-    data = {"clusters": [_cluster_data(c) for c in view["clusters"]]}
+    data = {"clusters": _within_budget(view["clusters"], limits.html_data_bytes)}
     return (
         _environment()
         .get_template("report.html.j2")

@@ -134,7 +134,16 @@
     var body = details.querySelector(".body");
     if (!details.open || body.childNodes.length) { return; }
     var c = data.clusters[parseInt(details.getAttribute("data-n"), 10)];
+    if (!c) {
+      body.appendChild(el("p", "note", "Members and evidence of this cluster are in " +
+        "clusters.json: report.html holds them for the largest clusters, up to its size limit."));
+      return;
+    }
     body.appendChild(membersTable(c.members));
+    if (c.more_members) {
+      body.appendChild(el("p", "note", c.more_members +
+        " more members in clusters.json and assignments.csv."));
+    }
     c.links.forEach(function (link, i) {
       body.appendChild(linkView(link, c.members, i === 0 && c.links.length <= 3));
     });
@@ -153,6 +162,7 @@
 
   // what a filter word can match in a cluster: its members and the sentences shown
   function clusterWords(c) {
+    if (!c) { return ""; }
     return c.members.map(function (m) {
       var texts = Object.keys(m.text).map(function (k) { return m.text[k]; });
       return [m.id, m.lang, m.title, m.excerpt].concat(texts).join(" ");
@@ -165,12 +175,7 @@
     sections.push({
       el: el,
       items: items,
-      keys: items.map(function (item) {
-        var n = item.getAttribute("data-n");
-        var words = n === null ? item.textContent
-          : item.querySelector("summary").textContent + " " + clusterWords(data.clusters[n]);
-        return ((item.getAttribute("data-key") || "") + " " + words).toLowerCase();
-      }),
+      keys: null,  // made on the first filter word: opening the report does not pay for it
       size: parseInt(el.getAttribute("data-pager"), 10) || 50,
       page: 0,
       matches: items,
@@ -179,14 +184,29 @@
     });
   });
 
+  function keys(section) {
+    if (!section.keys) {
+      section.keys = section.items.map(function (item) {
+        var n = item.getAttribute("data-n");
+        var words = n === null ? item.textContent
+          : item.querySelector("summary").textContent + " " + clusterWords(data.clusters[n]);
+        return ((item.getAttribute("data-key") || "") + " " + words).toLowerCase();
+      });
+    }
+    return section.keys;
+  }
+
+  // the markup comes paged (items past the first page hidden): only changes are written
   function show(section) {
     var pages = Math.max(1, Math.ceil(section.matches.length / section.size));
     section.page = Math.min(Math.max(section.page, 0), pages - 1);
     var start = section.page * section.size;
-    var visible = section.matches.slice(start, start + section.size);
-    section.items.forEach(function (item) { item.hidden = true; });
-    visible.forEach(function (item) { item.hidden = false; });
-    if (section.none) { section.none.hidden = visible.length > 0 || section.items.length === 0; }
+    var visible = new Set(section.matches.slice(start, start + section.size));
+    section.items.forEach(function (item) {
+      var hide = !visible.has(item);
+      if (item.hidden !== hide) { item.hidden = hide; }
+    });
+    if (section.none) { section.none.hidden = visible.size > 0 || section.items.length === 0; }
     if (section.nav) {
       section.nav.hidden = pages < 2;
       section.nav.querySelector(".status").textContent =
@@ -200,9 +220,10 @@
     var terms = box.value.toLowerCase().split(/\s+/).filter(Boolean);
     var parts = [];
     sections.forEach(function (section) {
-      section.matches = section.items.filter(function (_item, i) {
-        return terms.every(function (t) { return section.keys[i].indexOf(t) !== -1; });
-      });
+      var words = terms.length ? keys(section) : null;
+      section.matches = terms.length ? section.items.filter(function (_item, i) {
+        return terms.every(function (t) { return words[i].indexOf(t) !== -1; });
+      }) : section.items;
       section.page = 0;
       show(section);
       parts.push(section.matches.length + " of " + section.items.length + " " +

@@ -247,14 +247,29 @@ def test_html_rendering_is_bounded() -> None:
     assert [(len(c["links"]), c["more_links"]) for c in few] == [(1, 2), (1, 0)]
 
 
-def test_html_evidence_has_a_budget_for_the_whole_file() -> None:
+def test_html_members_are_bounded_and_keep_the_links_shown() -> None:
+    result = mesh_result(12, 2)  # doc-000 is kept; links (000, 001), (000, 002), ...
+    report = _report(result)
+    (c,) = _data(_parse(render_html(result, report, ViewLimits(html_members=5, html_links=2))))[
+        "clusters"
+    ]
+    assert [m["id"] for m in c["members"]] == [f"doc-{d:03d}" for d in range(5)]
+    assert c["more_members"] == 7 and [k["right"] for k in c["links"]] == [1, 2]
+    (c,) = _data(_parse(render_html(result, report, ViewLimits(html_members=2, html_links=2))))[
+        "clusters"
+    ]
+    # a link to a member not listed is left out, and counted
+    assert [m["id"] for m in c["members"]] == ["doc-000", "doc-001"]
+    assert len(c["links"]) == 1 and c["more_links"] == 65
+
+
+def test_html_data_has_a_budget_for_the_whole_file() -> None:
     result = make_result()
     report = _report(result)
-    data = _data(_parse(render_html(result, report, ViewLimits(html_pairs_total=4))))
-    # strongest clusters and links first: 3 + 1 pairs, then nothing but the count
-    shown = [(len(k["pairs"]), k["more_pairs"]) for c in data["clusters"] for k in c["links"]]
-    assert shown == [(3, 0), (1, 0), (0, 1), (0, 2)]
-    assert data["clusters"][1]["members"][0]["text"] == {}  # no pair, no text carried
+    first, second = _data(_parse(render_html(result, report)))["clusters"]
+    budget = len(script_json(first).encode("utf-8")) + len(script_json(second).encode()) - 1
+    data = _data(_parse(render_html(result, report, ViewLimits(html_data_bytes=budget))))
+    assert data["clusters"] == [first, None]  # the cluster past the budget: listed, no data
 
 
 def mesh_result(n_docs: int, n_sentences: int) -> RunResult:
@@ -581,6 +596,15 @@ def test_opening_a_cluster_shows_its_evidence_in_a_browser(tmp_path: Path) -> No
         "1.00",
     ]
     assert "ru" in text and "de" in text and "score 0.660 · coverage 1.00" in text
+    # a cluster past the file's data budget says where its details are
+    result = make_result()
+    report = _report(result)
+    first = _data(_parse(render_html(result, report)))["clusters"][0]
+    limits = ViewLimits(html_data_bytes=len(script_json(first).encode("utf-8")))
+    html.write_text(render_html(result, report, limits), encoding="utf-8")
+    page, _, console = browse(tmp_path, html, "#c0002")
+    assert console == [] and len(page.of("table", "members")) == 1
+    assert "Members and evidence of this cluster are in clusters.json" in " ".join(page.text)
 
 
 def test_pages_of_many_clusters_in_a_browser(tmp_path: Path) -> None:
@@ -590,6 +614,9 @@ def test_pages_of_many_clusters_in_a_browser(tmp_path: Path) -> None:
     many = [dict(c, id=f"c{k:04d}") for k, c in enumerate(report["clusters"][:2] * 60)]
     html = tmp_path / "many.html"
     html.write_text(render_html(result, {**report, "clusters": many}), encoding="utf-8")
+    # paged in the markup already, so the first layout is of one page only
+    marked = _parse(html.read_text("utf-8")).of("details", "cluster")
+    assert ["hidden" not in a for a in marked] == [True] * 50 + [False] * 70
     page, dom, console = browse(tmp_path, html)
     assert console == []
     shown = [a for a in page.of("details", "cluster") if a.get("hidden") is None]
