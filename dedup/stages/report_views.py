@@ -253,6 +253,7 @@ def _asset(name: str) -> tuple[str, str]:
 
 
 def _member_data(member: dict) -> dict:
+    """What report.js shows of a member (the view model carries more, for report.md)."""
     keys = ("id", "lang", "script", "sentences", "chars", "keep", "title", "excerpt")
     return {key: member[key] for key in keys}
 

@@ -57,7 +57,9 @@
       cell("th", "num", "sentences"), cell("th", "num", "characters"), cell("th", "", "beginning")
     ], members.map(function (m) {
       var keep = cell("td");
-      if (m.keep) { keep.appendChild(cell("span", "badge", "keep", "representative: the copy to keep")); }
+      if (m.keep) {
+        keep.appendChild(cell("span", "badge", "keep", "representative: the copy to keep"));
+      }
       var lang = add(cell("td", "", m.lang + " "), el("span", "note", m.script));
       var text = cell("td", "text");
       text.dir = "auto";
@@ -111,17 +113,16 @@
     }
     var details = el("details", "link");
     var n = link.pairs.length + link.more_pairs;
-    var summary = add.apply(null, [el("summary")].concat(idAndLang(left), [" ↔ "], idAndLang(right), [
-      " · score " + link.score.toFixed(3) + " · coverage " + link.coverage.toFixed(2) +
-      " · " + n + " aligned sentence pairs"
-    ]));
+    var summary = add.apply(null, [el("summary")].concat(idAndLang(left), [" ↔ "],
+      idAndLang(right), [" · score " + link.score.toFixed(3) + " · coverage " +
+      link.coverage.toFixed(2) + " · " + n + " aligned sentence pairs"]));
     details.appendChild(summary);
     function fill() {
       if (!details.open || details.childNodes.length > 1) { return; }
       if (link.pairs.length) { details.appendChild(pairsTable(link, left, right)); }
       if (link.more_pairs) {
-        details.appendChild(el("p", "note", link.more_pairs +
-          (link.pairs.length ? " more" : "") + " aligned pairs in clusters.json."));
+        details.appendChild(el("p", "note",
+          link.more_pairs + " more aligned pairs in clusters.json."));
       }
     }
     details.addEventListener("toggle", fill);

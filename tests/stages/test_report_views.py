@@ -596,15 +596,18 @@ def test_opening_a_cluster_shows_its_evidence_in_a_browser(tmp_path: Path) -> No
         "1.00",
     ]
     assert "ru" in text and "de" in text and "score 0.660 · coverage 1.00" in text
-    # a cluster past the file's data budget says where its details are
+    # a cluster past the file's data budget says where its details are; a link, its
+    # pairs past html_pairs
     result = make_result()
     report = _report(result)
-    first = _data(_parse(render_html(result, report)))["clusters"][0]
-    limits = ViewLimits(html_data_bytes=len(script_json(first).encode("utf-8")))
+    first = _data(_parse(render_html(result, report, ViewLimits(html_pairs=1))))["clusters"][0]
+    limits = ViewLimits(html_data_bytes=len(script_json(first).encode("utf-8")), html_pairs=1)
     html.write_text(render_html(result, report, limits), encoding="utf-8")
     page, _, console = browse(tmp_path, html, "#c0002")
     assert console == [] and len(page.of("table", "members")) == 1
-    assert "Members and evidence of this cluster are in clusters.json" in " ".join(page.text)
+    text = " ".join(page.text)
+    assert "Members and evidence of this cluster are in clusters.json" in text
+    assert "2 more aligned pairs in clusters.json." in text
 
 
 def test_pages_of_many_clusters_in_a_browser(tmp_path: Path) -> None:
