@@ -95,3 +95,16 @@ def test_reposts_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
     # every repost of the five seed articles is found and joins its original
     assert "reposts found by the copy pass (in their original's copy group): 10 / 10" in out
     assert "reposts in their original's cluster: 10 / 10" in out
+
+
+def test_report_open_benchmark_times_a_small_synthetic_report(tmp_path: Path) -> None:
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("/usr/bin/chromium is missing: install Debian's chromium")
+    out = _bench(
+        "bench/report_open.py", "--synthetic", str(tmp_path), "--stories", "20", "--repeat", "1"
+    )
+    assert "empty page: chromium wall" in out
+    (line,) = [line for line in out.splitlines() if "report.html:" in line]
+    assert " MB; laid out in " in line and "chromium wall" in line
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert html.count('<details class="cluster item"') == 20

@@ -12,12 +12,17 @@ for every link, the aligned sentence pairs side by side with their scores.
   from ``dedup/templates/report.html.j2``: every document text, id and
   reason is escaped, never concatenated into markup. Clusters are collapsed
   (``<details>``), paged, and a filter box narrows them by id, language or
-  text; its script reads text with ``textContent`` and never writes markup.
+  text. A cluster's members and evidence are not markup but one JSON block in
+  the head (:func:`script_json`; each sentence text once, however many links
+  align it), which the script turns into DOM with ``textContent`` when the
+  cluster or link is opened: the file stays a few MB and opens in well under
+  a second where written-out tables took hundreds of MB (README, "Outputs").
 * ``report.md`` is for a terminal or a pull request: Markdown-significant
   characters in document text are backslash-escaped and newlines collapsed,
   so a text can neither break a table nor inject markup.
 
-Huge corpora stay usable because rendering is bounded (:class:`ViewLimits`):
+Huge corpora stay usable because rendering is bounded (:class:`ViewLimits`;
+report.html also by the bytes of its JSON):
 beyond the limits a view says how many it left out; ``clusters.json`` and
 ``assignments.csv`` always hold everything.
 
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -52,6 +58,12 @@ class ViewLimits:
         html_links: links per cluster shown with their aligned sentences
             (strongest first).
         html_pairs: aligned sentence pairs shown per link.
+        html_members: members listed per cluster in report.html: the copy to
+            keep, then the documents of the links shown, then by id.
+        html_data_bytes: bytes of members and evidence (JSON) embedded in
+            report.html in all, largest clusters first; with the counts above it
+            bounds the file's size and its time to open whatever the corpus. A
+            cluster past it is listed, and says its details are in clusters.json.
         html_singletons: singleton rows in report.html.
         html_skipped: skipped-input rows in report.html.
         html_page: clusters per page of report.html (singletons: 4x that).
@@ -67,6 +79,8 @@ class ViewLimits:
     html_clusters: int = 2000
     html_links: int = 40
     html_pairs: int = 200
+    html_members: int = 200
+    html_data_bytes: int = 8_000_000
     html_singletons: int = 5000
     html_skipped: int = 1000
     html_page: int = 50
@@ -89,6 +103,19 @@ def _language_counts(languages: dict[str, int]) -> str:
     return ", ".join(f"{lang} {n}" for lang, n in languages.items())
 
 
+def _shown_members(cluster: dict, links: list[dict], limit: int | None) -> set[str]:
+    """Ids of the members a view lists: all, or ``limit`` of them that keep the copy
+    to keep and the documents of the links shown (a cluster of thousands of
+    reposts would otherwise be thousands of rows, built when it is opened)."""
+    ids = [m["id"] for m in cluster["members"]]
+    if limit is None or len(ids) <= limit:
+        return set(ids)
+    ordered = [cluster["representative"]]
+    for link in links:
+        ordered += [link["left"], link["right"]]
+    return set(list(dict.fromkeys(ordered + ids))[:limit])
+
+
 def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool) -> dict:
     """Plain data for the templates: clusters split into multi-document and singletons."""
     by_id = {seg.doc.id: seg for seg in result.segmented}
@@ -103,9 +130,14 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
     clusters = []
     for rank, cluster in enumerate(multi[:max_clusters]):
         detailed = html or rank < limits.md_detailed
+        shown_links = cluster["links"][:max_links] if detailed else []
+        shown = _shown_members(cluster, shown_links, limits.html_members if html else None)
+        shown_links = [k for k in shown_links if k["left"] in shown and k["right"] in shown]
         members = []
         langs = {}
         for m in cluster["members"]:
+            if m["id"] not in shown:
+                continue
             seg = by_id[m["id"]]
             langs[m["id"]] = m["lang"]
             members.append(
@@ -118,7 +150,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
             )
         members.sort(key=lambda m: (not m["keep"], m["id"]))
         links = []
-        for link in cluster["links"][:max_links] if detailed else ():
+        for link in shown_links:
             pairs = [
                 {
                     **a,
@@ -151,6 +183,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
                 "representative": cluster["representative"],
                 "best": cluster["links"][0]["score"] if cluster["links"] else None,
                 "members": members,
+                "more_members": cluster["size"] - len(members),
                 "links": links,
                 "n_links": len(cluster["links"]),
                 "more_links": len(cluster["links"]) - len(links),
@@ -219,6 +252,91 @@ def _asset(name: str) -> tuple[str, str]:
     return text, f"'sha256-{digest}'"
 
 
+def _member_data(member: dict) -> dict:
+    """What report.js shows of a member (the view model carries more, for report.md)."""
+    keys = ("id", "lang", "script", "sentences", "chars", "keep", "title", "excerpt")
+    return {key: member[key] for key in keys}
+
+
+def _cluster_data(cluster: dict) -> dict:
+    """A cluster's members and evidence as compact data for report.js.
+
+    Each sentence text is stored once, on its member (``text``: sentence number
+    to text); an aligned pair is ``[left sentence, right sentence, similarity,
+    z, weight]`` rounded as shown, and a link names its two documents by their
+    position in ``members``. A sentence aligned in many links (a big cluster
+    has up to ``html_links`` of them) therefore costs its text once, not once
+    per link as a written-out table row did.
+    """
+    members = [_member_data(m) for m in cluster["members"]]
+    texts: list[dict[int, str]] = [{} for _ in members]
+    position = {m["id"]: i for i, m in enumerate(members)}
+    links = []
+    for link in cluster["links"]:
+        left, right = position[link["left"]], position[link["right"]]
+        if link["kind"] == "copy":
+            links.append({"kind": "copy", "left": left, "right": right, "why": link["why"]})
+            continue
+        for a in link["pairs"]:
+            texts[left][a["left_sentence"]] = a["left_text"]
+            texts[right][a["right_sentence"]] = a["right_text"]
+        links.append(
+            {
+                "kind": "aligned",
+                "left": left,
+                "right": right,
+                "score": link["score"],
+                "coverage": link["coverage"],
+                "pairs": [
+                    [
+                        a["left_sentence"],
+                        a["right_sentence"],
+                        round(a["similarity"], 3),
+                        round(a["z"], 1),
+                        round(a["weight"], 2),
+                    ]
+                    for a in link["pairs"]
+                ],
+                "more_pairs": link["more_pairs"],
+            }
+        )
+    for member, text in zip(members, texts, strict=True):
+        member["text"] = text
+    return {
+        "members": members,
+        "more_members": cluster["more_members"],
+        "links": links,
+        "more_links": cluster["more_links"],
+    }
+
+
+def _within_budget(clusters: list[dict], budget: int) -> list[dict | None]:
+    """Each cluster's data (:func:`_cluster_data`) while ``budget`` bytes last, in
+    order (largest first); ``None`` for the cluster that would overspend it and
+    every one after, so the page says where its details stop."""
+    out: list[dict | None] = []
+    for cluster in clusters:
+        data = _cluster_data(cluster)
+        size = len(script_json(data).encode("utf-8"))
+        if size > budget:
+            break
+        budget -= size
+        out.append(data)
+    return out + [None] * (len(clusters) - len(out))
+
+
+def script_json(value: object) -> str:
+    """``value`` as JSON that is inert inside a ``<script>`` element.
+
+    Every ``<`` becomes ``\\u003c`` (``<`` only occurs inside JSON strings,
+    where the escape means the same character), so no text can close the
+    element (``</script>``) or open a comment (``<!--``) that would change
+    where the HTML parser ends it.
+    """
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text.replace("<", "\\u003c")
+
+
 def render_html(result: RunResult, report: dict, limits: ViewLimits | None = None) -> str:
     """``report.html``: the summary and clusters as one self-contained, escaped page.
 
@@ -236,11 +354,14 @@ def render_html(result: RunResult, report: dict, limits: ViewLimits | None = Non
         f"default-src 'none'; script-src {script_hash}; style-src {style_hash}; "
         "img-src 'none'; connect-src 'none'; base-uri 'none'; form-action 'none'"
     )
+    view = _view_model(result, report, limits, html=True)
+    data = {"clusters": _within_budget(view["clusters"], limits.html_data_bytes)}
     return (
         _environment()
         .get_template("report.html.j2")
         .render(
-            **_view_model(result, report, limits, html=True),
+            **view,
+            data=Markup(script_json(data)),  # JSON with every "<" escaped: inert in <script>
             csp=csp,
             script=Markup(script),  # our own static file, not data
             style=Markup(style),

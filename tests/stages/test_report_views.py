@@ -1,9 +1,12 @@
 """report.html and report.md: every cluster present, all document text escaped, bounded.
 
-The browser tests run Debian's headless chromium (``/usr/bin/chromium``; the
-Makefile's test target installs it when run as root) on the written file
-with ``--dump-dom``: a hostile document's script must not run, the page's own
-script must run without a console message, and the text must show escaped.
+report.html carries each cluster's members and evidence as JSON data that
+its script turns into DOM when the cluster is opened: the static tests read
+that data back, the browser tests see it rendered. The browser tests run
+Debian's headless chromium (``/usr/bin/chromium``; the Makefile's test target
+installs it when run as root) on the written file with ``--dump-dom``: a
+hostile document's script must not run, the page's own script must run
+without a console message, and the text must show escaped.
 """
 
 from __future__ import annotations
@@ -19,13 +22,27 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dedup.api import PipelineConfig, choose_representatives
-from dedup.records import SegmentedDocument, SkippedInput
+from dedup.api import PipelineConfig, RunResult, choose_representatives
+from dedup.records import (
+    AlignedPair,
+    Document,
+    LanguageGuess,
+    PairEvidence,
+    SegmentedDocument,
+    SkippedInput,
+)
 from dedup.stages.report import write_report
-from dedup.stages.report_views import ViewLimits, md_escape, render_html, render_markdown
+from dedup.stages.report_views import (
+    ViewLimits,
+    md_escape,
+    render_html,
+    render_markdown,
+    script_json,
+)
 from tests.stages.test_report import LABELS, make_result
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,6 +91,7 @@ class _Page(HTMLParser):
         self.tags: list[tuple[str, dict[str, str | None]]] = []
         self.text: list[str] = []
         self.scripts: list[str] = []
+        self.script_types: list[str | None] = []
         self._in_script = False
 
     def handle_starttag(self, tag, attrs):
@@ -81,6 +99,7 @@ class _Page(HTMLParser):
         self._in_script = tag == "script"
         if self._in_script:
             self.scripts.append("")
+            self.script_types.append(dict(attrs).get("type"))
 
     def handle_endtag(self, tag):
         if tag == "script":
@@ -107,6 +126,12 @@ def _parse(html: str) -> _Page:
     return page
 
 
+def _data(page: _Page) -> dict:
+    """The JSON data block of a parsed report.html: members and evidence per cluster."""
+    (block,) = [s for s, t in zip(page.scripts, page.script_types, strict=True) if t]
+    return json.loads(block)
+
+
 @pytest.fixture
 def written(tmp_path: Path):
     result = hostile_result()
@@ -126,13 +151,26 @@ def test_html_has_every_cluster_and_document(written) -> None:
     singles = page.of("tr", "item")
     assert len(singles) == len(clusters) - len(multi) == 1
     text = " ".join(page.text)
-    for doc in result.documents:
-        assert doc.id in text
+    data = _data(page)["clusters"]
+    members = [[m["id"] for m in c["members"]] for c in data]
+    assert members == [["el/000", "en-excerpt", "en-full"], [HOSTILE_ID, "de,x"]]
+    single_ids = [c["members"][0]["id"] for c in clusters if c["size"] == 1]
+    assert all(doc_id in text for doc_id in single_ids)  # singleton rows are in the markup
+    assert sorted(sum(members, single_ids)) == sorted(d.id for d in result.documents)
+    assert [m["keep"] for m in data[0]["members"]] == [True, False, False]
     for label in ("documents in", "clusters", "singletons", "languages", "Keep policy"):
         assert label in text
     assert "corpus.jsonl:7" in text and "malformed JSON" in text  # skipped inputs, reasons
-    # the aligned pairs of the first link, side by side, with their scores
-    assert "Δεύτερη πρόταση." in text and "0.900" in text and "5.0" in text
+    # the first link's aligned pairs: sentence numbers and scores, texts on the members
+    link = data[0]["links"][0]
+    assert (link["left"], link["right"], link["score"]) == (0, 2, 0.75)
+    assert link["pairs"] == [[0, 0, 0.9, 5.0, 1.0], [1, 1, 0.9, 5.0, 1.0], [2, 2, 0.9, 5.0, 1.0]]
+    assert data[0]["members"][0]["text"] == {
+        "0": "Πρώτη πρόταση του άρθρου.",
+        "1": "Δεύτερη πρόταση.",
+        "2": "Τρίτη πρόταση.",
+    }
+    assert data[0]["members"][2]["text"]["1"] == SCRIPT
 
 
 def test_html_escapes_all_document_text(written) -> None:
@@ -140,14 +178,28 @@ def test_html_escapes_all_document_text(written) -> None:
     html = (out / "report.html").read_text(encoding="utf-8")
     page = _parse(html)
     text = " ".join(page.text)
-    for payload in (SCRIPT, IMG, HOSTILE_ID, f"<i>{MARK}</i>"):
+    for payload in (IMG, HOSTILE_ID, f"bad {SCRIPT}"):  # singleton, summary, skipped input
         assert payload in text  # shown as text...
     assert "&lt;script&gt;document.body" in html  # ...because escaped in the markup
     assert page.of("img") == [] and page.of("i") == []  # ...and no element was made
     assert not [t for t, _ in page.tags if MARK in t]
-    assert len(page.scripts) == 1 and MARK not in page.scripts[0]  # only the report's own
+    # the data block: every "<" escaped, so no text can end it; it reads back exact
+    data, script = page.scripts
+    assert page.script_types == ["application/json", None] and MARK not in script
+    assert "<" not in data and "\\u003cscript>" in data
+    members = {m["id"]: m for c in _data(page)["clusters"] for m in c["members"]}
+    assert members["en-full"]["title"] == f"<i>{MARK}</i>"
+    assert members["en-full"]["text"]["1"] == SCRIPT and HOSTILE_ID in members
     for _, attrs in page.tags:
         assert not [name for name in attrs if name.startswith("on")]
+
+
+def test_script_json_cannot_leave_its_script_element() -> None:
+    hostile = {"t": "</script><script>x()</script>", "c": "<!--<script>", "ok": "a<b"}
+    text = script_json(hostile)
+    assert "<" not in text and json.loads(text) == hostile
+    page = _parse(f'<script type="application/json">{text}</script><p>after</p>')
+    assert len(page.scripts) == 1 and page.text == ["after"]
 
 
 def test_html_is_self_contained_and_locked_down(written) -> None:
@@ -161,7 +213,7 @@ def test_html_is_self_contained_and_locked_down(written) -> None:
     (csp,) = [a["content"] for a in page.of("meta") if a.get("http-equiv")]
     script = (TEMPLATES / "report.js").read_text(encoding="utf-8")
     digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
-    assert page.scripts == [script]
+    assert page.scripts[1:] == [script]  # after the data block, which never runs
     assert f"script-src 'sha256-{digest}'" in csp and "default-src 'none'" in csp
 
 
@@ -184,11 +236,89 @@ def test_html_rendering_is_bounded() -> None:
     html = render_html(result, report, ViewLimits(html_clusters=1, html_singletons=0))
     page = _parse(html)
     assert [a["id"] for a in page.of("details", "cluster")] == ["c0001"]
+    assert len(_data(page)["clusters"]) == 1
     text = " ".join(page.text)
     assert "1 more clusters in clusters.json" in text
     assert "1 more singletons in assignments.csv" in text
-    pairs = render_html(result, report, ViewLimits(html_pairs=1))
-    assert "2 more aligned pairs in clusters.json" in pairs
+    links = _data(_parse(render_html(result, report, ViewLimits(html_pairs=1))))["clusters"]
+    shown = [(len(k["pairs"]), k["more_pairs"]) for k in links[0]["links"]]
+    assert shown == [(1, 2), (1, 0), (1, 0)]
+    few = _data(_parse(render_html(result, report, ViewLimits(html_links=1))))["clusters"]
+    assert [(len(c["links"]), c["more_links"]) for c in few] == [(1, 2), (1, 0)]
+
+
+def test_html_members_are_bounded_and_keep_the_links_shown() -> None:
+    result = mesh_result(12, 2)  # doc-000 is kept; links (000, 001), (000, 002), ...
+    report = _report(result)
+    (c,) = _data(_parse(render_html(result, report, ViewLimits(html_members=5, html_links=2))))[
+        "clusters"
+    ]
+    assert [m["id"] for m in c["members"]] == [f"doc-{d:03d}" for d in range(5)]
+    assert c["more_members"] == 7 and [k["right"] for k in c["links"]] == [1, 2]
+    (c,) = _data(_parse(render_html(result, report, ViewLimits(html_members=2, html_links=2))))[
+        "clusters"
+    ]
+    # a link to a member not listed is left out, and counted
+    assert [m["id"] for m in c["members"]] == ["doc-000", "doc-001"]
+    assert len(c["links"]) == 1 and c["more_links"] == 65
+
+
+def test_html_data_has_a_budget_for_the_whole_file() -> None:
+    result = make_result()
+    report = _report(result)
+    first, second = _data(_parse(render_html(result, report)))["clusters"]
+    budget = len(script_json(first).encode("utf-8")) + len(script_json(second).encode()) - 1
+    data = _data(_parse(render_html(result, report, ViewLimits(html_data_bytes=budget))))
+    assert data["clusters"] == [first, None]  # the cluster past the budget: listed, no data
+
+
+def mesh_result(n_docs: int, n_sentences: int) -> RunResult:
+    """One story in ``n_docs`` versions, every pair linked, every sentence aligned: the
+    most evidence per document a report can get (a link per pair, a pair per sentence)."""
+    result = make_result()
+    segmented = []
+    for d in range(n_docs):
+        sentences = tuple(
+            f"Document {d:03d} says sentence {s:03d} of the story in its own words."
+            for s in range(n_sentences)
+        )
+        doc = Document(id=f"doc-{d:03d}", text=" ".join(sentences), origin=f"c.jsonl:{d + 1}")
+        segmented.append(SegmentedDocument(doc, LanguageGuess("en", 0.99, "LATIN"), sentences))
+    aligned = tuple(AlignedPair(s, s, 0.9, 5.0, 1 / n_sentences) for s in range(n_sentences))
+    labels = np.zeros(n_docs, dtype=np.int64)
+    usable = np.ones(n_docs * n_sentences, dtype=bool)
+    result.segmented = segmented
+    result.documents = [seg.doc for seg in segmented]
+    result.skipped = []
+    result.labels = labels
+    result.usable = usable
+    result.primary_of = np.arange(n_docs)
+    result.representatives = choose_representatives(labels, segmented, usable)
+    result.evidence = [
+        PairEvidence(i, j, 0.9, aligned, n_sentences)
+        for i in range(n_docs)
+        for j in range(i + 1, n_docs)
+    ]
+    return result
+
+
+def test_html_size_is_linear_in_the_documents_not_the_evidence() -> None:
+    """Each sentence text is in report.html once, however many links align it; what a
+    link adds is five numbers a pair. Measured at 48 documents: 86 KB; the tables
+    written out before, every pair with both texts, took 244 KB (each sentence of
+    doc-000 forty times)."""
+    limits = ViewLimits(excerpt=20)
+    sizes = {}
+    for n_docs in (12, 24, 48):  # 66, 276 and 1,128 links; 40 of them shown in each
+        result = mesh_result(n_docs, 16)
+        html = render_html(result, _report(result), limits)
+        counts = [html.count(s) for seg in result.segmented for s in seg.sentences]
+        assert max(counts) == 1 and counts[:16] == [1] * 16  # doc-000: in all 40 links shown
+        sizes[n_docs] = len(html.encode("utf-8"))
+    text_bytes = len(" ".join(mesh_result(1, 16).segmented[0].sentences))
+    per_doc = (sizes[48] - sizes[24]) / 24
+    assert per_doc < 1.5 * text_bytes, (per_doc, text_bytes)
+    assert sizes[48] < 48 * 2 * text_bytes + 60_000, sizes
 
 
 # --- Markdown ------------------------------------------------------------------------------
@@ -410,7 +540,9 @@ def test_hostile_text_never_runs_in_a_browser(written, tmp_path: Path) -> None:
         assert MARK not in "".join(t for t, _ in page.tags)  # no payload element made
         assert not page.of("img") and not page.of("i")
         assert "<title>dedup report" in dom and MARK not in dom.split("</title>")[0]
-        assert "&lt;script&gt;document.body.appendChild" in dom  # shown, escaped
+        # shown, escaped: a sentence of the first cluster's first link, a member's title
+        assert "&lt;script&gt;document.body.appendChild" in dom
+        assert f"&lt;i&gt;{MARK}&lt;/i&gt;" in dom and SCRIPT in " ".join(page.text)
         assert page.of("html")[0].get("data-ready") == "1"  # the report's own script ran
         assert console == [], console  # no error, no CSP violation, nothing blocked
     screenshot(tmp_path, html, "hostile.png")
@@ -437,6 +569,47 @@ def test_filter_box_filters_clusters_in_a_browser(tmp_path: Path) -> None:
         assert console == []
 
 
+def test_opening_a_cluster_shows_its_evidence_in_a_browser(tmp_path: Path) -> None:
+    write_report(make_result(), tmp_path)
+    html = tmp_path / "report.html"
+    # as opened: the first cluster is open and built, with its first link's pairs
+    page, _, console = browse(tmp_path, html)
+    assert console == []
+    text = " ".join(page.text)
+    assert len(page.of("table", "members")) == 1 and len(page.of("table", "pairs")) == 1
+    assert "Δεύτερη πρόταση." in text and "Second sentence." in text and "2↔2" in text
+    assert "Zweiter." not in text  # c0002 is closed: not built yet
+    # report.html#c0002 opens c0002: its members, and its one link's pairs with scores
+    page, dom, console = browse(tmp_path, html, "#c0002")
+    assert console == []
+    (c2,) = [a for a in page.of("details", "cluster") if a["id"] == "c0002"]
+    assert "open" in c2 and len(page.of("table", "pairs")) == 2
+    text = " ".join(page.text)
+    assert "Второе." in text and "Zweiter." in text
+    row = re.search(r"<tr><td class=\"idx\">2↔2</td>(.*?)</tr>", dom.split('id="c0002"')[1])
+    assert row is not None
+    assert re.findall(r">([^<>]+)</td>", row.group(1)) == [
+        "Второе.",
+        "Zweiter.",
+        "0.900",
+        "5.0",
+        "1.00",
+    ]
+    assert "ru" in text and "de" in text and "score 0.660 · coverage 1.00" in text
+    # a cluster past the file's data budget says where its details are; a link, its
+    # pairs past html_pairs
+    result = make_result()
+    report = _report(result)
+    first = _data(_parse(render_html(result, report, ViewLimits(html_pairs=1))))["clusters"][0]
+    limits = ViewLimits(html_data_bytes=len(script_json(first).encode("utf-8")), html_pairs=1)
+    html.write_text(render_html(result, report, limits), encoding="utf-8")
+    page, _, console = browse(tmp_path, html, "#c0002")
+    assert console == [] and len(page.of("table", "members")) == 1
+    text = " ".join(page.text)
+    assert "Members and evidence of this cluster are in clusters.json" in text
+    assert "2 more aligned pairs in clusters.json." in text
+
+
 def test_pages_of_many_clusters_in_a_browser(tmp_path: Path) -> None:
     result = make_result()
     report = _report(result)
@@ -444,6 +617,9 @@ def test_pages_of_many_clusters_in_a_browser(tmp_path: Path) -> None:
     many = [dict(c, id=f"c{k:04d}") for k, c in enumerate(report["clusters"][:2] * 60)]
     html = tmp_path / "many.html"
     html.write_text(render_html(result, {**report, "clusters": many}), encoding="utf-8")
+    # paged in the markup already, so the first layout is of one page only
+    marked = _parse(html.read_text("utf-8")).of("details", "cluster")
+    assert ["hidden" not in a for a in marked] == [True] * 50 + [False] * 70
     page, dom, console = browse(tmp_path, html)
     assert console == []
     shown = [a for a in page.of("details", "cluster") if a.get("hidden") is None]
