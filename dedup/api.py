@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dedup.cache import run_folder_lock
 from dedup.encoding import cache_root, lazy_encoder
 from dedup.engines import Engine, LocalEngine
 from dedup.records import Document, EvidenceTable, PairEvidence, SegmentedDocument, SkippedInput
@@ -387,7 +388,10 @@ def run(
         scratch_root = cache_root(config.cache_dir) / "runs"
         scratch_root.mkdir(parents=True, exist_ok=True)
         # the run's sentence vectors live in a float16 file, not in memory (see VectorFile)
-        with tempfile.TemporaryDirectory(prefix="run-", dir=scratch_root) as scratch:
+        with (
+            tempfile.TemporaryDirectory(prefix="run-", dir=scratch_root) as scratch,
+            run_folder_lock(Path(scratch)),  # a live run's folder: dedup cache prune keeps it
+        ):
             with _timed(stats, "embed", "sentences") as stage:
                 cache = EmbeddingCache(
                     cache_root(config.cache_dir) / "embeddings", encoder.fingerprint, encoder.dim

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from dedup.cli_cache import cache_group
 from dedup.cli_eval import eval_command
 from dedup.cli_options import corpus_options
 from dedup.encoding.cli import models_group
@@ -32,6 +33,7 @@ Examples:
   dedup models build          # convert the default model ahead of time
   dedup eval out/assignments.csv --truth truth.tsv
   dedup eval corpus.jsonl --truth truth.tsv --sweep
+  dedup cache prune --max-size 5G   # keep the cache under 5 GB
 """
 
 
@@ -52,6 +54,7 @@ def main() -> None:
 
 main.add_command(models_group)
 main.add_command(eval_command)
+main.add_command(cache_group)
 
 
 @main.command("run")

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dedup import PipelineConfig, run, write_report
+from dedup.cache import prune
 from dedup.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -294,6 +295,10 @@ def test_kill_during_embedding_then_resume_gives_the_same_result(
     assert not (tmp_path / "killed" / "assignments.csv").exists()
     cached_before = 16 * len(list(shards.rglob("*.keys.npy")))
     assert cached_before >= 32
+    # the killed run's scratch folder is left behind, unlocked: prune sweeps it
+    (left_behind,) = (cache / "runs").glob("run-*")
+    assert [path for path, _ in prune(cache).removed] == [left_behind]
+    assert not left_behind.exists() and len(list(shards.rglob("*.keys.npy"))) * 16 == cached_before
 
     resumed = run(corpus, PipelineConfig(cache_dir=cache))
     write_report(resumed, tmp_path / "resumed")

@@ -15,6 +15,7 @@ the next run resumes from them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
@@ -60,6 +61,8 @@ class EmbeddingCache:
         self.dim = dim
         self._index: dict[bytes, tuple[int, int]] = {}
         self._shards: list[np.ndarray] = []
+        self._paths: list[Path] = []  # each shard's vectors file
+        self._used: set[int] = set()  # shards that served a lookup (see mark_used)
         for keys_path in sorted(self.folder.glob("*.keys.npy")):
             vecs_path = keys_path.with_name(keys_path.name.replace(".keys.", ".vecs."))
             try:
@@ -71,6 +74,7 @@ class EmbeddingCache:
                 continue
             shard = len(self._shards)
             self._shards.append(vecs)
+            self._paths.append(vecs_path)
             for row, key in enumerate(keys):
                 self._index[key.tobytes()] = (shard, row)
 
@@ -87,7 +91,17 @@ class EmbeddingCache:
         if where is None:
             return None
         shard, row = where
+        self._used.add(shard)
         return np.asarray(self._shards[shard][row], dtype=np.float32)
+
+    def mark_used(self) -> None:
+        """Touch the shards that served lookups: ``dedup cache prune`` drops the least
+        recently used shards first, so the vectors of corpora still being run stay."""
+        for shard in sorted(self._used):
+            # a read-only cache, or a shard pruned meanwhile: nothing to keep
+            with contextlib.suppress(OSError):
+                os.utime(self._paths[shard])
+        self._used.clear()
 
     def add(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
         """Write one shard atomically and index it."""
@@ -106,6 +120,7 @@ class EmbeddingCache:
             os.replace(tmp, self.folder / f"{name}{suffix}")
         shard = len(self._shards)
         self._shards.append(vecs)
+        self._paths.append(self.folder / f"{name}.vecs.npy")
         for row, key in enumerate(keys):
             self._index[key] = (shard, row)
 
@@ -317,6 +332,8 @@ def embed_sentences(
             missing.append(text)
         else:
             out[rows] = vec
+    if cache is not None:
+        cache.mark_used()
     # one chunk per shard, whatever the engine: the same texts share an encoder call
     shard_rows = SHARD_ROWS
     chunks = engine.imap_chunks(
