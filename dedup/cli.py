@@ -18,14 +18,17 @@ from typing import Any
 import click
 
 from dedup.cli_eval import eval_command
-from dedup.cli_options import corpus_options
+from dedup.cli_options import corpus_options, default
 from dedup.encoding.cli import models_group
+from dedup.stages.cluster import ClusterConfig
+from dedup.stages.corpus_out import FORMATS, corpus_format
 
 _EPILOG = """\b
 Examples:
   dedup run seeds/ --out report/
   dedup run corpus.jsonl --out out/ --text-field body --id-field url
   dedup run archive.parquet --out out/ --model /path/to/sentence-transformers-folder
+  dedup run corpus.jsonl --out out/ --kept kept.jsonl.gz --dropped dropped.parquet
   dedup run corpus.jsonl --out out/ --engine ray --ray-address HEAD:6379
   dedup models build          # convert the default model ahead of time
   dedup eval out/assignments.csv --truth truth.tsv
@@ -62,10 +65,29 @@ main.add_command(eval_command)
     help="Folder for report.html, report.md, assignments.csv, clusters.json, skipped.csv and "
     "run.json (made if missing).",
 )
+@click.option(
+    "--kept",
+    "kept_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=lambda _ctx, _param, value: _corpus_path(value),
+    help="Also write the deduplicated corpus here: one record per cluster (the copy the keep "
+    "policy keeps), every input field preserved; JSONL, JSONL.gz or Parquet by the extension "
+    f"({', '.join(FORMATS)}).",
+)
+@click.option(
+    "--dropped",
+    "dropped_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=lambda _ctx, _param, value: _corpus_path(value),
+    help="Also write every other record here, each with duplicate_of (the id of the record "
+    "kept in its place); formats as --kept.",
+)
 @corpus_options()
 @click.option(
     "--threshold",
-    default=0.45,
+    default=default(ClusterConfig, "threshold"),
     show_default=True,
     type=click.FloatRange(0, 1, min_open=True),
     help="Least share of the shorter article's sentences that must align in order with "
@@ -106,6 +128,8 @@ main.add_command(eval_command)
 def run_command(
     input_path: Path,
     out_dir: Path,
+    kept_path: Path | None,
+    dropped_path: Path | None,
     model: str | None,
     cache_dir: Path | None,
     id_field: str,
@@ -147,9 +171,13 @@ def run_command(
     log = None if quiet else (lambda message: click.echo(message, err=True))
     try:
         _check_writable(out_dir)
+        for path in (kept_path, dropped_path):
+            if path is not None:
+                _check_writable(path.parent)
         with _engine(engine, ray_address, progress=not quiet) as chosen:
             result = run(input_path, config, progress=not quiet, engine=chosen, log=log)
         write_report(result, out_dir)
+        _write_corpus(result, kept_path, dropped_path)
     except (InputError, ModelUnavailableError, EngineUnavailableError, _OutputError) as err:
         if debug:
             raise
@@ -178,6 +206,29 @@ def _engine(name: str, address: str | None, *, progress: bool) -> Iterator[Any]:
 
 class _OutputError(Exception):
     """--out cannot be created or written."""
+
+
+def _write_corpus(result: Any, kept_path: Path | None, dropped_path: Path | None) -> None:
+    """--kept and --dropped; a corpus that cannot be written so is an _OutputError."""
+    from dedup.stages.corpus_out import write_dropped, write_kept
+
+    try:
+        if kept_path is not None:
+            write_kept(result, kept_path)
+        if dropped_path is not None:
+            write_dropped(result, dropped_path)
+    except ValueError as err:  # a field named duplicate_of, a type Parquet cannot hold
+        raise _OutputError(str(err)) from err
+
+
+def _corpus_path(value: Path | None) -> Path | None:
+    """A --kept/--dropped path whose extension names a format, checked before the run."""
+    if value is not None:
+        try:
+            corpus_format(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from err
+    return value
 
 
 def _check_writable(out_dir: Path) -> None:
