@@ -241,8 +241,8 @@ class RunResult:
 
         try:
             return assignment_table(self).to_pandas()
-        except ModuleNotFoundError as err:
-            raise ModuleNotFoundError(
+        except ImportError as err:
+            raise ImportError(
                 f"RunResult.to_pandas needs pandas ({err}); pip install 'dedup[pandas]'"
             ) from err
 
