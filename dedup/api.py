@@ -331,7 +331,7 @@ def _timed(stats: dict[str, StageStats], name: str, unit: str) -> Iterator[Stage
 
 
 def run(
-    documents: str | os.PathLike[str] | Iterable[Mapping[str, Any] | tuple[Any, str]] | Any,
+    documents: str | os.PathLike[str] | Iterable[Mapping[str, Any] | Sequence[Any]] | pd.DataFrame,
     config: PipelineConfig | None = None,
     *,
     progress: bool = False,

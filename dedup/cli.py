@@ -21,7 +21,7 @@ from dedup.cli_eval import eval_command
 from dedup.cli_options import corpus_options, default
 from dedup.encoding.cli import models_group
 from dedup.stages.cluster import ClusterConfig
-from dedup.stages.corpus_out import FORMATS, corpus_format
+from dedup.stages.corpus_out import FORMATS, corpus_format, write_dropped, write_kept
 
 _EPILOG = """\b
 Examples:
@@ -206,7 +206,7 @@ def _engine(name: str, address: str | None, *, progress: bool) -> Iterator[Any]:
 
 
 class _OutputError(Exception):
-    """--out cannot be created or written."""
+    """--out cannot be created or written, or a --kept/--dropped corpus not in its format."""
 
 
 def _write_corpus(result: Any, kept_path: Path | None, dropped_path: Path | None) -> list[str]:
@@ -215,8 +215,6 @@ def _write_corpus(result: Any, kept_path: Path | None, dropped_path: Path | None
     Raises:
         _OutputError: a corpus that cannot be written in its format.
     """
-    from dedup.stages.corpus_out import write_dropped, write_kept
-
     lines = []
     try:
         if kept_path is not None:
