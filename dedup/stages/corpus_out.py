@@ -12,8 +12,9 @@ next tool in a pipeline reads the deduplicated corpus instead of joining
 
 Each record has every field of the input record: the id and text under the
 input's own names (``config.ingest.id_field``/``text_field``), ``title``,
-``url``, ``date``, ``lang`` where the record had them, and every other field
-as it was read. The text is the text the run read: normalised (NFC, line
+``url``, ``date``, ``lang`` where the record had them (as text: ingest reads
+them as strings, so a date given as a number comes back as its digits), and
+every other field as it was read. The text is the text the run read: normalised (NFC, line
 breaks as LF, control characters removed; see :mod:`dedup.stages.ingest`).
 Records come in the order of ``result.documents``: id order.
 

@@ -95,11 +95,13 @@ def _aligned(n: int) -> tuple[AlignedPair, ...]:
 def make_result() -> RunResult:
     segmented = []
     for doc_id, lang, script, sentences in DOCS:
+        fields = FIELDS.get(doc_id, {})
         doc = Document(
             id=doc_id,
             text=" ".join(sentences),
             origin=f"corpus.jsonl:{len(segmented) + 1}",
-            **FIELDS.get(doc_id, {}),
+            # a dict of its own: a test may add a field without changing FIELDS
+            **{**fields, "extra": dict(fields.get("extra", {}))},
         )
         segmented.append(
             SegmentedDocument(doc, LanguageGuess(lang, 0.99, script), tuple(sentences))
