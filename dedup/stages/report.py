@@ -82,7 +82,9 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
 
 
 def _umask() -> int:
-    """The process's umask (reading it means setting it, so it is set back at once)."""
+    """The process's umask. Reading it means setting it, so it is set back at once;
+    meanwhile it is ``077``, so a file another thread makes in that instant is at
+    worst private, never more open than asked."""
     mask = os.umask(0o077)
     os.umask(mask)
     return mask
@@ -307,13 +309,13 @@ def _assignment_rows(result: RunResult) -> list[list[object]]:
     return rows
 
 
-def assignment_table(result: RunResult, rows: list[list[object]] | None = None) -> pa.Table:
-    """The assignments as an Arrow table (what ``assignments.parquet`` holds and
-    :meth:`dedup.api.RunResult.to_pandas` converts): typed columns, null for a
-    field a record does not have."""
+def assignment_table(result: RunResult) -> pa.Table:
+    """The assignments as an Arrow table, the one source of ``assignments.csv``,
+    ``assignments.parquet`` and :meth:`dedup.api.RunResult.to_pandas`: typed
+    columns, null for a field a record does not have."""
     import pyarrow as pa
 
-    rows = _assignment_rows(result) if rows is None else rows
+    rows = _assignment_rows(result)
     schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in ASSIGNMENT_COLUMNS])
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in ASSIGNMENT_COLUMNS]
     return pa.Table.from_arrays(
@@ -322,16 +324,16 @@ def assignment_table(result: RunResult, rows: list[list[object]] | None = None) 
     )
 
 
-def _assignments_csv(rows: list[list[object]]) -> str:
-    """The CSV spelling: ``true``/``false``, an empty cell for a missing field."""
+def _assignments_csv(table: pa.Table) -> str:
+    """The CSV spelling of the table: ``true``/``false``, an empty cell for a missing field."""
 
     def cell(value: object) -> object:
         if isinstance(value, bool):
             return "true" if value else "false"
         return "" if value is None else value
 
-    header = [name for name, _ in ASSIGNMENT_COLUMNS]
-    return _csv([header, *([cell(v) for v in row] for row in rows)])
+    rows = zip(*(column.to_pylist() for column in table.columns), strict=True)
+    return _csv([table.column_names, *([cell(v) for v in row] for row in rows)])
 
 
 def write_report(result: RunResult, out_dir: Path) -> list[Path]:
@@ -340,15 +342,13 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = _assignment_rows(result)
+    assignments = assignment_table(result)
     skipped_rows: list[list[object]] = [["origin", "doc_id", "reason"]]
     skipped_rows += [[s.origin, s.doc_id or "", s.reason] for s in result.skipped]
     clusters = {"summary": summary(result), "clusters": _clusters(result)}
     files: dict[str, Callable[[IO[bytes]], object]] = {
-        "assignments.csv": _utf8(_assignments_csv(rows)),
-        "assignments.parquet": lambda handle: pq.write_table(
-            assignment_table(result, rows), handle
-        ),
+        "assignments.csv": _utf8(_assignments_csv(assignments)),
+        "assignments.parquet": lambda handle: pq.write_table(assignments, handle),
         "clusters.json": _utf8(json.dumps(clusters, ensure_ascii=False, indent=1) + "\n"),
         "skipped.csv": _utf8(_csv(skipped_rows)),
         "run.json": _utf8(json.dumps(_run_info(result), ensure_ascii=False, indent=1) + "\n"),
