@@ -219,10 +219,10 @@ def _write_corpus(result: Any, kept_path: Path | None, dropped_path: Path | None
     try:
         if kept_path is not None:
             count = write_kept(result, kept_path)
-            lines.append(f"kept              {count} records (one per cluster) in {kept_path}")
+            lines.append(f"kept              {count} (one record per cluster) in {kept_path}")
         if dropped_path is not None:
             count = write_dropped(result, dropped_path)
-            lines.append(f"dropped           {count} records (with duplicate_of) in {dropped_path}")
+            lines.append(f"dropped           {count} (each with duplicate_of) in {dropped_path}")
     except ValueError as err:  # a field named duplicate_of, a type Parquet cannot hold
         raise _OutputError(str(err)) from err
     return lines

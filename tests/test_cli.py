@@ -132,8 +132,8 @@ def test_kept_and_dropped_are_written(monkeypatch, tmp_path: Path, kept: str, dr
     args = ["--kept", str(kept_path), "--dropped", str(dropped_path)]
     result = CliRunner().invoke(main, ["run", str(tmp_path), "--out", str(tmp_path / "o"), *args])
     assert result.exit_code == 0, result.output
-    assert f"kept              3 records (one per cluster) in {kept_path}" in result.stdout
-    assert f"dropped           3 records (with duplicate_of) in {dropped_path}" in result.stdout
+    assert f"kept              3 (one record per cluster) in {kept_path}" in result.stdout
+    assert f"dropped           3 (each with duplicate_of) in {dropped_path}" in result.stdout
     rows = list(csv.DictReader((tmp_path / "o" / "assignments.csv").open(encoding="utf-8")))
     keep = {r["doc_id"] for r in rows if r["representative"] == "true"}
     assert {r["id"] for r in read_corpus(kept_path)} == keep
