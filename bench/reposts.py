@@ -11,7 +11,7 @@ wall time and sentences encoded, the time ratio beside the ratio of
 documents, how many reposts the copy pass found, and how many ended in
 their original's cluster.
 
-    python bench/reposts.py [CORPUS] [--reposts 9] [--cache DIR]
+    python bench/reposts.py [CORPUS] [--reposts 9] [--cache-dir DIR]
 
 The copy pass (``dedup/stages/copies.py``: exact text, then MinHash LSH over
 character shingles, each hit confirmed by exact Jaccard) runs before language
@@ -81,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--reposts", type=int, default=9, help="edited copies per document")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--cache", type=Path, help="cache with the built model")
+    parser.add_argument(
+        "--cache-dir", "--cache", dest="cache", type=Path, help="cache with the built model"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="dedup-reposts-") as scratch:
         reposted = Path(scratch) / "with-reposts.jsonl"

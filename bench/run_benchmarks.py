@@ -10,7 +10,7 @@ Usage::
 Each set is run with the same settings, written to ``--out/<set>/``, and
 scored by the independent reference scorer (``bench/score_reference.py``:
 pairwise and B-cubed precision, recall, F1). Sentence vectors are cached
-(``--cache`` or ``$DEDUP_CACHE``), so only the first run pays for encoding;
+(``--cache-dir`` or ``$DEDUP_CACHE``), so only the first run pays for encoding;
 ``embed`` time and sentences/s in the table are for that run's cache state.
 """
 
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         "sets", nargs="*", metavar="SET", help=f"any of {', '.join(SETS)} (default: all)"
     )
     parser.add_argument("--out", type=Path, default=Path("bench-out"), help="report folders")
-    parser.add_argument("--cache", type=Path, default=None, help="dedup cache folder")
+    parser.add_argument(
+        "--cache-dir", "--cache", dest="cache", type=Path, default=None, help="dedup cache folder"
+    )
     parser.add_argument("--model", default=None, help="model name or path")
     parser.add_argument("--threshold", type=float, default=None, help="cluster threshold")
     args = parser.parse_args(argv)

@@ -4,10 +4,10 @@
 Runs ``dedup.run`` twice in fresh processes (so imports and model loading
 count, as they do for a user): first with an empty sentence-vector cache
 (cold: every sentence is encoded), then again on the same input (warm: every
-vector is a cache hit). The built model is shared with ``--cache`` (default
+vector is a cache hit). The built model is shared with ``--cache-dir`` (default
 ``$DEDUP_CACHE`` or ``~/.cache/dedup``), only the vectors start empty.
 
-    python bench/warm_cold.py [CORPUS] [--cache DIR]
+    python bench/warm_cold.py [CORPUS] [--cache-dir DIR]
 
 Prints the wall time of each process, the warm/cold ratio, and the cold run's
 time per stage with the share of everything but encoding relative to
@@ -56,7 +56,7 @@ def timed_run(corpus: Path, cache: Path) -> tuple[float, dict]:
     """Wall time of :func:`child` on ``corpus`` in a fresh process, and its report."""
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(corpus), "--cache", str(cache)],
+        [sys.executable, __file__, "--child", str(corpus), "--cache-dir", str(cache)],
         capture_output=True,
         text=True,
         check=True,
@@ -95,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("corpus", nargs="?", type=Path, default=DEFAULT_CORPUS)
-    parser.add_argument("--cache", type=Path, help="cache with the built model")
+    parser.add_argument(
+        "--cache-dir", "--cache", dest="cache", type=Path, help="cache with the built model"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

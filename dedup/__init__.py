@@ -6,10 +6,32 @@ The public API is small::
     result = run("corpus.jsonl", PipelineConfig())
     write_report(result, "out/")
 
-See :mod:`dedup.api` for the stages and :mod:`dedup.stages.report` for the files.
+``run`` also takes documents in memory: a list of dicts (``id``, ``text``,
+any other fields), ``(id, text)`` pairs, a pandas DataFrame or a Hugging Face
+``datasets.Dataset``::
+
+    result = run([("a", "First article."), ("b", "Another one.")])
+    result.clusters()          # typed Cluster records, largest first
+    result.kept_ids()          # the id each cluster keeps
+    result.cluster_of("a")     # a cluster number, in O(1)
+    result.to_pandas()         # the assignments as a DataFrame
+    write_kept(result, "kept.jsonl.gz")      # the deduplicated corpus, every field kept
+    write_dropped(result, "dropped.parquet") # the others, each with duplicate_of
+
+See :mod:`dedup.api` for the stages, :mod:`dedup.stages.report` for the
+report files and :mod:`dedup.stages.corpus_out` for the corpus files.
 """
 
-from dedup.api import PipelineConfig, RunResult, run
+from dedup.api import Cluster, PipelineConfig, RunResult, run
+from dedup.stages.corpus_out import write_dropped, write_kept
 from dedup.stages.report import write_report
 
-__all__ = ["PipelineConfig", "RunResult", "run", "write_report"]
+__all__ = [
+    "Cluster",
+    "PipelineConfig",
+    "RunResult",
+    "run",
+    "write_dropped",
+    "write_kept",
+    "write_report",
+]

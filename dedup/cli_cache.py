@@ -24,9 +24,7 @@ def _human(size: int) -> str:
 
 
 @click.group("cache", invoke_without_command=True)
-@click.option(
-    "--cache", "cache_dir", type=click.Path(path_type=Path), default=None, help=_CACHE_HELP
-)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help=_CACHE_HELP)
 @click.pass_context
 def cache_group(ctx: click.Context, cache_dir: Path | None) -> None:
     """Show what the cache holds, part by part (see `dedup cache prune`)."""
@@ -50,9 +48,7 @@ def cache_group(ctx: click.Context, cache_dir: Path | None) -> None:
     "killed runs are removed. Built models are never removed.",
 )
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
-@click.option(
-    "--cache", "cache_dir", type=click.Path(path_type=Path), default=None, help=_CACHE_HELP
-)
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help=_CACHE_HELP)
 @click.pass_context
 def prune_command(
     ctx: click.Context, max_size: str | None, dry_run: bool, cache_dir: Path | None
@@ -65,7 +61,7 @@ def prune_command(
     per-document cache as a whole.
     """
     if cache_dir is None and ctx.parent is not None:
-        cache_dir = ctx.parent.params.get("cache_dir")  # `dedup cache --cache X prune`
+        cache_dir = ctx.parent.params.get("cache_dir")  # `dedup cache --cache-dir X prune`
     try:
         limit = parse_size(max_size) if max_size is not None else None
     except ValueError as err:

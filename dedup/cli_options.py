@@ -1,18 +1,62 @@
-"""Command-line options shared by the commands that read a corpus (``run``, ``eval --sweep``)."""
+"""Command-line options shared by the commands that read a corpus (``run``, ``eval --sweep``).
+
+Every default shown here is read from the dataclass that defines it
+(:class:`~dedup.api.PipelineConfig`, :class:`~dedup.stages.ingest.IngestConfig`,
+:class:`~dedup.stages.cluster.ClusterConfig`), never typed again, so
+``--help`` and the API documentation cannot disagree
+(``tests/test_cli.py::test_cli_defaults_are_the_dataclass_defaults``).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
+from dedup.api import PipelineConfig
+from dedup.encoding import DEFAULT_MODEL
+from dedup.stages.ingest import IngestConfig
+
 Command = TypeVar("Command", bound=Callable[..., object])
+
+#: where the cache is when no --cache-dir is given (see dedup.encoding.cache_root)
+CACHE_DEFAULT = "$DEDUP_CACHE, else $XDG_CACHE_HOME/dedup, else ~/.cache/dedup"
+
+
+def default(config: type, name: str) -> Any:
+    """The default of field ``name`` of the dataclass ``config``."""
+    for item in dataclasses.fields(config):
+        if item.name == name:
+            if item.default is dataclasses.MISSING:
+                raise ValueError(f"{config.__name__}.{name} has no plain default")
+            return item.default
+    raise ValueError(f"{config.__name__} has no field {name!r}")
+
+
+def _cache_alias(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    """The deprecated ``--cache``: remembered for ``--cache-dir``, with a warning."""
+    if value is not None:
+        click.echo("Warning: --cache is deprecated; use --cache-dir.", err=True)
+        ctx.meta["dedup.cache_alias"] = value
+
+
+def _cache_dir(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    # click handles options given on the command line first, in their order, and
+    # the missing ones after: a given --cache has been seen when --cache-dir is missing
+    alias = ctx.meta.get("dedup.cache_alias")
+    if value is not None and alias is not None and value != alias:
+        raise click.UsageError("--cache (deprecated) and --cache-dir name different folders")
+    return value if value is not None else alias
 
 
 def corpus_options(when: str = "") -> Callable[[Command], Command]:
-    """``--model``, ``--cache``, ``--id-field``, ``--text-field`` and ``--batch-size``.
+    """``--model``, ``--cache-dir``, ``--id-field``, ``--text-field`` and ``--batch-size``.
+
+    ``--cache`` is kept as a hidden, deprecated spelling of ``--cache-dir``
+    (the name ``dedup models`` and ``PipelineConfig.cache_dir`` use).
 
     Args:
         when: put before each help text (e.g. ``"With --sweep: "``), for a
@@ -21,35 +65,44 @@ def corpus_options(when: str = "") -> Callable[[Command], Command]:
     options = [
         click.option(
             "--model",
-            default=None,
+            default=default(PipelineConfig, "model"),
             metavar="NAME_OR_PATH",
             help=when + "Model profile name (see `dedup models`), sentence-transformers "
-            "folder, or a Hugging Face id already in the local cache. "
-            "[default: multilingual-e5-small]",
+            f"folder, or a Hugging Face id already in the local cache. [default: {DEFAULT_MODEL}]",
+        ),
+        click.option(
+            "--cache-dir",
+            "cache_dir",
+            default=default(PipelineConfig, "cache_dir"),
+            type=click.Path(file_okay=False, path_type=Path),
+            callback=_cache_dir,
+            help=when + "Cache for built models, sentence vectors and links; a re-run encodes "
+            f"only new sentences. [default: {CACHE_DEFAULT}]",
         ),
         click.option(
             "--cache",
-            "cache_dir",
             default=None,
             type=click.Path(file_okay=False, path_type=Path),
-            help=when + "Cache for built models and sentence vectors; a re-run encodes only "
-            "new sentences. [default: $DEDUP_CACHE or ~/.cache/dedup]",
+            expose_value=False,
+            hidden=True,
+            callback=_cache_alias,
+            help="Deprecated: --cache-dir.",
         ),
         click.option(
             "--id-field",
-            default="id",
+            default=default(IngestConfig, "id_field"),
             show_default=True,
             help=when + "Id field of JSONL/CSV/Parquet.",
         ),
         click.option(
             "--text-field",
-            default="text",
+            default=default(IngestConfig, "text_field"),
             show_default=True,
             help=when + "Text field of JSONL/CSV/Parquet.",
         ),
         click.option(
             "--batch-size",
-            default=32,
+            default=default(PipelineConfig, "batch_size"),
             show_default=True,
             type=click.IntRange(1),
             help=when + "Texts per encoder pass with the torch backend (the ONNX backends "

@@ -58,7 +58,7 @@ def test_synthetic_corpus_has_the_planted_structure(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_warm_cold_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
-    out = _bench("bench/warm_cold.py", "seeds", "--cache", str(dedup_cache))
+    out = _bench("bench/warm_cold.py", "seeds", "--cache-dir", str(dedup_cache))
     assert "cold run:" in out and "warm run:" in out
     assert "faster than the cold run" in out and "% of encoding" in out
     assert "% of embed" in out and "the whole process but embed" in out
@@ -89,7 +89,7 @@ def test_reposts_are_light_edits_of_their_original() -> None:
 
 @pytest.mark.slow
 def test_reposts_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
-    out = _bench("bench/reposts.py", "seeds", "--reposts", "2", "--cache", str(dedup_cache))
+    out = _bench("bench/reposts.py", "seeds", "--reposts", "2", "--cache-dir", str(dedup_cache))
     assert "without reposts:" in out and "with 2 reposts each:" in out
     assert "the documents cost" in out
     # every repost of the five seed articles is found and joins its original

@@ -99,10 +99,12 @@ def test_models_are_never_pruned_and_a_dry_run_removes_nothing(tmp_path: Path) -
 def test_cli_shows_and_prunes(tmp_path: Path) -> None:
     _cache(tmp_path)
     runner = CliRunner()
-    shown = runner.invoke(main, ["cache", "--cache", str(tmp_path)])
+    shown = runner.invoke(main, ["cache", "--cache-dir", str(tmp_path)])
     assert shown.exit_code == 0, shown.output
     assert "embeddings" in shown.output and "total" in shown.output
-    pruned = runner.invoke(main, ["cache", "prune", "--cache", str(tmp_path), "--max-size", "1K"])
+    pruned = runner.invoke(
+        main, ["cache", "prune", "--cache-dir", str(tmp_path), "--max-size", "1K"]
+    )
     assert pruned.exit_code == 0, pruned.output
     assert "removed links: 2" in pruned.output and "cannot get under 1K" in pruned.output
     bad = runner.invoke(main, ["cache", "prune", "--max-size", "lots"])

@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from dedup.api import PipelineConfig
 from dedup.cli import main
-from dedup.stages.ingest import InputError
+from dedup.encoding import DEFAULT_MODEL
+from dedup.stages.cluster import ClusterConfig
+from dedup.stages.ingest import IngestConfig, InputError
 from tests.html_pages import ENGLISH, GREEK, OTHERS, news_page
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,17 +42,138 @@ def test_run_help_explains_every_option() -> None:
         "INPUT",
         "--out",
         "--model",
-        "--cache",
+        "--cache-dir",
         "--id-field",
         "--text-field",
         "--threshold",
         "--batch-size",
+        "--kept",
+        "--dropped",
         "--quiet",
         "--debug",
     ):
         assert option in text, option
     assert "JSONL" in text and "Parquet" in text and "assignments.csv" in text
     assert "[default: 0.45" in text and "[required]" in text
+    assert "--cache " not in text  # the deprecated spelling is hidden
+
+
+def _fake_run(monkeypatch) -> dict[str, object]:
+    """dedup.api.run replaced by make_result (the six documents of test_report), the
+    arguments it got kept: the CLI's own work is tested without a model."""
+    import dedup.api
+    from tests.stages.test_report import make_result
+
+    seen: dict[str, object] = {}
+
+    def fake_run(documents, config, **_):
+        seen.update(documents=documents, config=config)
+        result = make_result()
+        result.config = config
+        return result
+
+    monkeypatch.setattr(dedup.api, "run", fake_run)
+    return seen
+
+
+def test_cli_defaults_are_the_dataclass_defaults(monkeypatch, tmp_path: Path) -> None:
+    """One source of truth: `dedup run` without options builds PipelineConfig(), and
+    --help shows the dataclasses' defaults."""
+    seen = _fake_run(monkeypatch)
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    # the defaults, and --out never read as input (the CLI's own addition)
+    assert seen["config"] == PipelineConfig(ingest=IngestConfig(exclude=(str(tmp_path / "out"),)))
+    params = {p.name: p for p in main.commands["run"].params}
+    assert params["threshold"].default == ClusterConfig().threshold
+    assert params["batch_size"].default == PipelineConfig().batch_size
+    assert params["model"].default == PipelineConfig().model
+    assert params["cache_dir"].default == PipelineConfig().cache_dir
+    assert params["id_field"].default == IngestConfig().id_field
+    assert params["text_field"].default == IngestConfig().text_field
+    text = " ".join(CliRunner().invoke(main, ["run", "--help"]).output.split())
+    assert f"[default: {ClusterConfig().threshold};" in text  # then its range
+    assert f"[default: {PipelineConfig().batch_size};" in text
+    assert f"[default: {DEFAULT_MODEL}]" in text
+
+
+def test_cli_options_reach_the_config(monkeypatch, tmp_path: Path) -> None:
+    seen = _fake_run(monkeypatch)
+    args = ["--threshold", "0.6", "--batch-size", "8", "--id-field", "u", "--text-field", "b"]
+    args += ["--cache-dir", str(tmp_path / "c"), "--model", "m", "--recompute-links"]
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 0, result.output
+    assert seen["config"] == PipelineConfig(
+        model="m",
+        cache_dir=tmp_path / "c",
+        batch_size=8,
+        ingest=IngestConfig(id_field="u", text_field="b", exclude=(str(tmp_path / "o"),)),
+        cluster=ClusterConfig(threshold=0.6),
+        reuse_links=False,
+    )
+
+
+def test_deprecated_cache_still_names_the_cache_dir(monkeypatch, tmp_path: Path) -> None:
+    seen = _fake_run(monkeypatch)
+    out = str(tmp_path / "out")
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--out", out, "--cache", "old"])
+    assert result.exit_code == 0, result.output
+    assert seen["config"].cache_dir == Path("old")
+    assert "--cache is deprecated; use --cache-dir" in result.stderr
+    both = ["--cache", "a", "--cache-dir", "b"]
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--out", out, *both])
+    assert result.exit_code == 2 and "different folders" in result.output
+
+
+@pytest.mark.parametrize(
+    ("kept", "dropped"),
+    [("kept.jsonl", "dropped.jsonl"), ("k.jsonl.gz", "d.parquet"), ("k.parquet", "d.ndjson.gz")],
+)
+def test_kept_and_dropped_are_written(monkeypatch, tmp_path: Path, kept: str, dropped: str) -> None:
+    from tests.stages.test_corpus_out import read_corpus
+
+    _fake_run(monkeypatch)
+    kept_path, dropped_path = tmp_path / "corpus" / kept, tmp_path / "elsewhere" / dropped
+    args = ["--kept", str(kept_path), "--dropped", str(dropped_path)]
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--out", str(tmp_path / "o"), *args])
+    assert result.exit_code == 0, result.output
+    assert f"kept              3 (one record per cluster) in {kept_path}" in result.stdout
+    assert f"dropped           3 (each with duplicate_of) in {dropped_path}" in result.stdout
+    rows = list(csv.DictReader((tmp_path / "o" / "assignments.csv").open(encoding="utf-8")))
+    keep = {r["doc_id"] for r in rows if r["representative"] == "true"}
+    assert {r["id"] for r in read_corpus(kept_path)} == keep
+    assert len(read_corpus(kept_path)) == len({r["cluster_id"] for r in rows})
+    dropped_records = read_corpus(dropped_path)
+    assert len(dropped_records) == len(rows) - len(keep)
+    assert {r["id"] for r in dropped_records} == {r["doc_id"] for r in rows} - keep
+    assert all(r["duplicate_of"] in keep for r in dropped_records)
+
+
+@pytest.mark.parametrize("option", ["--kept", "--dropped"])
+def test_unknown_corpus_format_fails_before_the_run(monkeypatch, tmp_path, option) -> None:
+    seen = _fake_run(monkeypatch)
+    out = str(tmp_path / "out")
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--out", out, option, "k.csv"])
+    assert result.exit_code == 2
+    assert "unknown corpus format" in result.output and ".jsonl.gz" in result.output
+    assert not seen  # nothing was run
+
+
+def test_a_corpus_that_cannot_be_written_is_a_one_line_error(monkeypatch, tmp_path) -> None:
+    import dedup.api
+    from tests.stages.test_report import make_result
+
+    def fake_run(documents, config, **_):
+        result = make_result()
+        result.documents[2].extra["duplicate_of"] = "x"  # en-full, a dropped document
+        return result
+
+    monkeypatch.setattr(dedup.api, "run", fake_run)
+    out, dropped = str(tmp_path / "out"), str(tmp_path / "dropped.jsonl")
+    result = CliRunner().invoke(main, ["run", str(tmp_path), "--out", out, "--dropped", dropped])
+    assert result.exit_code == 2
+    lines = _error_lines(result)
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "duplicate_of" in lines[0]
 
 
 def test_run_help_explains_every_input_form() -> None:
@@ -167,7 +291,7 @@ def test_unknown_model_is_a_one_line_error(tmp_path: Path) -> None:
             str(tmp_path / "out"),
             "--model",
             "no-such-model-anywhere",
-            "--cache",
+            "--cache-dir",
             str(tmp_path / "cache"),
             "--quiet",
         ],
@@ -191,7 +315,7 @@ def test_run_on_seeds_end_to_end(tmp_path: Path, dedup_cache: Path) -> None:
     runner = CliRunner()
     first, second = tmp_path / "first", tmp_path / "second"
     result = runner.invoke(
-        main, ["run", str(SEEDS), "--out", str(first), "--cache", str(dedup_cache)]
+        main, ["run", str(SEEDS), "--out", str(first), "--cache-dir", str(dedup_cache)]
     )
     assert result.exit_code == 0, result.output
     assert "documents in      5  (assigned 5, skipped 0)" in result.stdout
@@ -213,13 +337,58 @@ def test_run_on_seeds_end_to_end(tmp_path: Path, dedup_cache: Path) -> None:
 
     # a second run reads every vector from the cache and writes the same assignments
     result = runner.invoke(
-        main, ["run", str(SEEDS), "--out", str(second), "--cache", str(dedup_cache), "--quiet"]
+        main, ["run", str(SEEDS), "--out", str(second), "--cache-dir", str(dedup_cache), "--quiet"]
     )
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
     assert (second / "assignments.csv").read_bytes() == (first / "assignments.csv").read_bytes()
     run_info = json.loads((second / "run.json").read_text(encoding="utf-8"))
     assert run_info["summary"]["sentences_encoded"] == 0
+
+
+@pytest.mark.slow
+def test_run_writes_kept_and_dropped_with_every_field(tmp_path: Path, dedup_cache: Path) -> None:
+    """The seeds as JSONL with fields, and a repost: the kept corpus is one record per
+    cluster and the dropped one the repost, every field as it was given."""
+    from tests.stages.test_corpus_out import read_corpus
+
+    records = [
+        {
+            "id": p.stem,
+            "text": p.read_text(encoding="utf-8"),
+            "title": f"Title {n}",
+            "url": f"https://example.com/{n}",
+            "date": "2024-05-01",
+            "section": "news",
+            "rank": n,
+        }
+        for n, p in enumerate(sorted(SEEDS.glob("*.txt")))
+    ]
+    records[2]["lang"] = "en-GB"  # 002 is the English version of 000 (Greek)
+    repost = {**records[2], "id": "zz-repost", "url": "https://mirror.example/2", "rank": 99}
+    records.append(repost)
+    corpus = tmp_path / "seeds.jsonl"
+    corpus.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), "utf-8")
+    kept, dropped = tmp_path / "kept.jsonl.gz", tmp_path / "dropped.parquet"
+    out = tmp_path / "out"
+    args = ["--out", str(out), "--cache-dir", str(dedup_cache), "--quiet"]
+    args += ["--kept", str(kept), "--dropped", str(dropped)]
+    result = CliRunner().invoke(main, ["run", str(corpus), *args])
+    assert result.exit_code == 0, result.output
+    clusters = _clusters(out / "assignments.csv")
+    assert len(set(clusters.values())) == 4  # the seeds' four stories
+    by_id = {r["id"]: r for r in records}
+    kept_records = read_corpus(kept)
+    assert len(kept_records) == 4
+    assert all(r == by_id[r["id"]] for r in kept_records)  # every field, as it was given
+    dropped_records = read_corpus(dropped)
+    assert len(dropped_records) == len(records) - 4 == 2
+    kept_ids = {r["id"] for r in kept_records}
+    for record in dropped_records:
+        assert record["duplicate_of"] in kept_ids
+        assert clusters[record["duplicate_of"]] == clusters[record["id"]]
+        assert {k: v for k, v in record.items() if k != "duplicate_of"} == by_id[record["id"]]
+    assert "zz-repost" in {r["id"] for r in dropped_records}  # the copy, not the original
 
 
 @pytest.mark.slow
@@ -231,7 +400,16 @@ def test_run_with_another_model_folder(tmp_path: Path, dedup_cache: Path) -> Non
     out = tmp_path / "out"
     result = CliRunner().invoke(
         main,
-        ["run", str(SEEDS), "--out", str(out), "--cache", str(dedup_cache), "--model", str(folder)],
+        [
+            "run",
+            str(SEEDS),
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(dedup_cache),
+            "--model",
+            str(folder),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert sorted(_clusters(out / "assignments.csv")) == sorted(p.stem for p in SEEDS.glob("*.txt"))

@@ -270,7 +270,7 @@ def test_sweep_on_seeds_matches_a_plain_run(tmp_path: Path, dedup_cache: Path) -
     seeds, truth = REPO / "seeds", REPO / "seeds" / "truth.tsv"
     out = tmp_path / "out"
     plain = runner.invoke(
-        main, ["run", str(seeds), "--out", str(out), "--cache", str(dedup_cache), "--quiet"]
+        main, ["run", str(seeds), "--out", str(out), "--cache-dir", str(dedup_cache), "--quiet"]
     )
     assert plain.exit_code == 0, plain.output
     scored = runner.invoke(main, ["eval", str(out / "assignments.csv"), "--truth", str(truth)])
@@ -282,7 +282,7 @@ def test_sweep_on_seeds_matches_a_plain_run(tmp_path: Path, dedup_cache: Path) -
         main,
         [
             *("eval", str(seeds), "--truth", str(truth), "--sweep"),
-            *("--cache", str(dedup_cache), "--quiet", "--thresholds", "0.2:0.8:0.1"),
+            *("--cache-dir", str(dedup_cache), "--quiet", "--thresholds", "0.2:0.8:0.1"),
         ],
     )
     assert sweep.exit_code == 0, sweep.output

@@ -239,7 +239,7 @@ def test_cli_engine_ray_writes_the_local_bytes(
     outputs = {}
     for engine in ("local", "ray"):
         out = tmp_path / engine
-        options = ["--out", str(out), "--cache", str(dedup_cache), "--engine", engine]
+        options = ["--out", str(out), "--cache-dir", str(dedup_cache), "--engine", engine]
         options += ["--recompute-links", "--quiet"]
         result = CliRunner().invoke(main, ["run", str(SEEDS), *options])
         assert result.exit_code == 0, result.output

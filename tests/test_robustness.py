@@ -95,7 +95,7 @@ def test_bad_jsonl_records_are_skipped_with_file_line_and_reason(
     corpus.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        main, ["run", str(corpus), "--out", str(out), "--cache", str(dedup_cache)]
+        main, ["run", str(corpus), "--out", str(out), "--cache-dir", str(dedup_cache)]
     )
     assert result.exit_code == 0, result.output
     assert "Traceback" not in result.output
@@ -147,7 +147,7 @@ def test_empty_input_writes_empty_outputs(tmp_path: Path, dedup_cache: Path) -> 
     (tmp_path / "empty").mkdir()
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        main, ["run", str(tmp_path / "empty"), "--out", str(out), "--cache", str(dedup_cache)]
+        main, ["run", str(tmp_path / "empty"), "--out", str(out), "--cache-dir", str(dedup_cache)]
     )
     assert result.exit_code == 0, result.output
     assert _rows(out / "assignments.csv") == []

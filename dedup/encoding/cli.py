@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from dedup.cli_options import CACHE_DEFAULT
 from dedup.encoding.registry import (
     DEFAULT_MODEL,
     ModelUnavailableError,
@@ -18,7 +19,7 @@ from dedup.encoding.registry import (
     model_folder,
 )
 
-_CACHE_HELP = "Cache root for built models [default: $DEDUP_CACHE or ~/.cache/dedup]."
+_CACHE_HELP = f"Cache root for built models (as dedup run --cache-dir) [default: {CACHE_DEFAULT}]."
 
 
 @click.group("models", invoke_without_command=True)

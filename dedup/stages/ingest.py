@@ -53,7 +53,7 @@ import os
 import re
 import sys
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import zip_longest
@@ -641,4 +641,34 @@ def read_documents(inputs: InputPaths, config: IngestConfig | None = None) -> In
             f"internal error: {collector.records} records read but "
             f"{len(documents)} documents + {len(collector.skipped)} skipped"
         )
+    return Ingested(documents, collector.skipped, collector.records)
+
+
+def read_records(records: Iterable[object], config: IngestConfig | None = None) -> Ingested:
+    """Documents from records in memory (what :func:`dedup.run` is given instead of a path).
+
+    A record is a mapping with the fields of a JSONL line or an ``(id, text)``
+    pair, and is judged as a file's record is: one without an id or text, with
+    a duplicate id, or of another type is skipped, ``record N`` (counted from 1
+    in iteration order) naming it.
+    """
+    config = config or IngestConfig()
+    collector = _Collector()
+    documents = []
+    for number, record in enumerate(records, start=1):
+        collector.records += 1
+        origin = f"record {number}"
+        if isinstance(record, Mapping):
+            raw = dict(record)
+        elif isinstance(record, Sequence) and not isinstance(record, str | bytes):
+            if len(record) != 2:
+                collector.skip(origin, f"a sequence of {len(record)} items, not an (id, text) pair")
+                continue
+            raw = {config.id_field: record[0], config.text_field: record[1]}
+        else:
+            collector.skip(origin, f"not a mapping or an (id, text) pair ({type(record).__name__})")
+            continue
+        doc = collector.make(raw, origin, config)
+        if doc is not None:
+            documents.append(doc)
     return Ingested(documents, collector.skipped, collector.records)

@@ -5,23 +5,33 @@ leaves a half-written file):
 
 * ``assignments.csv``: one row per input document, sorted by id:
   ``doc_id,cluster_id,cluster_size,lang,script,representative,sentences,``
-  ``cluster_languages``. ``representative`` is ``true`` for the copy the keep
-  policy keeps (see :func:`dedup.api.choose_representatives` and
-  :func:`keep_policy`); drop the rows marked ``false`` to deduplicate.
-  ``cluster_languages`` is the cluster's language mix: its distinct language
-  groups, sorted, joined by ``+`` (``de+en+fr``).
+  ``cluster_languages,title,url,date,input_lang``. ``representative`` is
+  ``true`` for the copy the keep policy keeps (see
+  :func:`dedup.api.choose_representatives` and :func:`keep_policy`); drop the
+  rows marked ``false`` to deduplicate. ``cluster_languages`` is the cluster's
+  language mix: its distinct language groups, sorted, joined by ``+``
+  (``de+en+fr``). ``title``, ``url``, ``date`` and ``input_lang`` are the
+  record's own fields (empty where it has none): ``lang`` is the language the
+  run used, ``input_lang`` the ``lang`` field as the input gave it (``en-GB``).
+* ``assignments.parquet``: the same columns, typed (integers, a boolean
+  ``representative``, null for a missing field); :func:`assignment_table`.
 * ``clusters.json``: ``{"summary": ..., "clusters": [...]}``; the summary
   states the ``keep_policy``; each cluster (largest first) has its id, size,
   language mix, representative, members (id, language, sentences,
-  characters) and ``links``: every pair of members whose score
-  cleared the threshold, with the aligned sentence pairs (texts, cosine, z,
-  weight) that make the score.
+  characters, title, url, date, input_lang) and ``links``: every pair of
+  members whose score cleared the threshold, with the aligned sentence pairs
+  (texts, cosine, z, weight) that make the score.
 * ``report.html`` and ``report.md``: the same summary and clusters for people
   (see :mod:`dedup.stages.report_views`).
 * ``skipped.csv``: ``origin,doc_id,reason`` for inputs that did not become
   documents.
 * ``run.json``: settings, model, library versions, counts and stage timings,
   so the run can be repeated.
+
+Files get the mode a plain ``open`` gives (``0666`` less the umask): a report
+on a shared server can be read by whoever the user's umask lets read it.
+The deduplicated corpus (``dedup run --kept/--dropped``) is written by
+:mod:`dedup.stages.corpus_out`, with :func:`atomic_write` too.
 """
 
 from __future__ import annotations
@@ -33,36 +43,51 @@ import json
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from dedup.api import RunResult
-from dedup.records import EvidenceTable
+from dedup.api import RunResult, cluster_ids
+from dedup.records import Document, EvidenceTable
 from dedup.stages.report_views import render_html, render_markdown
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 SCHEMA_VERSION = 1
 
 
-def cluster_ids(result: RunResult) -> list[str]:
-    """A stable id per cluster number: ``c`` and a zero-padded number, largest first."""
-    count = int(result.labels.max()) + 1 if len(result.labels) else 0
-    width = max(4, len(str(count)))
-    return [f"c{number + 1:0{width}d}" for number in range(count)]
+def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write ``path`` with ``write(handle)``: into a temporary file beside it, then renamed.
 
-
-def _atomic_write(path: Path, text: str) -> None:
+    A killed run never leaves a half-written file, and a reader never sees
+    one. The file gets the mode ``open`` would give it, ``0666`` less the
+    umask: the temporary file is made ``0600`` (by :func:`tempfile.mkstemp`),
+    which a colleague could not open.
+    """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o666 & ~_umask())
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process's umask. Reading it means setting it, so it is set back at once;
+    meanwhile it is ``077``, so a file another thread makes in that instant is at
+    worst private, never more open than asked."""
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def _csv(rows: list[list[object]]) -> str:
@@ -88,10 +113,7 @@ def keep_policy(prefer_languages: tuple[str, ...] = ()) -> dict[str, object]:
 
 def cluster_languages(result: RunResult) -> dict[int, str]:
     """Language mix of each cluster number: distinct language groups, sorted, joined by '+'."""
-    mix: dict[int, set[str]] = {}
-    for label, seg in zip(result.labels.tolist(), result.segmented, strict=True):
-        mix.setdefault(label, set()).add(seg.language.group)
-    return {label: "+".join(sorted(groups)) for label, groups in mix.items()}
+    return {cluster.label: "+".join(cluster.languages) for cluster in result.clusters()}
 
 
 def summary(result: RunResult) -> dict[str, object]:
@@ -192,6 +214,7 @@ def _clusters(result: RunResult) -> list[dict[str, object]]:
                         "script": d.language.script,
                         "sentences": len(d.sentences),
                         "chars": len(d.doc.text),
+                        **_record_fields(d.doc),
                     }
                     for d in sorted(docs, key=lambda d: d.doc.id)
                 ],
@@ -241,26 +264,35 @@ def _run_info(result: RunResult) -> dict[str, object]:
     }
 
 
-def write_report(result: RunResult, out_dir: Path) -> list[Path]:
-    """Write every output file into ``out_dir`` (made if missing); return their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def _record_fields(doc: Document) -> dict[str, str | None]:
+    """The record's own fields that help a reader tell documents apart (None: absent)."""
+    return {"title": doc.title, "url": doc.url, "date": doc.date, "input_lang": doc.lang}
+
+
+#: the columns of assignments.csv and assignments.parquet, with their Arrow types
+ASSIGNMENT_COLUMNS = (
+    ("doc_id", "string"),
+    ("cluster_id", "string"),
+    ("cluster_size", "int64"),
+    ("lang", "string"),
+    ("script", "string"),
+    ("representative", "bool"),
+    ("sentences", "int64"),
+    ("cluster_languages", "string"),
+    ("title", "string"),
+    ("url", "string"),
+    ("date", "string"),
+    ("input_lang", "string"),
+)
+
+
+def _assignment_rows(result: RunResult) -> list[list[object]]:
+    """One row per document, the values of :data:`ASSIGNMENT_COLUMNS` in order."""
     ids = cluster_ids(result)
     sizes = Counter(result.labels.tolist())
     rep_of = set(result.representatives.values())
     mix = cluster_languages(result)
-    rows: list[list[object]] = [
-        [
-            "doc_id",
-            "cluster_id",
-            "cluster_size",
-            "lang",
-            "script",
-            "representative",
-            "sentences",
-            "cluster_languages",
-        ]
-    ]
+    rows: list[list[object]] = []
     for index, seg in enumerate(result.segmented):
         label = int(result.labels[index])
         rows.append(
@@ -270,27 +302,72 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
                 sizes[label],
                 seg.language.group,
                 seg.language.script,
-                "true" if index in rep_of else "false",
+                index in rep_of,
                 len(seg.sentences),
                 mix[label],
+                *_record_fields(seg.doc).values(),
             ]
         )
+    return rows
+
+
+def assignment_table(result: RunResult) -> pa.Table:
+    """The assignments as an Arrow table, the one source of ``assignments.csv``,
+    ``assignments.parquet`` and :meth:`dedup.api.RunResult.to_pandas`: typed
+    columns, null for a field a record does not have."""
+    import pyarrow as pa
+
+    rows = _assignment_rows(result)
+    schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in ASSIGNMENT_COLUMNS])
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in ASSIGNMENT_COLUMNS]
+    return pa.Table.from_arrays(
+        [pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
+
+
+def _assignments_csv(table: pa.Table) -> str:
+    """The CSV spelling of the table: ``true``/``false``, an empty cell for a missing field."""
+
+    def cell(value: object) -> object:
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return "" if value is None else value
+
+    rows = zip(*(column.to_pylist() for column in table.columns), strict=True)
+    return _csv([table.column_names, *([cell(v) for v in row] for row in rows)])
+
+
+def write_report(result: RunResult, out_dir: Path) -> list[Path]:
+    """Write every output file into ``out_dir`` (made if missing); return their paths."""
+    import pyarrow.parquet as pq
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    assignments = assignment_table(result)
     skipped_rows: list[list[object]] = [["origin", "doc_id", "reason"]]
     skipped_rows += [[s.origin, s.doc_id or "", s.reason] for s in result.skipped]
     clusters = {"summary": summary(result), "clusters": _clusters(result)}
-    files = {
-        "assignments.csv": _csv(rows),
-        "clusters.json": json.dumps(clusters, ensure_ascii=False, indent=1) + "\n",
-        "skipped.csv": _csv(skipped_rows),
-        "run.json": json.dumps(_run_info(result), ensure_ascii=False, indent=1) + "\n",
-        "report.html": render_html(result, clusters),
-        "report.md": render_markdown(result, clusters),
+    files: dict[str, Callable[[IO[bytes]], object]] = {
+        "assignments.csv": _utf8(_assignments_csv(assignments)),
+        "assignments.parquet": lambda handle: pq.write_table(assignments, handle),
+        "clusters.json": _utf8(json.dumps(clusters, ensure_ascii=False, indent=1) + "\n"),
+        "skipped.csv": _utf8(_csv(skipped_rows)),
+        "run.json": _utf8(json.dumps(_run_info(result), ensure_ascii=False, indent=1) + "\n"),
+        "report.html": _utf8(render_html(result, clusters)),
+        "report.md": _utf8(render_markdown(result, clusters)),
     }
     written = []
-    for name, text in files.items():
-        _atomic_write(out_dir / name, text)
+    for name, write in files.items():
+        atomic_write(out_dir / name, write)
         written.append(out_dir / name)
     return written
+
+
+def _utf8(text: str) -> Callable[[IO[bytes]], object]:
+    """A writer of ``text`` in UTF-8, for :func:`atomic_write`."""
+    data = text.encode("utf-8")
+    return lambda handle: handle.write(data)
 
 
 def format_summary(result: RunResult, out_dir: Path | None = None) -> str:
@@ -324,6 +401,6 @@ def format_summary(result: RunResult, out_dir: Path | None = None) -> str:
     if out_dir is not None:
         lines.append(
             f"written to        {out_dir}/ (report.html, report.md, assignments.csv, "
-            "clusters.json, ...)"
+            "assignments.parquet, clusters.json, ...)"
         )
     return "\n".join(lines)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from dedup.api import PipelineConfig, RunResult, StageStats, choose_representatives
@@ -34,6 +37,19 @@ HEADER = [
     "representative",
     "sentences",
     "cluster_languages",
+    "title",
+    "url",
+    "date",
+    "input_lang",
+]
+FILES = [
+    "assignments.csv",
+    "assignments.parquet",
+    "clusters.json",
+    "skipped.csv",
+    "run.json",
+    "report.html",
+    "report.md",
 ]
 
 # id, language, script, sentences; stories: s1 = {el, en-full, en-excerpt}, s2 = {ru, "de,x"}
@@ -54,6 +70,22 @@ STORY = {
     "fa": "s3",
 }
 LABELS = np.array([0, 1, 0, 1, 2, 0])
+# the optional fields two records carry (the others carry none)
+FIELDS = {
+    "el/000": {
+        "title": "Πρώτος τίτλος",
+        "url": "https://el.example/1",
+        "date": "2024-05-01",
+        "lang": "el-GR",
+        "extra": {"section": "κόσμος", "views": 10, "tags": ["a", "b"]},
+    },
+    "en-full": {
+        "title": "First title",
+        "url": "https://en.example/1?a=1&b=2",
+        "date": "2024-05-02T10:00:00Z",
+        "extra": {"section": "world", "views": 12},
+    },
+}
 
 
 def _aligned(n: int) -> tuple[AlignedPair, ...]:
@@ -63,8 +95,13 @@ def _aligned(n: int) -> tuple[AlignedPair, ...]:
 def make_result() -> RunResult:
     segmented = []
     for doc_id, lang, script, sentences in DOCS:
+        fields = FIELDS.get(doc_id, {})
         doc = Document(
-            id=doc_id, text=" ".join(sentences), origin=f"corpus.jsonl:{len(segmented) + 1}"
+            id=doc_id,
+            text=" ".join(sentences),
+            origin=f"corpus.jsonl:{len(segmented) + 1}",
+            # a dict of its own: a test may add a field without changing FIELDS
+            **{**fields, "extra": dict(fields.get("extra", {}))},
         )
         segmented.append(
             SegmentedDocument(doc, LanguageGuess(lang, 0.99, script), tuple(sentences))
@@ -125,18 +162,21 @@ def _assignments(out: Path) -> list[dict[str, str]]:
         return list(reader)
 
 
-def test_writes_exactly_the_six_files(written) -> None:
+def test_writes_exactly_the_seven_files(written) -> None:
     _, out, paths = written
-    names = [
-        "assignments.csv",
-        "clusters.json",
-        "skipped.csv",
-        "run.json",
-        "report.html",
-        "report.md",
-    ]
-    assert paths == [out / n for n in names]
-    assert sorted(p.name for p in out.iterdir()) == sorted(names)  # no temp files left
+    assert paths == [out / n for n in FILES]
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)  # no temp files left
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_files_get_the_users_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Not mkstemp's 0600: colleagues on a shared server can open a report the umask lets them."""
+    previous = os.umask(umask)
+    try:
+        paths = write_report(make_result(), tmp_path / "out")
+    finally:
+        os.umask(previous)
+    assert {p.name: stat.S_IMODE(p.stat().st_mode) for p in paths} == dict.fromkeys(FILES, mode)
 
 
 def test_assignments_one_row_per_document_in_input_order(written) -> None:
@@ -149,6 +189,54 @@ def test_assignments_one_row_per_document_in_input_order(written) -> None:
     assert [r["script"] for r in rows] == [d[2] for d in DOCS]
     assert [int(r["sentences"]) for r in rows] == [len(d[3]) for d in DOCS]
     assert (out / "assignments.csv").read_text(encoding="utf-8").startswith(",".join(HEADER) + "\n")
+
+
+def test_record_fields_come_out_in_assignments_and_clusters(written) -> None:
+    _, out, _ = written
+    rows = {r["doc_id"]: r for r in _assignments(out)}
+    assert {k: rows["el/000"][k] for k in ("title", "url", "date", "input_lang")} == {
+        "title": "Πρώτος τίτλος",
+        "url": "https://el.example/1",
+        "date": "2024-05-01",
+        "input_lang": "el-GR",
+    }
+    assert rows["el/000"]["lang"] == "el"  # the language the run used
+    assert [rows["en-full"][k] for k in ("title", "url", "date", "input_lang")] == [
+        "First title",
+        "https://en.example/1?a=1&b=2",
+        "2024-05-02T10:00:00Z",
+        "",
+    ]
+    assert [rows["fa"][k] for k in ("title", "url", "date", "input_lang")] == ["", "", "", ""]
+    data = json.loads((out / "clusters.json").read_text(encoding="utf-8"))
+    members = {m["id"]: m for c in data["clusters"] for m in c["members"]}
+    assert members["el/000"]["title"] == "Πρώτος τίτλος"
+    assert members["el/000"]["input_lang"] == "el-GR"
+    assert members["en-full"]["url"] == "https://en.example/1?a=1&b=2"
+    assert members["en-full"]["date"] == "2024-05-02T10:00:00Z"
+    assert members["fa"]["title"] is None and members["fa"]["input_lang"] is None
+
+
+def test_assignments_parquet_is_the_csv_typed(written) -> None:
+    _, out, _ = written
+    table = pq.read_table(out / "assignments.parquet")
+    assert table.column_names == HEADER
+    types = {f.name: str(f.type) for f in table.schema}
+    assert types["cluster_size"] == types["sentences"] == "int64"
+    assert types["representative"] == "bool"
+    assert {
+        types[k] for k in HEADER if k not in ("cluster_size", "sentences", "representative")
+    } == {"string"}
+    rows = table.to_pylist()
+    csv_rows = _assignments(out)
+    assert len(rows) == len(csv_rows) == len(DOCS)
+    for typed, text in zip(rows, csv_rows, strict=True):
+        spelled = {
+            k: ("true" if v else "false") if isinstance(v, bool) else "" if v is None else str(v)
+            for k, v in typed.items()
+        }
+        assert spelled == text
+    assert rows[4]["title"] is None  # a missing field is null, not ""
 
 
 def test_exactly_one_representative_per_cluster(written) -> None:

@@ -634,7 +634,7 @@ def test_seed_report_in_a_browser(tmp_path: Path, dedup_cache: Path) -> None:
     out = tmp_path / "report"
     cli = CliRunner().invoke(
         main,
-        ["run", str(REPO / "seeds"), "--out", str(out), "--cache", str(dedup_cache), "--quiet"],
+        ["run", str(REPO / "seeds"), "--out", str(out), "--cache-dir", str(dedup_cache), "--quiet"],
     )
     assert cli.exit_code == 0, cli.output
     page, _, console = browse(tmp_path, out / "report.html")
