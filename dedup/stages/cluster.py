@@ -63,9 +63,8 @@ class ClusterConfig:
             story in 40 languages holds pairs the candidates never proposed
             and weak-language pairs scoring 0.2 beside links at 0.9: the
             average falls below the threshold while most pairs link. A
-            majority of links is agreement too (flores-many, in-sample:
-            pairwise F1 0.846 -> 0.852, flores-dev 0.830 -> 0.835, no
-            precision lost on any development set). Above 1 turns it off.
+            majority of links is agreement too (what it changed on the
+            development sets: README, Quality). Above 1 turns it off.
     """
 
     threshold: float = 0.45
@@ -107,8 +106,8 @@ def pooled_groups(
     group with one wrong link (2 openers of 2) keeps the rule. Measured on the
     four development sets (in-sample): labels of one language 0.05-0.19 of
     their linked documents (one wrong link makes two openers), pooled labels
-    0.39-0.66 (flores-many: he 48/73 with Yiddish, my 35/71 with Shan,
-    und-LATIN 23/59).
+    0.39-0.66 (Hebrew with Yiddish, Burmese with Shan, unknown Latin-script
+    languages).
 
     Args:
         evidence: scored candidate pairs.
