@@ -112,6 +112,9 @@ class PipelineConfig:
             ``$DEDUP_CACHE``, else ``$XDG_CACHE_HOME/dedup``, else
             ``~/.cache/dedup``; ``dedup run --cache-dir``).
         batch_size: texts per encoder forward pass.
+        device: where the encoder runs: ``"auto"`` (a CUDA GPU when one is
+            usable, else the CPU), ``"cpu"`` or ``"cuda"`` (see
+            :mod:`dedup.encoding.device`); the vectors are cached per device.
         prefer_languages: language codes in order of preference for the
             copy to keep (see :func:`choose_representatives`); empty: keep
             the most complete version whatever its language.
@@ -123,6 +126,7 @@ class PipelineConfig:
     model: str | None = None
     cache_dir: Path | None = None
     batch_size: int = 32
+    device: str = "auto"
     ingest: IngestConfig = field(default_factory=IngestConfig)
     copies: CopyConfig = field(default_factory=CopyConfig)
     segment: SegmenterConfig = field(default_factory=SegmenterConfig)
@@ -488,7 +492,10 @@ def run(
         with _timed(stats, "load model", "models"):
             # loaded when a sentence is not in the cache: a warm re-run never loads it
             encoder = lazy_encoder(
-                config.model, cache_dir=config.cache_dir, batch_size=config.batch_size
+                config.model,
+                cache_dir=config.cache_dir,
+                batch_size=config.batch_size,
+                device=config.device,
             )
             spec = EncoderSpec(
                 config.model,
@@ -496,6 +503,7 @@ def run(
                 config.batch_size,
                 encoder.fingerprint,
                 getattr(encoder, "backend", None),
+                getattr(encoder, "device", "cpu"),
             )
     group_names = sorted({seg.language.group for seg in segmented})
     group_index = {name: i for i, name in enumerate(group_names)}

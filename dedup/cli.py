@@ -145,6 +145,7 @@ def run_command(
     text_field: str,
     threshold: float,
     batch_size: int,
+    device: str,
     prefer_lang: str,
     engine: str,
     ray_address: str | None,
@@ -173,7 +174,7 @@ def run_command(
     an id with each such byte written \\xNN.
     """
     from dedup.api import PipelineConfig, run
-    from dedup.encoding import ModelUnavailableError
+    from dedup.encoding import DeviceUnavailableError, ModelUnavailableError
     from dedup.engines import EngineUnavailableError
     from dedup.stages.cluster import ClusterConfig
     from dedup.stages.ingest import IngestConfig, InputError
@@ -184,6 +185,7 @@ def run_command(
         model=model,
         cache_dir=cache_dir,
         batch_size=batch_size,
+        device=device,
         # --out is never input: a report inside an input folder is not read next time
         ingest=IngestConfig(id_field=id_field, text_field=text_field, exclude=(str(out_dir),)),
         cluster=ClusterConfig(threshold=threshold),
@@ -202,7 +204,13 @@ def run_command(
             result = run(list(inputs), config, progress=not quiet, engine=chosen, log=log)
         write_report(result, out_dir)
         corpus_lines = _write_corpus(result, kept_path, dropped_path)
-    except (InputError, ModelUnavailableError, EngineUnavailableError, _OutputError) as err:
+    except (
+        InputError,
+        ModelUnavailableError,
+        DeviceUnavailableError,
+        EngineUnavailableError,
+        _OutputError,
+    ) as err:
         if debug:
             raise
         click.echo(f"Error: {err}", err=True)

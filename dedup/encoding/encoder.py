@@ -30,6 +30,16 @@ onnx ~1.7x torch's speed (cosine 1.00000 to it), onnx-int8 2-2.8x (cosine >= 0.9
 on the sentences of all three development sets, 180 languages; their pairwise F1
 unchanged).
 The backend is part of :attr:`Encoder.fingerprint`.
+
+Devices (``Encoder(device=...)``, ``dedup run --device``): ``"cpu"``, ``"cuda"``
+or ``"auto"`` (the default: a CUDA GPU when one is usable, else the CPU; see
+:mod:`dedup.encoding.device`). On a GPU the default model runs in torch (its
+profile's int8 backend is a CPU optimisation) unless ``$DEDUP_ENCODER_BACKEND``
+names an ONNX backend, which then needs ONNX Runtime's CUDA provider. Torch on
+a GPU keeps vectors batch-independent the way fp32 ONNX does: every run of a
+padded width has one fixed shape (:func:`cuda_rows` windows, filled up with
+empty windows), TF32 off. The device and the GPU's model are part of the
+fingerprint, so GPU vectors never mix with CPU vectors in a cache.
 """
 
 from __future__ import annotations
@@ -46,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from dedup.encoding.device import cuda_missing, gpu_name, resolve_device
 from dedup.encoding.onnx_backend import ONNX_BACKEND_VERSION, padded_batch
 from dedup.encoding.registry import BACKENDS, ResolvedModel, build_atomically, cache_root, resolve
 
@@ -60,6 +71,10 @@ BACKEND_ENV = "DEDUP_ENCODER_BACKEND"
 ONNX_RUN_TOKENS = 256
 #: and at most this many windows.
 ONNX_MAX_ROWS = 32
+#: torch runs on a GPU hold about this many tokens (a GPU is fast on big batches),
+CUDA_RUN_TOKENS = 16384
+#: and at most this many windows.
+CUDA_MAX_ROWS = 256
 
 _LINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x85]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
@@ -97,11 +112,16 @@ class Encoder:
         backend: ``"auto"``, ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (see
             the module docstring). An ONNX backend is built into the cache on
             first use (~20 s, needs torch once) and later loads without torch;
-            it runs fixed row counts, so ``batch_size`` applies to torch only.
+            it runs fixed row counts, so ``batch_size`` applies to torch on
+            the CPU only.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (see the module
+            docstring); ``"cuda"`` where no GPU is usable raises
+            :class:`~dedup.encoding.device.DeviceUnavailableError`.
 
     Attributes:
         name: the profile name, or the resolved folder path / Hugging Face id.
         backend: the backend in use ("torch", "onnx" or "onnx-int8").
+        device: where it runs ("cpu" or "cuda").
         fingerprint: 16 hex digits identifying weights, backend, prefix, window
             and text normalisation; use it as the key of an embedding cache.
         dim: vector dimension.
@@ -122,17 +142,18 @@ class Encoder:
         batch_size: int = 32,
         threads: int | None = None,
         backend: str = "auto",
+        device: str = "auto",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         resolved = resolve(model, cache_dir=cache_dir)
-        self.backend = _choose_backend(backend, resolved)
+        self.backend, self.device = _choose_backend(backend, resolved, device)
         self.name = resolved.name
         self.prefix = resolved.prefix
         self.batch_size = batch_size
         self.windowed_texts = 0
         if self.backend == "torch":
-            self._torch, st = _load(resolved.folder, threads)
+            self._torch, st = _load(resolved.folder, threads, self.device)
             self._st = st
             self._tokenizer = st.tokenizer
             self._head, self._tail = _special_tokens(self._tokenizer)
@@ -147,30 +168,28 @@ class Encoder:
                 modules.pop()
             self._modules = modules
             self._tokenize = self._tokenize_torch
-            self._forward = self._forward_torch
+            self._pooled = self._pooled_torch
         else:
             from dedup.encoding.onnx_backend import OnnxModel
 
             folder = _ensure_onnx(resolved, self.backend, cache_dir, threads)
-            self._onnx = OnnxModel(folder, threads)
+            self._onnx = OnnxModel(folder, threads, self.device)
             meta = self._onnx.meta
             self._head, self._tail = list(meta["head"]), list(meta["tail"])
             self._pad_id = int(meta["pad_id"])
             self.dim = int(meta["dim"])
             self.max_tokens = int(resolved.max_tokens or meta["max_tokens"])
             self._tokenize = self._onnx.tokenize
-            self._forward = self._forward_onnx
-        # Windows per ONNX Runtime run, by padded width: a fixed shape (see _forward_onnx).
-        self._rows_per_run: Callable[[int], int] | None = {
-            "onnx": onnx_rows,
-            "onnx-int8": _one_row,
-        }.get(self.backend)
+            self._pooled = self._pooled_onnx
+        # Windows per run, by padded width: a fixed shape (see _forward); None:
+        # batches of batch_size, each window padded to its own width (torch on a CPU).
+        self._rows_per_run: Callable[[int], int] | None = rows_per_run(self.backend, self.device)
         if resolved.profile and resolved.profile.dim != self.dim:
             raise ValueError(
                 f"profile {self.name!r} says dim {resolved.profile.dim}, the model has {self.dim}"
             )
         self._window = self.max_tokens - len(self._head) - len(self._tail)
-        self.fingerprint = fingerprint(resolved, self.backend, self.max_tokens)
+        self.fingerprint = fingerprint(resolved, self.backend, self.max_tokens, self.device)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Return a ``(len(texts), dim)`` float32 array of L2-normalised vectors.
@@ -219,7 +238,8 @@ class Encoder:
     ) -> Iterator[tuple[list[tuple[int, int, int]], int]]:
         """Consecutive spans of one padded width, at most ``batch_size`` at a time.
 
-        ONNX backends: at most the run's fixed row count for that width instead.
+        With a fixed shape per width (ONNX, torch on a GPU): at most the run's
+        row count for that width instead.
         """
         extra = len(self._head) + len(self._tail)
         batch: list[tuple[int, int, int]] = []
@@ -259,47 +279,48 @@ class Encoder:
             texts, add_special_tokens=False, return_attention_mask=False, verbose=False
         )["input_ids"]
 
-    def _forward_torch(self, windows: list[list[int]], width: int) -> np.ndarray:
-        """Mean-pooled, not yet normalised vectors of token windows (specials added here)."""
+    def _forward(self, windows: list[list[int]], width: int) -> np.ndarray:
+        """Mean-pooled, not yet normalised vectors of token windows (specials added here).
+
+        Float results for a row change in the last bits (~1e-8) with the
+        tensor's row count but, for one shape, not with the other rows'
+        content, the row's position or the thread count (checked for ONNX
+        Runtime on CPU; GEMM, attention and layer norm compute each row on its
+        own). So where ``_rows_per_run`` is set, every run of a given width has
+        the same shape: a short last batch is filled up with empty windows
+        (``<s></s>``), whose vectors are dropped. A window's vector is then
+        bit-identical whatever it is encoded with (resume, Ray). int8 runs one
+        window at a time (rows = 1): its activation scales are per run, so even
+        at a fixed shape the other rows would change them. Torch on a CPU pads
+        each window to a width set by its own length and needs no fixed shape.
+        """
+        seqs = [self._head + w + self._tail for w in windows]
+        if self._rows_per_run is None:
+            return self._pooled(seqs, width)
+        rows = self._rows_per_run(width)
+        seqs += [self._head + self._tail] * (-len(seqs) % rows)
+        out = [
+            self._pooled(seqs[start : start + rows], width) for start in range(0, len(seqs), rows)
+        ]
+        return np.concatenate(out)[: len(windows)]
+
+    def _pooled_torch(self, seqs: list[list[int]], width: int) -> np.ndarray:
         torch = self._torch
-        ids, mask = padded_batch(
-            [self._head + w + self._tail for w in windows], self._pad_id, width
-        )
-        input_ids = torch.from_numpy(ids)
+        ids, mask = padded_batch(seqs, self._pad_id, width)
+        input_ids = torch.from_numpy(ids).to(self.device)
         features: dict[str, Any] = {
             "input_ids": input_ids,
-            "attention_mask": torch.from_numpy(mask),
+            "attention_mask": torch.from_numpy(mask).to(self.device),
         }
         if self._type_ids:
             features["token_type_ids"] = torch.zeros_like(input_ids)
         with torch.inference_mode():
             for module in self._modules:
                 features = module(features)
-        return features["sentence_embedding"].float().numpy()
+        return features["sentence_embedding"].float().cpu().numpy()
 
-    def _forward_onnx(self, windows: list[list[int]], width: int) -> np.ndarray:
-        """Mean-pooled vectors of up to ``rows`` windows, run as one ``rows x width`` tensor.
-
-        ONNX Runtime's float results for a row change in the last bits (~1e-8)
-        with the tensor's row count but, for one shape, not with the other rows'
-        content, the row's position or the thread count (checked). So every run
-        of a given width has the same shape: a short last batch is filled up
-        with empty windows (``<s></s>``), whose vectors are dropped. A window's
-        vector is then bit-identical whatever it is encoded with (resume, Ray).
-        int8 runs one window at a time (rows = 1): its activation scales are
-        per run, so even at a fixed shape the other rows would change them.
-        """
-        seqs = [self._head + w + self._tail for w in windows]
-        if self._rows_per_run is None:  # free batch shapes (not bit-stable), for comparisons
-            return self._onnx.pooled(*padded_batch(seqs, self._pad_id, width))
-        rows = self._rows_per_run(width)
-        filler = [self._head + self._tail] * (-len(seqs) % rows)
-        seqs += filler
-        out = [
-            self._onnx.pooled(*padded_batch(seqs[start : start + rows], self._pad_id, width))
-            for start in range(0, len(seqs), rows)
-        ]
-        return np.concatenate(out)[: len(windows)]
+    def _pooled_onnx(self, seqs: list[list[int]], width: int) -> np.ndarray:
+        return self._onnx.pooled(*padded_batch(seqs, self._pad_id, width))
 
 
 def onnx_rows(width: int, tokens: int = ONNX_RUN_TOKENS) -> int:
@@ -312,12 +333,29 @@ def onnx_rows(width: int, tokens: int = ONNX_RUN_TOKENS) -> int:
     return max(1, min(ONNX_MAX_ROWS, tokens // width))
 
 
+def cuda_rows(width: int) -> int:
+    """Windows per torch run on a GPU at padded ``width``: ~CUDA_RUN_TOKENS tokens,
+    1..CUDA_MAX_ROWS (a constant of the device, in the fingerprint, never ``batch_size``)."""
+    return max(1, min(CUDA_MAX_ROWS, CUDA_RUN_TOKENS // width))
+
+
 def _one_row(width: int) -> int:
     return 1
 
 
-def fingerprint(resolved: ResolvedModel, backend: str, max_tokens: int) -> str:
-    """16 hex digits naming what decides a vector: weights, backend, prefix, window, text rules."""
+def rows_per_run(backend: str, device: str) -> Callable[[int], int] | None:
+    """The fixed windows-per-run of ``backend`` on ``device`` by padded width, or None
+    for torch on a CPU (free batches of ``batch_size``)."""
+    if backend == "onnx":
+        return onnx_rows
+    if backend == "onnx-int8":
+        return _one_row
+    return cuda_rows if device == "cuda" else None
+
+
+def fingerprint(resolved: ResolvedModel, backend: str, max_tokens: int, device: str = "cpu") -> str:
+    """16 hex digits naming what decides a vector: weights, backend, device, prefix,
+    window, text rules. CPU keys are those of the versions before devices."""
     key = {
         "weights": resolved.weights_id,
         "prefix": resolved.prefix,
@@ -331,6 +369,10 @@ def fingerprint(resolved: ResolvedModel, backend: str, max_tokens: int) -> str:
             key["backend"] += "/one-window-per-run"
         else:
             key["backend"] += f"/fixed-shape/{ONNX_RUN_TOKENS}-tokens/{ONNX_MAX_ROWS}-rows"
+    if device != "cpu":
+        key["device"] = f"{device}/{gpu_name()}"
+        if backend == "torch":
+            key["device"] += f"/fixed-shape/{CUDA_RUN_TOKENS}-tokens/{CUDA_MAX_ROWS}-rows/no-tf32"
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -344,16 +386,19 @@ class LazyEncoder:
     :func:`lazy_encoder` loads at once instead.
 
     Attributes:
-        name, backend, fingerprint, dim: as :class:`Encoder`'s.
+        name, backend, device, fingerprint, dim: as :class:`Encoder`'s.
         load_seconds: time spent loading the model (0 until it is loaded).
     """
 
-    def __init__(self, resolved: ResolvedModel, backend: str, options: dict[str, Any]) -> None:
+    def __init__(
+        self, resolved: ResolvedModel, backend: str, device: str, options: dict[str, Any]
+    ) -> None:
         assert resolved.profile is not None and resolved.max_tokens is not None
         self.name = resolved.name
         self.backend = backend
+        self.device = device
         self.dim = resolved.profile.dim
-        self.fingerprint = fingerprint(resolved, backend, resolved.max_tokens)
+        self.fingerprint = fingerprint(resolved, backend, resolved.max_tokens, device)
         self.load_seconds = 0.0
         self._options = options
         self._encoder: Encoder | None = None
@@ -372,7 +417,7 @@ class LazyEncoder:
             import time
 
             start = time.perf_counter()
-            encoder = Encoder(**self._options, backend=self.backend)
+            encoder = Encoder(**self._options, backend=self.backend, device=self.device)
             self.load_seconds = time.perf_counter() - start
             if encoder.fingerprint != self.fingerprint or encoder.dim != self.dim:
                 raise RuntimeError(
@@ -396,9 +441,11 @@ def lazy_encoder(
     batch_size: int = 32,
     threads: int | None = None,
     backend: str = "auto",
+    device: str = "auto",
 ) -> LazyEncoder | Encoder:
     """An encoder for ``model`` that loads only when asked to encode, when its profile
-    tells its fingerprint and size beforehand; otherwise an :class:`Encoder`, loaded now."""
+    tells its fingerprint and size beforehand; otherwise an :class:`Encoder`, loaded now.
+    The backend and device are chosen now (an unusable ``device="cuda"`` fails at once)."""
     options: dict[str, Any] = {
         "model": model,
         "cache_dir": cache_dir,
@@ -406,15 +453,31 @@ def lazy_encoder(
         "threads": threads,
     }
     resolved = resolve(model, cache_dir=cache_dir)
-    chosen = _choose_backend(backend, resolved)
+    chosen, place = _choose_backend(backend, resolved, device)
     if resolved.profile is None or resolved.max_tokens is None:
-        return Encoder(**options, backend=chosen)
+        return Encoder(**options, backend=chosen, device=place)
     if chosen != "torch":
         _ensure_onnx(resolved, chosen, cache_dir, threads)  # built once, before any run needs it
-    return LazyEncoder(resolved, chosen, options)
+    return LazyEncoder(resolved, chosen, place, options)
 
 
-def _choose_backend(backend: str, resolved: ResolvedModel) -> str:
+def _choose_backend(backend: str, resolved: ResolvedModel, device: str) -> tuple[str, str]:
+    """The backend and the device (``"cpu"``/``"cuda"``) to run ``resolved`` with.
+
+    The backend is ``backend``, or for ``"auto"`` ``$DEDUP_ENCODER_BACKEND``,
+    else the profile's, else torch; except that where the profile's choice
+    (a CPU optimisation such as int8) meets a usable GPU, ``"auto"`` runs
+    torch on the GPU instead. The device is resolved by
+    :func:`dedup.encoding.device.resolve_device` for that backend.
+    """
+    chosen = _named_backend(backend, resolved)
+    from_profile = backend == "auto" and not os.environ.get(BACKEND_ENV)
+    if device != "cpu" and from_profile and chosen != "torch" and cuda_missing("torch") is None:
+        return "torch", "cuda"
+    return chosen, resolve_device(device, chosen)
+
+
+def _named_backend(backend: str, resolved: ResolvedModel) -> str:
     """``backend``, or for ``"auto"`` ``$DEDUP_ENCODER_BACKEND``, else the profile's, else torch."""
     if backend == "auto":
         backend = os.environ.get(BACKEND_ENV) or (
@@ -450,7 +513,7 @@ def ensure_backend(
     model folder. For ``dedup models build``: a first run then loads at once.
     """
     resolved = resolve(model, cache_dir=cache_dir)
-    chosen = _choose_backend(backend, resolved)
+    chosen = _named_backend(backend, resolved)
     if chosen == "torch":
         return None
     return _ensure_onnx(resolved, chosen, cache_dir, threads=None)
@@ -467,7 +530,7 @@ def _ensure_onnx(
     def build(tmp: Path) -> None:
         from dedup.encoding.onnx_backend import build_onnx, check_supported
 
-        _, st = _load(resolved.folder, threads)
+        _, st = _load(resolved.folder, threads, "cpu")
         check_supported(st)
         head, tail = _special_tokens(st.tokenizer)
         build_onnx(
@@ -497,8 +560,9 @@ def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     raise ValueError("cannot locate the text between the tokenizer's special tokens")
 
 
-def _load(folder: Path, threads: int | None) -> tuple[Any, Any]:
-    """Import torch and sentence-transformers quietly and load ``folder`` on CPU, offline."""
+def _load(folder: Path, threads: int | None, device: str) -> tuple[Any, Any]:
+    """Import torch and sentence-transformers quietly and load ``folder`` on ``device``
+    (``"cpu"`` or ``"cuda"``, TF32 then off: the fingerprint promises fp32), offline."""
     # The folder is local, so nothing needs the hub; offline mode makes sure no
     # library tries (an explicit HF_HUB_OFFLINE=0 from the user is respected).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -513,6 +577,9 @@ def _load(folder: Path, threads: int | None) -> tuple[Any, Any]:
     transformers.logging.disable_progress_bar()
     if threads:
         torch.set_num_threads(threads)
-    model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    model = SentenceTransformer(str(folder), device=device, local_files_only=True)
     model.eval()
     return torch, model

@@ -185,7 +185,7 @@ def build_onnx(
 class OnnxModel:
     """A built ONNX backend folder: tokenizer, session and the Encoder's facts about them."""
 
-    def __init__(self, folder: Path, threads: int | None) -> None:
+    def __init__(self, folder: Path, threads: int | None, device: str = "cpu") -> None:
         from tokenizers import Tokenizer
 
         ort = onnxruntime()
@@ -201,9 +201,11 @@ class OnnxModel:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
-        )
+        # on "cuda", nodes the CUDA provider lacks fall back to the CPU one
+        providers = ["CPUExecutionProvider"]
+        if device == "cuda":
+            providers.insert(0, "CUDAExecutionProvider")
+        self.session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=providers)
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of each text, without special tokens, never truncated."""

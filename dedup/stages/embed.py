@@ -217,6 +217,8 @@ class EncoderSpec:
         batch_size: windows per forward pass.
         fingerprint: the driver's encoder fingerprint.
         backend: the driver encoder's backend (None: the Encoder's default).
+        device: the driver encoder's device (``"cpu"`` or ``"cuda"``): every
+            worker runs where the driver does, or fails.
 
     A worker runs the model with ``$OMP_NUM_THREADS`` threads when that is set
     (Ray sets it to the CPUs a task holds, 1 by default), so that workers
@@ -228,6 +230,7 @@ class EncoderSpec:
     batch_size: int
     fingerprint: str
     backend: str | None = None
+    device: str = "cpu"
 
     def load(self) -> SentenceEncoder:
         """This process's encoder for this spec, loaded on first use and then kept."""
@@ -243,6 +246,7 @@ class EncoderSpec:
                 cache_dir=Path(self.cache_dir),
                 batch_size=self.batch_size,
                 threads=int(threads) if threads.isdigit() and int(threads) > 0 else None,
+                device=self.device,
                 **options,
             )
             if encoder.fingerprint != self.fingerprint:
