@@ -182,7 +182,8 @@ class Encoder:
             self._tokenize = self._onnx.tokenize
             self._pooled = self._pooled_onnx
         # Windows per run, by padded width: a fixed shape (see _forward); None:
-        # batches of batch_size, each window padded to its own width (torch on a CPU).
+        # batches of batch_size, each window padded to its own width (torch on a
+        # CPU; on ONNX only bench/encode_speed.py's free shapes, not bit-stable).
         self._rows_per_run: Callable[[int], int] | None = rows_per_run(self.backend, self.device)
         if resolved.profile and resolved.profile.dim != self.dim:
             raise ValueError(
