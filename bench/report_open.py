@@ -79,8 +79,10 @@ def synthetic(
     out: Path, stories: int = 2500, versions: int = 8, sentences: int = 20, singletons: int = 6000
 ) -> Path:
     """Write the report of the synthetic corpus (see the module doc) into ``out``."""
-    from dedup.api import PipelineConfig, RunResult, choose_representatives
+    from dedup.config import PipelineConfig
     from dedup.records import AlignedPair, Document, LanguageGuess, PairEvidence, SegmentedDocument
+    from dedup.result import RunResult
+    from dedup.stages.keep import choose_representatives
     from dedup.stages.report import _clusters, summary
     from dedup.stages.report_views import render_html
 

@@ -97,9 +97,10 @@ def pairwise_f1(labels: np.ndarray, truth: np.ndarray) -> float:
 def measure(folder: Path) -> dict[str, float]:
     """Run candidates, align and cluster on one corpus; this process's figures."""
     from dedup import PipelineConfig
-    from dedup.api import StageStats, link_documents
+    from dedup.result import StageStats
     from dedup.stages.cluster import cluster_documents
     from dedup.stages.embed import VectorFile
+    from dedup.stages.link import link_documents
 
     start = time.perf_counter()
     vectors = VectorFile(folder / "vectors.npy")  # read on demand, as dedup run does

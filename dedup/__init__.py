@@ -22,7 +22,9 @@ See :mod:`dedup.api` for the stages, :mod:`dedup.stages.report` for the
 report files and :mod:`dedup.stages.corpus_out` for the corpus files.
 """
 
-from dedup.api import Cluster, PipelineConfig, RunResult, run
+from dedup.api import run
+from dedup.config import PipelineConfig
+from dedup.result import Cluster, RunResult
 from dedup.stages.corpus_out import write_dropped, write_kept
 from dedup.stages.report import write_report
 

@@ -22,11 +22,15 @@ first, and ``dedup models build`` makes them again.
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -154,3 +158,27 @@ def prune(root: Path, max_bytes: int | None = None, *, dry_run: bool = False) ->
         report.unreachable = total > max_bytes
     report.after = total
     return report
+
+
+@cache
+def library_version(distribution: str) -> str:
+    """The installed version of ``distribution``: part of a cache key, so an upgrade
+    that changes results invalidates what the old version stored."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+@cache
+def source_digest(module: str) -> str:
+    """Digest of a module's source file (of its name when it has no file), the module
+    not imported: part of a cache key, so editing the code that computed an entry
+    invalidates it."""
+    spec = importlib.util.find_spec(module)
+    path = spec.origin if spec is not None else None
+    try:
+        data = Path(path).read_bytes() if path else module.encode()
+    except OSError:
+        data = module.encode()
+    return hashlib.blake2b(data, digest_size=16).hexdigest()

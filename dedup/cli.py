@@ -1,6 +1,6 @@
 """The ``dedup`` command: a thin click layer over :mod:`dedup.api`.
 
-Commands parse options, build a :class:`~dedup.api.PipelineConfig`, call the
+Commands parse options, build a :class:`~dedup.config.PipelineConfig`, call the
 API and print. Errors a user can act on are printed as one ``Error:`` line and
 exit with status 2 (bad input) or 1 (anything else); ``--debug`` shows the
 traceback instead.

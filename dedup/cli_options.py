@@ -1,7 +1,7 @@
 """Command-line options shared by the commands that read a corpus (``run``, ``eval --sweep``).
 
 Every default shown here is read from the dataclass that defines it
-(:class:`~dedup.api.PipelineConfig`, :class:`~dedup.stages.ingest.IngestConfig`,
+(:class:`~dedup.config.PipelineConfig`, :class:`~dedup.stages.ingest.IngestConfig`,
 :class:`~dedup.stages.cluster.ClusterConfig`), never typed again, so
 ``--help`` and the API documentation cannot disagree
 (``tests/test_cli.py::test_cli_defaults_are_the_dataclass_defaults``).
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from dedup.api import PipelineConfig
+from dedup.config import PipelineConfig
 from dedup.encoding import DEFAULT_MODEL, DEVICES
 from dedup.stages.ingest import IngestConfig
 

@@ -47,7 +47,7 @@ from dedup.records import EvidenceTable
 from dedup.stages.cluster import cluster_documents
 
 if TYPE_CHECKING:
-    from dedup.api import RunResult
+    from dedup.result import RunResult
 
 ID_COLUMNS = ("doc_id", "id", "document")
 CLUSTER_COLUMNS = ("cluster_id", "cluster")

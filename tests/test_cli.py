@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dedup.api import PipelineConfig
 from dedup.cli import main
+from dedup.config import PipelineConfig
 from dedup.encoding import DEFAULT_MODEL
 from dedup.stages.cluster import ClusterConfig
 from dedup.stages.ingest import IngestConfig, InputError

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from dedup import PipelineConfig
-from dedup.api import link_documents
 from dedup.engines import LocalEngine
 from dedup.stages.embed import VectorFile
+from dedup.stages.link import link_documents
 
 REPO = Path(__file__).resolve().parents[1]
 

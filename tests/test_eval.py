@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dedup.api import PipelineConfig
 from dedup.cli import main
+from dedup.config import PipelineConfig
 from dedup.evaluation import (
     EvaluationInputError,
     baseline_sweep,

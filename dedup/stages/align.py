@@ -34,17 +34,17 @@ Three choices make that score mean the same thing in every language:
    reports of one arrest: "Track Palin, 26" against "Palin, 29"), so
    their weight is 0 whatever their similarity.
 4. **Not evidence.** Boilerplate (a sentence found in ``boilerplate_docs`` or
-   more documents that are not copies of one another) is dropped before any
-   comparison; it aligns perfectly between unrelated articles. The shorter
-   document's length carries a one-sentence prior, so a single matching
-   sentence cannot make a one-sentence excerpt a certain match.
+   more documents that are not copies of one another, see
+   :mod:`dedup.stages.boilerplate`) is dropped before any comparison; it
+   aligns perfectly between unrelated articles. The shorter document's length
+   carries a one-sentence prior, so a single matching sentence cannot make a
+   one-sentence excerpt a certain match.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -56,7 +56,6 @@ from dedup.engines import usable_cpus
 from dedup.records import ALIGNED_DTYPE, EvidenceTable, concat_ranges
 from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
 
-_NON_WORD = re.compile(r"[\W\d_]+")
 _NUMBER = re.compile(r"\d+")
 
 
@@ -94,67 +93,6 @@ class AlignConfig:
             raise ValueError("need length_prior >= 0, null_prior > 0, boilerplate_docs >= 2")
         if self.null_rank < 0:
             raise ValueError(f"null_rank must be >= 0, got {self.null_rank}")
-
-
-def sentence_key(sentence: str) -> str:
-    """Sentence text reduced to letters, case-folded: copies of a template share it."""
-    return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", sentence).casefold()).strip()
-
-
-def boilerplate_mask(
-    sentences: Sequence[str], offsets: np.ndarray, min_docs: int = 3
-) -> np.ndarray:
-    """True for sentences that are no evidence: site boilerplate, or no letters at all.
-
-    A sentence is boilerplate when its letters (case-folded, digits and
-    punctuation dropped) occur in ``min_docs`` or more documents that are not
-    copies of each other. Copies (reposts, excerpts) count once, so a story
-    posted three times is not mistaken for boilerplate.
-
-    Two documents are copies here when the sentences they share make up at
-    least half of the shorter one, each sentence weighing ``1 / documents
-    that contain it``. Counting sentences alone, forty different one-line
-    briefs under one ten-line site footer share 10 of 11 sentences pairwise
-    and would be one "family", so the footer would count once and be taken
-    for evidence; weighed, a footer line in 40 documents weighs 1/40 and each
-    brief's own sentence 1, so the briefs stay apart, while a story reposted
-    three times (every sentence in 3 documents) or an excerpt (every sentence
-    also in the full article) is still one family.
-    """
-    n_docs = len(offsets) - 1
-    keys = [sentence_key(s) for s in sentences]
-    doc_of = np.repeat(np.arange(n_docs), np.diff(offsets))
-    docs_with: dict[str, set[int]] = defaultdict(set)
-    for key, doc in zip(keys, doc_of, strict=True):
-        docs_with[key].add(int(doc))
-    weight = {key: 1.0 / len(docs) for key, docs in docs_with.items() if key}
-    distinct = [{keys[i] for i in range(offsets[d], offsets[d + 1])} for d in range(n_docs)]
-    mass = [sum(weight.get(key, 0.0) for key in doc_keys) for doc_keys in distinct]
-    shared: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0])
-    for key, docs in docs_with.items():
-        # keys in very many documents are boilerplate whatever the families are
-        if key and 1 < len(docs) <= 64:
-            ordered = sorted(docs)
-            for i, left in enumerate(ordered):
-                for right in ordered[i + 1 :]:
-                    entry = shared[(left, right)]
-                    entry[0] += 1
-                    entry[1] += weight[key]
-    family = list(range(n_docs))
-
-    def root(x: int) -> int:
-        while family[x] != x:
-            family[x] = family[family[x]]
-            x = family[x]
-        return x
-
-    for (left, right), (count, shared_mass) in sorted(shared.items()):
-        shorter = min(len(distinct[left]), len(distinct[right]))
-        lighter = min(mass[left], mass[right])
-        if count >= min(2, shorter) and 2 * shared_mass >= lighter - 1e-9:
-            family[root(left)] = root(right)
-    families = {key: {root(d) for d in docs} for key, docs in docs_with.items()}
-    return np.array([not key or len(families[key]) >= min_docs for key in keys], dtype=bool)
 
 
 def sentence_numbers(sentences: Sequence[str]) -> list[frozenset[int]]:

@@ -271,14 +271,17 @@ def furniture_lines(texts: Sequence[str]) -> set[str]:
 
 
 def own_text(text: str, furniture: set[str]) -> str:
-    """The lines of ``text`` that are not furniture, as they are (not normalised).
+    """The lines of ``text`` that are not furniture, as they are (not normalised), or
+    all of it when no letter is left.
 
     Used beyond the copy pass: language identification reads a brief's own
-    text, not the site footer that outweighs it (see :mod:`dedup.api`).
+    text, not the site footer that outweighs it (forty briefs under one
+    English footer are not English).
     """
-    return "\n".join(
+    own = "\n".join(
         line for line in text.splitlines() if line.strip() and _normalise(line) not in furniture
     )
+    return own if any(ch.isalpha() for ch in own) else text
 
 
 def own_shingles(text: str, furniture: set[str], size: int) -> set[bytes]:

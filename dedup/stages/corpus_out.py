@@ -6,7 +6,7 @@ next tool in a pipeline reads the deduplicated corpus instead of joining
 ``assignments.csv`` back onto the input itself:
 
 * kept: one record per cluster, its representative (the keep policy of
-  :func:`dedup.api.choose_representatives`); ``len(kept) == clusters``.
+  :func:`dedup.stages.keep.choose_representatives`); ``len(kept) == clusters``.
 * dropped: every other document, with ``duplicate_of``, the id of the
   representative it duplicates; ``len(dropped) == documents - clusters``.
 
@@ -33,8 +33,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from dedup.api import RunResult
 from dedup.records import Document
+from dedup.result import RunResult
 from dedup.stages.report import atomic_write
 
 #: the field a dropped record gets: the id of the record kept in its place

@@ -48,19 +48,17 @@ and the run computes everything as if there were no cache.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import sqlite3
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from functools import cache
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dedup.cache import library_version, source_digest
 from dedup.records import LanguageGuess
 from dedup.stages.copies import CopyConfig
 from dedup.stages.segment import SegmenterConfig
@@ -329,24 +327,3 @@ def _signature_bytes(signature: np.ndarray) -> bytes:
         raise TypeError(f"a MinHash signature holds unsigned integers, not {values.dtype}")
     dtype = "<u4" if values.size == 0 or int(values.max()) < 1 << 32 else "<u8"
     return values.astype(dtype).tobytes()
-
-
-@cache
-def library_version(distribution: str) -> str:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return "unknown"
-
-
-@cache
-def source_digest(module: str) -> str:
-    """Digest of a module's source file (of its name when it has no file); the
-    module is not imported."""
-    spec = importlib.util.find_spec(module)
-    path = spec.origin if spec is not None else None
-    try:
-        data = Path(path).read_bytes() if path else module.encode()
-    except OSError:
-        data = module.encode()
-    return hashlib.blake2b(data, digest_size=16).hexdigest()

@@ -58,12 +58,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import zstandard
 
 from dedup.encoding.encoder import normalize_text
 from dedup.records import Document, SkippedInput
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: the input that is standard input (JSONL); a path must be a str to mean it,
 #: so ``Path("-")`` (or ``./-`` on the command line) is a file named ``-``
@@ -672,3 +675,58 @@ def read_records(records: Iterable[object], config: IngestConfig | None = None) 
         if doc is not None:
             documents.append(doc)
     return Ingested(documents, collector.skipped, collector.records)
+
+
+def read_input(documents: object, config: IngestConfig) -> Ingested:
+    """The documents of any form :func:`dedup.run` takes: a path, several paths, an
+    iterable of dicts or ``(id, text)`` pairs, a pandas DataFrame or a ``datasets.Dataset``."""
+    if isinstance(documents, str | os.PathLike):
+        return read_documents(documents, config)
+    if (
+        isinstance(documents, list | tuple)
+        and documents
+        and all(isinstance(item, str | os.PathLike) for item in documents)
+    ):
+        return read_documents(documents, config)  # several inputs, read as one corpus
+    if isinstance(documents, Mapping):  # one record, or a datasets.DatasetDict
+        raise TypeError(
+            "dedup.run takes a path or an iterable of records, not a mapping "
+            f"({type(documents).__name__}); for a DatasetDict pick a split: dataset['train']"
+        )
+    columns = _column_names(documents)
+    if columns is not None:
+        missing = [name for name in (config.id_field, config.text_field) if name not in columns]
+        if missing:
+            raise InputError(
+                f"{type(documents).__name__} lacks column(s) {', '.join(missing)}; found "
+                f"{', '.join(map(str, columns))} (set IngestConfig(id_field=..., text_field=...))"
+            )
+    pandas = sys.modules.get("pandas")  # a DataFrame can only exist once pandas is imported
+    if pandas is not None and isinstance(documents, pandas.DataFrame):
+        return read_records(_frame_records(documents, pandas), config)
+    if not isinstance(documents, Iterable):
+        raise TypeError(
+            f"dedup.run takes a path or an iterable of records, not {type(documents).__name__}"
+        )
+    return read_records(documents, config)  # a datasets.Dataset yields its rows as dicts
+
+
+def _column_names(documents: object) -> list[object] | None:
+    """The columns of a DataFrame or a datasets.Dataset; None for other iterables."""
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(documents, pandas.DataFrame):
+        return list(documents.columns)
+    names = getattr(documents, "column_names", None)  # datasets.Dataset, IterableDataset
+    return list(names) if isinstance(names, list) else None
+
+
+def _frame_records(frame: pd.DataFrame, pandas: Any) -> Iterator[dict[str, Any]]:
+    """A DataFrame's rows as dicts, a missing cell (NaN, NA, NaT) as absent: a title
+    column with gaps must not give the title "nan"."""
+    is_missing = pandas.isna
+    for row in frame.to_dict("records"):
+        yield {
+            str(name): value
+            for name, value in row.items()
+            if not (pandas.api.types.is_scalar(value) and is_missing(value))
+        }

@@ -6,7 +6,7 @@ the settings, nothing else. A re-run of an unchanged corpus (a report
 re-rendered, a nightly job over an archive that did not move) would compute
 exactly the same evidence again: two minutes at 100,000 documents, and on a
 small corpus mostly the fixed cost of loading the compiled loops. This
-cache keeps the result of :func:`dedup.api.link_documents` for such a corpus;
+cache keeps the result of :func:`dedup.stages.link.link_documents` for such a corpus;
 a run over a corpus that changed at all recomputes it (the null model and the
 centring are corpus-wide, so no part of it can be reused) and still reads
 every sentence vector from the embedding cache.
@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dedup.cache import library_version, source_digest
 from dedup.records import EvidenceTable, PairEvidence
-from dedup.stages.document_cache import library_version, source_digest
 
 #: bump when the file layout or the meaning of a key part changes.
 FORMAT = 2
@@ -51,7 +51,7 @@ _CODE = (
     "dedup.stages.candidates",
     "dedup.stages.align",
     "dedup.stages.kernels",
-    "dedup.api",
+    "dedup.stages.link",
     "dedup.records",
 )
 

@@ -7,7 +7,7 @@ leaves a half-written file):
   ``doc_id,cluster_id,cluster_size,lang,script,representative,sentences,``
   ``cluster_languages,title,url,date,input_lang``. ``representative`` is
   ``true`` for the copy the keep policy keeps (see
-  :func:`dedup.api.choose_representatives` and :func:`keep_policy`); drop the
+  :func:`dedup.stages.keep.choose_representatives` and :func:`keep_policy`); drop the
   rows marked ``false`` to deduplicate. ``cluster_languages`` is the cluster's
   language mix: its distinct language groups, sorted, joined by ``+``
   (``de+en+fr``). ``title``, ``url``, ``date`` and ``input_lang`` are the
@@ -50,8 +50,8 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from dedup.api import RunResult, cluster_ids
 from dedup.records import Document, EvidenceTable
+from dedup.result import RunResult, cluster_ids
 from dedup.stages.report_views import render_html, render_markdown
 
 if TYPE_CHECKING:
@@ -313,7 +313,7 @@ def _assignment_rows(result: RunResult) -> list[list[object]]:
 
 def assignment_table(result: RunResult) -> pa.Table:
     """The assignments as an Arrow table, the one source of ``assignments.csv``,
-    ``assignments.parquet`` and :meth:`dedup.api.RunResult.to_pandas`: typed
+    ``assignments.parquet`` and :meth:`dedup.result.RunResult.to_pandas`: typed
     columns, null for a field a record does not have."""
     import pyarrow as pa
 

@@ -42,7 +42,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from dedup.api import RunResult
+from dedup.result import RunResult
 from dedup.stages.copies import FURNITURE_TEXTS
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""align: mechanics of the in-order alignment, the null and boilerplate.
+"""align: mechanics of the in-order alignment and the null.
 
 Sentence vectors here are small synthetic numpy vectors: a "translation" is a
 noisy copy of a sentence vector, an "unrelated" sentence is a random one.
@@ -17,7 +17,6 @@ from dedup.stages.align import (
     AlignConfig,
     AlignInputs,
     align_pairs,
-    boilerplate_mask,
     locality_order,
     monotone_alignment,
     number_table,
@@ -81,66 +80,6 @@ def test_matches_brute_force_on_random_matrices(seed: int) -> None:
     for (i0, j0), (i1, j1) in itertools.pairwise(pairs):
         assert i0 < i1 and j0 < j1
     assert sum(weights[i, j] for i, j in pairs) == pytest.approx(total)
-
-
-# --- boilerplate_mask ----------------------------------------------------------
-
-
-def _offsets(docs: list[list[str]]) -> tuple[list[str], np.ndarray]:
-    sentences = [s for doc in docs for s in doc]
-    return sentences, np.cumsum([0] + [len(d) for d in docs]).astype(np.int64)
-
-
-FOOTER = "Subscribe to our newsletter for more news."
-
-
-def test_sentence_in_three_unrelated_documents_is_boilerplate() -> None:
-    docs = [
-        ["The mayor opened a bridge.", "Traffic is expected to ease.", FOOTER],
-        ["A storm hit the coast.", "Power was cut in two towns.", FOOTER],
-        ["The central bank held rates.", "Markets barely moved.", FOOTER],
-        ["A new museum opened.", "Entry is free on Sundays."],
-    ]
-    sentences, offsets = _offsets(docs)
-    mask = boilerplate_mask(sentences, offsets, 3)
-    assert [s for s, m in zip(sentences, mask, strict=True) if m] == [FOOTER] * 3
-
-
-def test_two_documents_are_not_enough() -> None:
-    docs = [["Story one.", FOOTER], ["Story two.", FOOTER], ["Story three."]]
-    sentences, offsets = _offsets(docs)
-    assert not boilerplate_mask(sentences, offsets, 3).any()
-    assert boilerplate_mask(sentences, offsets, 2).sum() == 2
-
-
-def test_variants_in_case_digits_and_punctuation_count_as_one_sentence() -> None:
-    docs = [
-        ["Story one.", "Follow us on Twitter!"],
-        ["Story two.", "follow us on twitter"],
-        ["Story three.", "FOLLOW US ON TWITTER (2024)."],
-    ]
-    sentences, offsets = _offsets(docs)
-    assert boilerplate_mask(sentences, offsets, 3).tolist() == [False, True] * 3
-
-
-def test_reposts_count_once() -> None:
-    story = ["The mayor opened a bridge.", "Traffic is expected to ease.", "Work took two years."]
-    docs = [story, list(story), [*story, "Photo: city hall."], ["Unrelated story.", "Other."]]
-    sentences, offsets = _offsets(docs)
-    assert not boilerplate_mask(sentences, offsets, 3).any()
-
-
-def test_sentences_without_letters_are_never_evidence() -> None:
-    docs = [["Story one.", "2024", "---"], ["Story two."]]
-    sentences, offsets = _offsets(docs)
-    assert boilerplate_mask(sentences, offsets, 3).tolist() == [False, True, True, False]
-
-
-def test_lead_sentence_shared_by_an_article_and_two_one_sentence_excerpts() -> None:
-    story = ["The mayor opened a bridge.", "Traffic is expected to ease.", "Work took two years."]
-    docs = [story, story[:1], story[:1], ["Unrelated story.", "Other."]]
-    sentences, offsets = _offsets(docs)
-    assert not boilerplate_mask(sentences, offsets, 3).any()
 
 
 # --- align_pairs on synthetic vectors -------------------------------------------

@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from dedup.api import PipelineConfig
+from dedup.config import PipelineConfig
 from dedup.stages.corpus_out import (
     DUPLICATE_OF,
     corpus_format,

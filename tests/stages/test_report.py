@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from dedup.api import PipelineConfig, RunResult, StageStats, choose_representatives
+from dedup.config import PipelineConfig
 from dedup.records import (
     AlignedPair,
     Document,
@@ -24,6 +24,8 @@ from dedup.records import (
     SegmentedDocument,
     SkippedInput,
 )
+from dedup.result import RunResult, StageStats
+from dedup.stages.keep import choose_representatives
 from dedup.stages.report import cluster_ids, format_summary, summary, write_report
 
 REPO = Path(__file__).resolve().parents[2]

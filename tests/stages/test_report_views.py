@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from dedup.api import PipelineConfig, RunResult, choose_representatives
+from dedup.config import PipelineConfig
 from dedup.records import (
     AlignedPair,
     Document,
@@ -35,6 +35,8 @@ from dedup.records import (
     SegmentedDocument,
     SkippedInput,
 )
+from dedup.result import RunResult
+from dedup.stages.keep import choose_representatives
 from dedup.stages.report import write_report
 from dedup.stages.report_views import (
     ViewLimits,

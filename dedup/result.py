@@ -1,0 +1,213 @@
+"""What a run found (:class:`RunResult`, :class:`Cluster`) and what each stage cost.
+
+Kept apart from :mod:`dedup.api` so that the stages that read a result (the
+report, the corpus writer, the evaluation) do not import the entry point
+that runs them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dedup.records import Document, PairEvidence, SegmentedDocument, SkippedInput
+from dedup.stages.copies import CopyJoin
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from dedup.config import PipelineConfig
+
+
+@dataclass
+class StageStats:
+    """Wall time and item counts of one stage, for the summary and the benchmarks.
+
+    ``cached``, for the stages that look their results up in the document
+    cache (see :mod:`dedup.stages.document_cache`), is how many were found
+    there instead of computed: copies: MinHash signatures (one per distinct
+    text); langid, segment: documents. None for the other stages.
+    """
+
+    seconds: float = 0.0
+    items: int = 0
+    unit: str = ""
+    cached: int | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class RunResult:
+    """Everything a run found, documents in id order.
+
+    Attributes:
+        documents: the documents read, sorted by id.
+        skipped: inputs that did not become documents, with reasons.
+        segmented: language and sentences of each document.
+        labels: cluster number of each document (0 = largest cluster).
+        representatives: for each cluster number, the document kept (see
+            :func:`dedup.stages.keep.choose_representatives`).
+        evidence: every scored candidate pair; the aligned sentence pairs are kept
+            for pairs at or above the cluster threshold (the links the report shows).
+        usable: per sentence, False for boilerplate (not used as evidence).
+        doc_vectors: ``(n_docs, dim)`` mean of each document's usable sentence
+            vectors, L2-normalised, before language centring (the naive
+            one-vector-per-document baseline of ``dedup eval --sweep``).
+        doc_groups: language group number of each document (index into
+            ``group_names``).
+        group_names: the language groups, sorted.
+        primary_of: for each document, the index of the document it is a copy
+            of (itself for a primary); copies skip the expensive stages.
+        copy_joins: why each copy is one (its Jaccard and own-text figures
+            against its primary), copies in document order.
+        pooled_groups: language groups whose links show several languages
+            under one label; the one-document-per-language rule of the
+            clustering is off for them (see
+            :func:`dedup.stages.cluster.pooled_groups`).
+        documents_in: input records read (= documents + skipped).
+        stages: wall time and counts per stage.
+        model_name, model_fingerprint: the encoder used.
+        config: the settings of the run.
+        encoded_sentences: sentences sent to the encoder (not found in the cache).
+        windowed_texts: texts longer than the model window, encoded in windows.
+    """
+
+    documents: list[Document]
+    skipped: list[SkippedInput]
+    segmented: list[SegmentedDocument]
+    labels: np.ndarray
+    representatives: dict[int, int]
+    evidence: Sequence[PairEvidence]
+    usable: np.ndarray
+    doc_vectors: np.ndarray
+    doc_groups: np.ndarray
+    group_names: list[str]
+    primary_of: np.ndarray
+    stages: dict[str, StageStats]
+    model_name: str
+    model_fingerprint: str
+    config: PipelineConfig
+    documents_in: int = 0
+    encoded_sentences: int = 0
+    windowed_texts: int = 0
+    copy_joins: list[CopyJoin] = field(default_factory=list)
+    pooled_groups: list[str] = field(default_factory=list)
+
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        """Each document id's index in ``documents``: made once, on the first look-up."""
+        return {doc.id: index for index, doc in enumerate(self.documents)}
+
+    def cluster_of(self, doc_id: str) -> int:
+        """The cluster number of the document with id ``doc_id`` (a dict look-up).
+
+        ``result.clusters()[result.cluster_of(doc_id)]`` is its :class:`Cluster`.
+
+        Raises:
+            KeyError: no document of the run has this id.
+        """
+        return int(self.labels[self._position[doc_id]])
+
+    def clusters(self) -> list[Cluster]:
+        """Every cluster, largest first (list index = cluster number), singletons included.
+
+        >>> for cluster in result.clusters():                # doctest: +SKIP
+        ...     if cluster.size > 1:
+        ...         print(cluster.id, cluster.representative, cluster.duplicates)
+        c0001 000_814e0ab8402dad44 ('002_20e4596e9ffa5474',)
+        """
+        ids = cluster_ids(self)
+        members: list[list[int]] = [[] for _ in ids]
+        for index, label in enumerate(self.labels.tolist()):
+            members[label].append(index)
+        return [
+            Cluster(
+                id=ids[label],
+                label=label,
+                members=tuple(sorted(self.documents[i].id for i in indices)),
+                representative=self.documents[self.representatives[label]].id,
+                languages=tuple(sorted({self.segmented[i].language.group for i in indices})),
+            )
+            for label, indices in enumerate(members)
+        ]
+
+    def kept_ids(self) -> list[str]:
+        """The id of the document each cluster keeps (its representative), largest cluster
+        first: the deduplicated corpus is these documents (the keep policy is
+        :func:`dedup.stages.keep.choose_representatives`)."""
+        return [c.representative for c in self.clusters()]
+
+    def to_pandas(self) -> pd.DataFrame:
+        """One row per document, the columns of ``assignments.csv`` (typed, as in
+        ``assignments.parquet``; see :mod:`dedup.stages.report`). Needs pandas
+        (``pip install 'dedup[pandas]'``).
+
+        >>> frame = result.to_pandas()                       # doctest: +SKIP
+        >>> frame[frame.representative].doc_id.tolist() == sorted(result.kept_ids())
+        True
+        """
+        from dedup.stages.report import assignment_table
+
+        try:
+            return assignment_table(self).to_pandas()
+        except ImportError as err:
+            raise ImportError(
+                f"RunResult.to_pandas needs pandas ({err}); pip install 'dedup[pandas]'"
+            ) from err
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """One cluster of a run: the documents found to be the same article.
+
+    Attributes:
+        id: the cluster's id in the report files (``c0001`` is the largest).
+        label: its number in :attr:`RunResult.labels` (its index in
+            :meth:`RunResult.clusters`).
+        members: the ids of its documents, sorted.
+        representative: the id of the member the keep policy keeps.
+        languages: the distinct language groups of its members, sorted.
+    """
+
+    id: str
+    label: int
+    members: tuple[str, ...]
+    representative: str
+    languages: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    @property
+    def duplicates(self) -> tuple[str, ...]:
+        """The members other than the representative: what deduplication drops."""
+        return tuple(m for m in self.members if m != self.representative)
+
+
+def cluster_ids(result: Any) -> list[str]:
+    """A stable id per cluster number of ``result`` (anything with ``labels``): ``c`` and
+    a zero-padded number, largest first; widened beyond 9,999 clusters."""
+    count = int(result.labels.max()) + 1 if len(result.labels) else 0
+    width = max(4, len(str(count)))
+    return [f"c{number + 1:0{width}d}" for number in range(count)]
+
+
+@contextmanager
+def timed(stats: dict[str, StageStats], name: str, unit: str) -> Iterator[StageStats]:
+    """Adds the wall time of the ``with`` block to ``stats[name]`` (made on first use)."""
+    stage = stats.setdefault(name, StageStats(unit=unit))
+    start = time.perf_counter()
+    try:
+        yield stage
+    finally:
+        stage.seconds += time.perf_counter() - start
