@@ -108,3 +108,27 @@ def test_report_open_benchmark_times_a_small_synthetic_report(tmp_path: Path) ->
     assert " MB; laid out in " in line and "chromium wall" in line
     html = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert html.count('<details class="cluster item"') == 20
+
+
+@pytest.mark.slow
+def test_pipeline_scale_benchmark_runs_every_stage(dedup_cache: Path, tmp_path: Path) -> None:
+    """The stand-in (a static model of the default model's token embeddings) runs through
+    ``--model PATH``; the generated translations look like real ones to the aligner."""
+    out = _bench(
+        "bench/pipeline_scale.py", "--docs", "600", "--work", str(tmp_path),
+        "--model-cache", str(dedup_cache),
+    )  # fmt: skip
+    assert "stand-in" in out
+    for stage in ("ingest", "copies", "langid", "segment", "embed", "candidates", "align"):
+        assert f"  {stage} " in out, stage
+    z = float(out.split("between planted versions: ")[1].split()[0])
+    assert 3.5 <= z <= 7.5, z
+    last = dict(field.split("=") for field in out.splitlines()[-1].split())
+    assert set(last) == {
+        "docs",
+        "wall_s",
+        "driver_peak_rss_mb",
+        "worker_peak_rss_mb",
+        "pairwise_f1",
+    }
+    assert last["docs"] == "600" and float(last["pairwise_f1"]) >= 0.8, last

