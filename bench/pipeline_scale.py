@@ -351,7 +351,8 @@ def main() -> None:
     for name, stage in run_info["stages"].items():
         cached = f", {stage['cached']} cached" if "cached" in stage else ""
         print(
-            f"  {name:12s} {stage['seconds']:9.1f} s  {stage['items']:>11} {stage['unit']}{cached}"
+            f"  {name:12s} {stage['seconds']:9.1f} s  driver peak {stage['peak_rss_mb']:6d} MB "
+            f"{stage['items']:>11} {stage['unit']}{cached}"
         )
     print(
         f"median z of aligned sentence pairs between planted versions: {planted_z(out, truth):.2f}"

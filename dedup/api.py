@@ -53,7 +53,7 @@ from dedup.stages.embed import (
 )
 from dedup.stages.ingest import InputPaths, read_input
 from dedup.stages.keep import choose_representatives
-from dedup.stages.langid import identify_all, with_supplied
+from dedup.stages.langid import identify_all, normalise_supplied, with_supplied
 from dedup.stages.link import Links, link_documents
 from dedup.stages.link_cache import LinkCache, links_key
 from dedup.stages.segment import split_all
@@ -160,12 +160,16 @@ def run(
             # and read on its own text: forty briefs under one English footer are
             # not English (lines in >= 3 articles are furniture, see copies)
             furniture = furniture_lines([texts[p] for p in heads])
+            # a group whose every member names its language needs only its script
+            unlabelled = {
+                int(p)
+                for p, doc in zip(primary_of.tolist(), documents, strict=True)
+                if normalise_supplied(doc.lang) is None
+            }
+            own_texts = [own_text(texts[p], furniture) for p in heads]
+            script_only = [p not in unlabelled for p in heads]
             guesses = dict(
-                zip(
-                    heads,
-                    identify_all([own_text(texts[p], furniture) for p in heads], known),
-                    strict=True,
-                )
+                zip(heads, identify_all(own_texts, known, script_only=script_only), strict=True)
             )
             # a language the input supplies overrides the guess (see with_supplied)
             languages = [
@@ -301,7 +305,12 @@ def run(
                 + ", ".join(group_names[g] for g in np.flatnonzero(pooled))
             )
         primary_labels = cluster_documents(
-            [ids[d] for d in primaries], local_evidence, primary_groups, config.cluster, pooled
+            [ids[d] for d in primaries],
+            local_evidence,
+            primary_groups,
+            config.cluster,
+            pooled,
+            engine=engine,
         )
         labels_of_primary = dict(zip(primaries.tolist(), primary_labels.tolist(), strict=True))
         labels = canonical_labels(np.array([labels_of_primary[int(p)] for p in primary_of]), ids)

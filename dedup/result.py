@@ -7,6 +7,7 @@ that runs them.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,12 +34,16 @@ class StageStats:
     cache (see :mod:`dedup.stages.document_cache`), is how many were found
     there instead of computed: copies: MinHash signatures (one per distinct
     text); langid, segment: documents. None for the other stages.
+    ``peak_rss_mb`` is the process's peak resident memory when the stage
+    ended (a running maximum: the stage that raises it is the one to look at;
+    0 where the platform does not tell).
     """
 
     seconds: float = 0.0
     items: int = 0
     unit: str = ""
     cached: int | None = None
+    peak_rss_mb: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -204,10 +209,22 @@ def cluster_ids(result: Any) -> list[str]:
 
 @contextmanager
 def timed(stats: dict[str, StageStats], name: str, unit: str) -> Iterator[StageStats]:
-    """Adds the wall time of the ``with`` block to ``stats[name]`` (made on first use)."""
+    """Adds the wall time of the ``with`` block to ``stats[name]`` (made on first use)
+    and notes the peak RSS at its end."""
     stage = stats.setdefault(name, StageStats(unit=unit))
     start = time.perf_counter()
     try:
         yield stage
     finally:
         stage.seconds += time.perf_counter() - start
+        stage.peak_rss_mb = peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB (0 where ``resource`` is missing)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return 0.0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1 << 20) if sys.platform == "darwin" else peak / 1024

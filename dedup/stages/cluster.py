@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import bdtrc
 
+from dedup.engines import Engine, LocalEngine
 from dedup.records import EvidenceTable, PairEvidence, gc_paused
 
 
@@ -150,8 +151,18 @@ def cluster_documents(
     doc_groups: np.ndarray,
     config: ClusterConfig,
     pooled: np.ndarray | None = None,
+    *,
+    engine: Engine | None = None,
 ) -> np.ndarray:
     """A cluster number for every document, numbered largest cluster first.
+
+    The merges are computed per connected component of the links (pairs at
+    or above the threshold; :func:`link_components`), components in chunks
+    on ``engine``: a merge follows a link and weighs only pairs between the
+    two clusters it joins, so no cluster ever spans two components and each
+    component's merges are the same whether it is clustered alone or with
+    the rest (the visiting order restricted to a component is the same).
+    Memory is then set by the largest component, not by all pairs.
 
     Args:
         doc_keys: document ids; they break ties, so the result does not depend
@@ -161,6 +172,7 @@ def cluster_documents(
         config: the threshold.
         pooled: ``(n_groups,)`` bool, the groups the one-document-per-language
             rule does not apply to; None measures them (:func:`pooled_groups`).
+        engine: where the components are clustered (default: this process).
 
     Returns:
         ``(n_docs,)`` int64; clusters numbered by (size descending, smallest
@@ -173,22 +185,89 @@ def cluster_documents(
     veto_groups = groups.copy()
     in_pooled = np.flatnonzero(pooled[groups]) if len(groups) else groups
     veto_groups[in_pooled] = len(pooled) + np.arange(len(in_pooled))
-    with gc_paused():  # millions of small lists and dict entries, no cycles
-        owner = _merge_clusters(doc_keys, evidence, veto_groups, config)
-    return canonical_labels(np.array(owner, dtype=np.int64), doc_keys)
+    table = EvidenceTable.of(evidence)
+    left, right, score = table.left, table.right, table.score
+    component = link_components(len(groups), left, right, score >= config.threshold)
+    jobs = _component_jobs(component, left, right)
+    shared = (np.asarray(doc_keys, dtype=object), left, right, score, veto_groups, config)
+    owners = (engine or LocalEngine(processes=1)).map_chunks(
+        _cluster_components, jobs, desc="clustering", shared=shared
+    )
+    owner = np.arange(len(groups), dtype=np.int64)
+    for (docs, _pairs), local_owner in zip(jobs, owners, strict=True):
+        owner[docs] = docs[local_owner]
+    return canonical_labels(owner, doc_keys)
+
+
+def link_components(
+    n_docs: int, left: np.ndarray, right: np.ndarray, is_link: np.ndarray
+) -> np.ndarray:
+    """``(n_docs,)`` int64: the connected component of each document in the graph of links.
+
+    A reduction over the link graph only (``n_docs`` labels, one pass over the
+    links): what a sharded run computes on the driver before the components
+    are clustered apart.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix(
+        (np.ones(int(is_link.sum()), dtype=np.int8), (left[is_link], right[is_link])),
+        shape=(n_docs, n_docs),
+    )
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def largest_component(component: np.ndarray) -> int:
+    """Documents in the largest connected component (0 for no documents)."""
+    return int(np.bincount(component).max()) if len(component) else 0
+
+
+def _component_jobs(
+    component: np.ndarray, left: np.ndarray, right: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """For each component of two or more documents: its documents (ascending) and the
+    pairs inside it (ascending); a pair between two components never takes part."""
+    sizes = np.bincount(component, minlength=1)
+    docs = np.argsort(component, kind="stable")
+    doc_starts = np.concatenate([[0], np.cumsum(sizes)])
+    inside = np.flatnonzero(component[left] == component[right])
+    pairs = inside[np.argsort(component[left[inside]], kind="stable")]
+    pair_counts = np.bincount(component[left[pairs]], minlength=len(sizes))
+    pair_starts = np.concatenate([[0], np.cumsum(pair_counts)])
+    return [
+        (docs[doc_starts[c] : doc_starts[c + 1]], pairs[pair_starts[c] : pair_starts[c + 1]])
+        for c in np.flatnonzero(sizes > 1).tolist()
+    ]
+
+
+def _cluster_components(
+    jobs: Sequence[tuple[np.ndarray, np.ndarray]],
+    shared: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, ClusterConfig],
+) -> list[np.ndarray]:
+    """The merges of each component: for each, its documents' owners as local indices."""
+    keys, left, right, score, groups, config = shared
+    out = []
+    for docs, pairs in jobs:
+        local = np.searchsorted(docs, left[pairs]), np.searchsorted(docs, right[pairs])
+        with gc_paused():  # many small lists and dict entries, no cycles
+            owner = _merge_clusters(keys[docs].tolist(), *local, score[pairs], groups[docs], config)
+        out.append(np.asarray(owner, dtype=np.int64))
+    return out
 
 
 def _merge_clusters(
     doc_keys: Sequence[str],
-    evidence: Sequence[PairEvidence],
+    left: np.ndarray,
+    right: np.ndarray,
+    score: np.ndarray,
     doc_groups: np.ndarray,
     config: ClusterConfig,
 ) -> list[int]:
-    """The greedy average linkage of :func:`cluster_documents`; the cluster of each document."""
+    """The greedy average linkage of :func:`cluster_documents` over the scored pairs
+    ``(left, right, score)``; the cluster of each document."""
     n_docs = len(doc_keys)
     theta = config.threshold
-    table = EvidenceTable.of(evidence)
-    left, right, score = table.left, table.right, table.score
     groups = np.asarray(doc_groups)
     both_ok = (groups[left] == groups[right]) & (score >= theta)
     # link[x][y] = [sum of scores over cross pairs, same-language cross pairs >= theta,

@@ -12,7 +12,8 @@ stages; the copies join their primary's cluster afterwards.
   shingles of the same normalised text, each LSH hit confirmed by the exact
   Jaccard similarity of the two shingle sets, so a false LSH hit never joins
   two documents. Character shingles work in every script, with or without
-  spaces between words.
+  spaces between words; they are 64-bit hashes made with numpy
+  (:func:`shingle_hashes`), and only the LSH candidates' are kept.
 
 The LSH step is banding over the ``(n, num_perm)`` matrix of MinHash
 signatures, done with numpy (:func:`lsh_bands` chooses the bands): documents
@@ -83,10 +84,44 @@ def _normalise(text: str) -> str:
     return _SPACES.sub(" ", text.casefold()).strip()
 
 
-def _shingles(text: str, size: int) -> set[bytes]:
-    if len(text) <= size:
-        return {text.encode("utf-8")}
-    return {text[i : i + size].encode("utf-8") for i in range(len(text) - size + 1)}
+#: odd 64-bit multipliers of a shingle's code points (powers of the FNV prime)
+_POWERS = np.array([pow(0x100000001B3, k, 1 << 64) for k in range(64)], dtype=np.uint64)
+
+
+def shingle_hashes(text: str, size: int) -> np.ndarray:
+    """The distinct 64-bit hashes of every run of ``size`` characters of ``text``, sorted.
+
+    A text of ``size`` characters or fewer is one shingle. Computed with numpy
+    over the code points (a polynomial hash, then splitmix64's finaliser), so a
+    10,000-character article costs about 50 µs, not ten thousand Python
+    objects; two different shingles share a hash with probability ~2**-64, so
+    the exact Jaccard of two texts is that of their hash sets.
+    """
+    if size > len(_POWERS):
+        raise ValueError(f"shingles of at most {len(_POWERS)} characters, not {size}")
+    codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    codes = codes.astype(np.uint64)
+    if len(codes) <= size:
+        windows, powers = codes[None, :], _POWERS[: len(codes)]
+    else:
+        windows, powers = np.lib.stride_tricks.sliding_window_view(codes, size), _POWERS[:size]
+    hashes = (windows * powers).sum(axis=1, dtype=np.uint64)
+    hashes ^= hashes >> np.uint64(30)
+    hashes *= np.uint64(0xBF58476D1CE4E5B9)
+    hashes ^= hashes >> np.uint64(27)
+    hashes *= np.uint64(0x94D049BB133111EB)
+    hashes ^= hashes >> np.uint64(31)
+    return np.unique(hashes)
+
+
+def _common(a: np.ndarray, b: np.ndarray) -> int:
+    """How many values two sorted, distinct arrays share."""
+    return int(np.intersect1d(a, b, assume_unique=True).size)
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    common = _common(a, b)
+    return common / max(len(a) + len(b) - common, 1)
 
 
 class SignatureCache(Protocol):
@@ -159,11 +194,21 @@ def _band_groups(signatures: np.ndarray, bands: int, rows: int) -> Iterator[np.n
                 yield members
 
 
-def minhash_signatures(shingle_sets: Sequence[set[bytes]], config: CopyConfig) -> list[np.ndarray]:
-    """datasketch MinHash ``hashvalues`` of each shingle set (imports datasketch)."""
+def minhash_signatures(texts: Sequence[str], config: CopyConfig) -> list[np.ndarray]:
+    """datasketch MinHash ``hashvalues`` of each normalised text's shingles (imports datasketch).
+
+    The shingles enter as the low 32 bits of :func:`shingle_hashes` (datasketch's
+    default scheme permutes 32-bit values), so datasketch hashes no Python
+    object; the hash arrays of one text at a time are all that is held.
+    """
     from datasketch import MinHash
 
-    hashes = MinHash.bulk([list(s) for s in shingle_sets], num_perm=config.num_perm)
+    low = np.uint64(0xFFFFFFFF)
+    hashes = MinHash.generator(
+        ((shingle_hashes(text, config.shingle) & low).astype(np.uint32) for text in texts),
+        num_perm=config.num_perm,
+        hashfunc=int,
+    )
     return [np.asarray(h.hashvalues) for h in hashes]
 
 
@@ -216,32 +261,32 @@ def find_copies(
             digests.append(digest)
 
     if config.threshold < 1 and len(distinct) > 1:
-        shingles: dict[int, set[bytes]] = {}
+        # shingles of the LSH candidates only, each made once however often compared
+        shingles: dict[int, np.ndarray] = {}
 
-        def shingles_of(index: int) -> set[bytes]:
+        def shingles_of(index: int) -> np.ndarray:
             if index not in shingles:
-                shingles[index] = _shingles(normalised[index], config.shingle)
+                shingles[index] = shingle_hashes(normalised[index], config.shingle)
             return shingles[index]
 
         furniture = furniture_lines([texts[i] for i in distinct])
-        own: dict[int, set[bytes]] = {}
+        own: dict[int, np.ndarray] = {}
 
-        def own_of(index: int) -> set[bytes]:  # once per text, not once per comparison
+        def own_of(index: int) -> np.ndarray:
             if index not in own:
                 own[index] = own_shingles(texts[index], furniture, config.shingle)
             return own[index]
 
         def similar(a: int, b: int) -> bool:
-            sa, sb = shingles_of(a), shingles_of(b)
-            if len(sa & sb) < config.threshold * len(sa | sb):
+            if _jaccard(shingles_of(a), shingles_of(b)) < config.threshold:
                 return False
-            found = own_text_found(own_of(a), own_of(b), sa, sb)
+            found = own_text_found(own_of(a), own_of(b), shingles_of(a), shingles_of(b))
             return found is None or found >= OWN_FOUND
 
         found = cache.signatures(digests, config) if cache is not None else [None] * len(digests)
         missing = [k for k, signature in enumerate(found) if signature is None]
         if missing:
-            computed = minhash_signatures([shingles_of(distinct[k]) for k in missing], config)
+            computed = minhash_signatures([normalised[distinct[k]] for k in missing], config)
             for k, signature in zip(missing, computed, strict=True):
                 found[k] = signature
             if cache is not None:
@@ -284,24 +329,24 @@ def own_text(text: str, furniture: set[str]) -> str:
     return own if any(ch.isalpha() for ch in own) else text
 
 
-def own_shingles(text: str, furniture: set[str], size: int) -> set[bytes]:
-    """The shingles of the lines of ``text`` that are not furniture (empty if none is)."""
+def own_shingles(text: str, furniture: set[str], size: int) -> np.ndarray:
+    """The shingle hashes of the lines of ``text`` that are not furniture (empty if none is)."""
     own = [
         line
         for line in (_normalise(line) for line in text.splitlines())
         if line and line not in furniture
     ]
-    return _shingles(" ".join(own), size) if own else set()
+    return shingle_hashes(" ".join(own), size) if own else np.zeros(0, dtype=np.uint64)
 
 
 def own_text_found(
-    own_a: set[bytes], own_b: set[bytes], all_a: set[bytes], all_b: set[bytes]
+    own_a: np.ndarray, own_b: np.ndarray, all_a: np.ndarray, all_b: np.ndarray
 ) -> float | None:
     """The larger share of one side's own shingles found among the other's; None when
     either side has no text of its own (then the full-text Jaccard decides alone)."""
-    if not own_a or not own_b:
+    if not len(own_a) or not len(own_b):
         return None
-    return max(len(own_a & all_b) / len(own_a), len(own_b & all_a) / len(own_b))
+    return max(_common(own_a, all_b) / len(own_a), _common(own_b, all_a) / len(own_b))
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,8 +384,8 @@ def copy_joins(texts: Sequence[str], primary: np.ndarray, config: CopyConfig) ->
     joins = []
     for copy in copies:
         lead = int(primary[copy])
-        a, b = _normalise(texts[copy]), _normalise(texts[lead])
-        sa, sb = _shingles(a, config.shingle), _shingles(b, config.shingle)
+        sa = shingle_hashes(_normalise(texts[copy]), config.shingle)
+        sb = shingle_hashes(_normalise(texts[lead]), config.shingle)
         own_a = own_shingles(texts[copy], furniture, config.shingle)
         own_b = own_shingles(texts[lead], furniture, config.shingle)
         lines = [_normalise(line) for line in texts[copy].splitlines()]
@@ -349,7 +394,7 @@ def copy_joins(texts: Sequence[str], primary: np.ndarray, config: CopyConfig) ->
             CopyJoin(
                 copy=copy,
                 primary=lead,
-                jaccard=len(sa & sb) / max(len(sa | sb), 1),
+                jaccard=_jaccard(sa, sb),
                 own_text_found=own_text_found(own_a, own_b, sa, sb),
                 furniture_share=furniture_chars / max(sum(len(line) for line in lines), 1),
             )

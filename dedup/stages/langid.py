@@ -90,8 +90,28 @@ def identify(text: str) -> LanguageGuess:
     return LanguageGuess(lang=str(lang), confidence=round(float(prob), 4), script=script)
 
 
-def identify_all(texts: Sequence[str], cache: DocumentCache | None = None) -> list[LanguageGuess]:
-    """:func:`identify` of each text; with a cache, only of the texts it lacks (then added)."""
+def identify_all(
+    texts: Sequence[str],
+    cache: DocumentCache | None = None,
+    *,
+    script_only: Sequence[bool] | None = None,
+) -> list[LanguageGuess]:
+    """:func:`identify` of each text; with a cache, only of the texts it lacks (then added).
+
+    Where ``script_only[i]`` is true, text ``i`` gets its script alone (language
+    ``und``, confidence 0, neither cached nor looked up): for a document whose
+    input supplies its language, :func:`with_supplied` keeps nothing of the
+    guess but the script, and the classifier is most of this stage's time.
+    """
+    if script_only is not None and any(script_only):
+        asked = [i for i, only in enumerate(script_only) if not only]
+        guessed = iter(identify_all([texts[i] for i in asked], cache))
+        return [
+            LanguageGuess("und", 0.0, dominant_script(text[:SAMPLE_CHARS]))
+            if only
+            else next(guessed)
+            for text, only in zip(texts, script_only, strict=True)
+        ]
     guesses = cache.languages(texts) if cache is not None else [None] * len(texts)
     missing = [i for i, guess in enumerate(guesses) if guess is None]
     computed = [identify(texts[i]) for i in missing]

@@ -52,6 +52,7 @@ import numpy as np
 
 from dedup.records import Document, EvidenceTable
 from dedup.result import RunResult, cluster_ids
+from dedup.stages.cluster import largest_component, link_components
 from dedup.stages.report_views import render_html, render_markdown
 
 if TYPE_CHECKING:
@@ -120,6 +121,7 @@ def summary(result: RunResult) -> dict[str, object]:
     """Counts of the run; ``documents_in == assigned + skipped`` (checked by ``run``)."""
     sizes = Counter(result.labels.tolist())
     languages = Counter(seg.language.group for seg in result.segmented)
+    evidence = EvidenceTable.of(result.evidence)
     return {
         "documents_in": result.documents_in or len(result.documents) + len(result.skipped),
         "assigned": len(result.documents),
@@ -136,6 +138,10 @@ def summary(result: RunResult) -> dict[str, object]:
         "boilerplate_sentences": int((~result.usable).sum()),
         "candidate_pairs": len(result.evidence),
         "linked_pairs": int(_linked(result).sum()),
+        # what bounds the clustering's memory: it works one link component at a time
+        "largest_link_component": largest_component(
+            link_components(len(result.documents), evidence.left, evidence.right, _linked(result))
+        ),
         "threshold": result.config.cluster.threshold,
         "keep_policy": keep_policy(tuple(result.config.prefer_languages)),
     }
@@ -258,6 +264,7 @@ def _run_info(result: RunResult) -> dict[str, object]:
                 "items": s.items,
                 "unit": s.unit,
                 **({"cached": s.cached} if s.cached is not None else {}),
+                "peak_rss_mb": round(s.peak_rss_mb),
             }
             for name, s in result.stages.items()
         },

@@ -287,3 +287,39 @@ def test_a_majority_of_links_merges_where_the_average_falls_short() -> None:
     average_only = ClusterConfig(threshold=0.45, cohesion=0.0, link_share=2.0)
     labels = cluster_documents(list("abcd"), evidence, np.arange(4), average_only)
     assert labels[3] != labels[0]
+
+
+def test_components_clustered_apart_give_the_merges_of_one_pass_over_all_pairs() -> None:
+    """Per link component, in chunks, in forked workers or not: the same labels as the
+    average linkage run once over every pair (weak pairs across components included)."""
+    from dedup.engines import LocalEngine
+    from dedup.records import EvidenceTable
+    from dedup.stages.cluster import (
+        _merge_clusters,
+        canonical_labels,
+        largest_component,
+        link_components,
+    )
+
+    rng = np.random.default_rng(5)
+    n = 400
+    keys = [f"k{i:04x}" for i in rng.permutation(n)]
+    groups = rng.integers(0, 6, size=n)
+    pairs = {tuple(sorted(p)) for p in rng.integers(0, n, size=(1500, 2)).tolist() if p[0] != p[1]}
+    evidence = [ev(a, b, float(rng.choice([0.1, 0.2, 0.35, 0.5, 0.8, 0.95]))) for a, b in pairs]
+    table = EvidenceTable.of(evidence)
+    config = ClusterConfig(threshold=0.45)
+    whole = canonical_labels(
+        np.array(
+            _merge_clusters(keys, table.left, table.right, table.score, groups, config), np.int64
+        ),
+        keys,
+    )
+    component = link_components(n, table.left, table.right, table.score >= 0.45)
+    assert 1 < largest_component(component) < n  # several components, not one
+    no_pooling = np.zeros(6, dtype=bool)
+    for engine in (None, LocalEngine(chunk_size=3, processes=2)):
+        labels = cluster_documents(keys, evidence, groups, config, no_pooling, engine=engine)
+        assert labels.tolist() == whole.tolist()
+        # no cluster spans two components
+        assert all(len(set(component[labels == c].tolist())) == 1 for c in set(labels.tolist()))

@@ -7,7 +7,14 @@ import random
 import numpy as np
 import pytest
 
-from dedup.stages.copies import CopyConfig, _band_groups, find_copies, lsh_bands
+from dedup.stages.copies import (
+    CopyConfig,
+    _band_groups,
+    _jaccard,
+    find_copies,
+    lsh_bands,
+    shingle_hashes,
+)
 
 ARTICLE = (
     "The mayor opened the new bridge over the river on Monday. Traffic in the old town "
@@ -163,3 +170,28 @@ def test_briefs_sharing_one_long_footer_are_not_copies() -> None:
     primary = find_copies(texts, [f"b{i:02d}" for i in range(len(texts))], CopyConfig())
     assert len(set(briefs)) == len(briefs)
     assert list(primary) == list(range(len(texts)))
+
+
+def test_shingle_hashes_stand_for_the_shingles_themselves() -> None:
+    """One hash per distinct run of characters, in any script, so the Jaccard of two
+    texts' hash sets is that of their shingle sets."""
+
+    def shingles(text: str, size: int) -> set[str]:
+        return {text[i : i + size] for i in range(max(len(text) - size + 1, 1))}
+
+    texts = [
+        "the council approved the budget on monday",
+        "the council approved the budget on tuesday",
+        "το συμβούλιο ενέκρινε τον προϋπολογισμό",
+        "市议会周一批准了预算。市议会周一批准了预算。",
+        "short",
+        "",
+    ]
+    for text in texts:
+        assert len(shingle_hashes(text, 8)) == len(shingles(text, 8))
+    for a in texts:
+        for b in texts:
+            sa, sb = shingles(a, 8), shingles(b, 8)
+            assert _jaccard(shingle_hashes(a, 8), shingle_hashes(b, 8)) == pytest.approx(
+                len(sa & sb) / len(sa | sb)
+            )

@@ -183,9 +183,9 @@ def test_find_copies_gives_the_same_groups_from_cached_signatures(
     computed: list[int] = []
     real = copies.minhash_signatures
 
-    def counting(shingle_sets, config):
-        computed.append(len(shingle_sets))
-        return real(shingle_sets, config)
+    def counting(texts, config):
+        computed.append(len(texts))
+        return real(texts, config)
 
     monkeypatch.setattr(copies, "minhash_signatures", counting)
     warm = find_copies(texts, keys, config, cache=DocumentCache(tmp_path))

@@ -121,3 +121,27 @@ def test_supplied_lang_overrides_a_wrong_guess_and_is_normalised() -> None:
         None,
         None,
     ]
+
+
+def test_script_only_skips_the_classifier_and_keeps_the_script(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A text whose language the input supplies gets its script alone, as identify finds
+    it; the others are identified as before."""
+    from dedup.stages.langid import identify_all, with_supplied
+
+    texts = ["Το συμβούλιο ενέκρινε τον προϋπολογισμό τη Δευτέρα.", "The council met."]
+    full = identify_all(texts)
+    classified: list[str] = []
+    real = langid.identify
+
+    def counting(text: str) -> LanguageGuess:
+        classified.append(text)
+        return real(text)
+
+    monkeypatch.setattr(langid, "identify", counting)
+    partial = identify_all(texts, script_only=[True, False])
+    assert classified == [texts[1]]
+    assert partial[1] == full[1]
+    assert (partial[0].lang, partial[0].script) == ("und", full[0].script) == ("und", "GREEK")
+    assert with_supplied(partial[0], "el") == with_supplied(full[0], "el")

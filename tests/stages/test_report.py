@@ -311,7 +311,8 @@ def test_run_json(written) -> None:
     assert info["config"]["cluster"]["threshold"] == result.config.cluster.threshold
     assert info["config"]["cache_dir"] is None
     assert info["summary"]["documents_in"] == 8
-    assert info["stages"]["embed"] == {"seconds": 1.5, "items": 13, "unit": "sentences"}
+    embed = {"seconds": 1.5, "items": 13, "unit": "sentences", "peak_rss_mb": 0}
+    assert info["stages"]["embed"] == embed
     assert info["stages"]["langid"]["cached"] == 4  # found in the document cache
     assert info["versions"]["numpy"] == np.__version__
 
