@@ -77,7 +77,7 @@ def make_corpus(n_docs: int, folder: Path, languages: int, topics: int, seed: in
         )
         rows /= np.linalg.norm(rows, axis=1, keepdims=True)
         vectors[offsets[doc] : offsets[doc + 1]] = rows
-    vectors.flush()
+    vectors.close()
     np.save(folder / "offsets.npy", offsets)
     np.save(folder / "groups.npy", np.array(groups, dtype=np.int64))
     np.save(folder / "truth.npy", np.array(truth, dtype=np.int64))

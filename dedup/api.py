@@ -265,8 +265,7 @@ def run(
                     spec=spec,
                     out=written,
                 )
-                written.flush()
-                del written
+                written.close()
                 stage.items = len(primary_sentences)
             loading = getattr(encoder, "load_seconds", 0.0)  # a lazy encoder loaded while embedding
             if loading:

@@ -3,12 +3,14 @@
 Sentences shared by several unrelated documents (footers, bylines, cookie
 notices) align perfectly between unrelated articles, so they are marked
 unusable before anything is compared. The counts are global (how many
-unrelated documents hold each sentence key), the state is small (one set of
-documents per key), and the mask is per sentence.
+unrelated documents hold each sentence key), the state is small (a 64-bit
+hash of each sentence's key, and the document pairs of the keys found in a
+few documents), and the mask is per sentence.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections import defaultdict
@@ -23,6 +25,23 @@ _NON_WORD = re.compile(r"[\W\d_]+")
 def sentence_key(sentence: str) -> str:
     """Sentence text reduced to letters, case-folded: copies of a template share it."""
     return _NON_WORD.sub(" ", unicodedata.normalize("NFKC", sentence).casefold()).strip()
+
+
+def key_hashes(sentences: Sequence[str]) -> np.ndarray:
+    """``(n,)`` uint64: a stable 63-bit hash of each sentence's :func:`sentence_key`, odd,
+    or 0 for a sentence without letters (an empty key).
+
+    Counting hashes in arrays instead of keys in dictionaries of sets keeps the
+    stage's state at 8 bytes a sentence; two keys share a hash with
+    probability ~2**-63.
+    """
+    out = np.zeros(len(sentences), dtype=np.uint64)
+    for row, sentence in enumerate(sentences):
+        key = sentence_key(sentence)
+        if key:
+            digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=8)
+            out[row] = int.from_bytes(digest.digest(), "little") | 1
+    return out
 
 
 def boilerplate_mask(
@@ -45,25 +64,39 @@ def boilerplate_mask(
     three times (every sentence in 3 documents) or an excerpt (every sentence
     also in the full article) is still one family.
     """
+    return _mask_of_hashes(key_hashes(sentences), offsets, min_docs)
+
+
+#: a key in more documents than this is boilerplate whatever the families are:
+#: its document pairs are not counted
+_MOST_PAIRED = 64
+
+
+def _mask_of_hashes(hashes: np.ndarray, offsets: np.ndarray, min_docs: int) -> np.ndarray:
+    """:func:`boilerplate_mask` from :func:`key_hashes`: sorts and counts over arrays,
+    Python loops only over the keys found in 2..64 documents."""
     n_docs = len(offsets) - 1
-    keys = [sentence_key(s) for s in sentences]
     doc_of = np.repeat(np.arange(n_docs), np.diff(offsets))
-    docs_with: dict[str, set[int]] = defaultdict(set)
-    for key, doc in zip(keys, doc_of, strict=True):
-        docs_with[key].add(int(doc))
-    weight = {key: 1.0 / len(docs) for key, docs in docs_with.items() if key}
-    distinct = [{keys[i] for i in range(offsets[d], offsets[d + 1])} for d in range(n_docs)]
-    mass = [sum(weight.get(key, 0.0) for key in doc_keys) for doc_keys in distinct]
+    # the distinct (key, document) pairs, by key then document
+    order = np.lexsort((doc_of, hashes))
+    key_sorted, doc_sorted = hashes[order], doc_of[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (key_sorted[1:] != key_sorted[:-1]) | (doc_sorted[1:] != doc_sorted[:-1])
+    key_docs, docs = key_sorted[first], doc_sorted[first]
+    keys, key_of, docs_per_key = np.unique(key_docs, return_inverse=True, return_counts=True)
+    weight = np.where(keys != 0, 1.0 / docs_per_key, 0.0)
+    distinct = np.bincount(docs, minlength=n_docs)  # distinct keys, the empty one too
+    mass = np.bincount(docs, weights=weight[key_of], minlength=n_docs)
+    starts = np.concatenate([[0], np.cumsum(docs_per_key)])
     shared: dict[tuple[int, int], list[float]] = defaultdict(lambda: [0, 0.0])
-    for key, docs in docs_with.items():
-        # keys in very many documents are boilerplate whatever the families are
-        if key and 1 < len(docs) <= 64:
-            ordered = sorted(docs)
-            for i, left in enumerate(ordered):
-                for right in ordered[i + 1 :]:
-                    entry = shared[(left, right)]
-                    entry[0] += 1
-                    entry[1] += weight[key]
+    paired = np.flatnonzero((keys != 0) & (docs_per_key > 1) & (docs_per_key <= _MOST_PAIRED))
+    for key in paired.tolist():
+        ordered = docs[starts[key] : starts[key + 1]].tolist()
+        for i, left in enumerate(ordered):
+            for right in ordered[i + 1 :]:
+                entry = shared[(left, right)]
+                entry[0] += 1
+                entry[1] += weight[key]
     family = list(range(n_docs))
 
     def root(x: int) -> int:
@@ -73,12 +106,19 @@ def boilerplate_mask(
         return x
 
     for (left, right), (count, shared_mass) in sorted(shared.items()):
-        shorter = min(len(distinct[left]), len(distinct[right]))
+        shorter = min(distinct[left], distinct[right])
         lighter = min(mass[left], mass[right])
         if count >= min(2, shorter) and 2 * shared_mass >= lighter - 1e-9:
             family[root(left)] = root(right)
-    families = {key: {root(d) for d in docs} for key, docs in docs_with.items()}
-    return np.array([not key or len(families[key]) >= min_docs for key in keys], dtype=bool)
+    roots = np.array([root(d) for d in range(n_docs)], dtype=np.int64)
+    # families per key: distinct (key, family root) pairs
+    family_order = np.lexsort((roots[docs], key_of))
+    key_f, root_f = key_of[family_order], roots[docs][family_order]
+    new_family = np.ones(len(family_order), dtype=bool)
+    new_family[1:] = (key_f[1:] != key_f[:-1]) | (root_f[1:] != root_f[:-1])
+    families = np.bincount(key_f[new_family], minlength=len(keys))
+    boilerplate_key = (keys == 0) | (families >= min_docs)
+    return boilerplate_key[np.searchsorted(keys, hashes)]
 
 
 @dataclass(frozen=True)
@@ -107,11 +147,8 @@ def usable_sentences(sentences: list[str], view: PrimaryView, min_docs: int) -> 
     "shared by many documents", while a footer found in many different
     articles still is.
     """
-    primary_sentences = [sentences[row] for row in view.rows]
-    mask = boilerplate_mask(primary_sentences, view.offsets, min_docs)
-    boilerplate_keys = {
-        sentence_key(text) for text, flag in zip(primary_sentences, mask, strict=True) if flag
-    }
-    usable = np.array([sentence_key(s) not in boilerplate_keys for s in sentences], dtype=bool)
+    hashes = key_hashes(sentences)
+    mask = _mask_of_hashes(hashes[view.rows], view.offsets, min_docs)
+    usable = ~np.isin(hashes, hashes[view.rows][mask])
     usable[view.rows] = ~mask
     return usable

@@ -147,3 +147,31 @@ def test_empty_input(tmp_path: Path) -> None:
     encoder = CountingEncoder()
     vectors, encoded = embed_sentences([], encoder, _cache(tmp_path, encoder))
     assert vectors.shape == (0, DIM) and encoded == 0 and encoder.calls == []
+
+
+def test_vector_writer_fills_a_file_that_vector_file_and_numpy_read(tmp_path: Path) -> None:
+    """Rows written in any order, a slice or scattered, one row broadcast or many, across
+    buffer flushes; unwritten rows are zeros."""
+    from dedup.stages.embed import VectorFile, VectorWriter
+
+    rng = np.random.default_rng(0)
+    expected = np.zeros((300, 8), dtype=np.float16)
+    path = tmp_path / "vectors.npy"
+    writer = VectorFile.create(path, 300, 8)
+    writer.BUFFER_ROWS = 40  # several flushes
+    expected[10:60] = block = rng.standard_normal((50, 8)).astype(np.float16)
+    writer[10:60] = block
+    scattered = rng.permutation(np.arange(100, 300))[:150]
+    for rows in np.array_split(scattered, 7):
+        values = rng.standard_normal((len(rows), 8)).astype(np.float16)
+        writer[rows] = values
+        expected[rows] = values
+    writer[[5, 7]] = np.ones(8)  # one row for both
+    expected[[5, 7]] = 1
+    writer.close()
+    assert np.array_equal(np.load(path), expected)
+    assert np.array_equal(VectorFile(path)[np.arange(300)], expected)
+    with pytest.raises(ValueError, match="twice"):
+        twice = VectorWriter(tmp_path / "twice.npy", 4, 8)
+        twice[[1, 1]] = np.zeros(8)
+        twice.flush()
