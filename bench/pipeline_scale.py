@@ -301,6 +301,31 @@ def planted_z(out: Path, truth: dict[str, str]) -> float:
     return float(np.median(scores)) if scores else float("nan")
 
 
+def run_dedup(
+    corpus: Path, folder: Path, model: Path, engine: str
+) -> tuple[float, dict[str, float], dict[str, object], Path]:
+    """``dedup run`` on ``corpus`` in a child process, from an empty cache in ``folder``:
+    its wall time, peak RSS (driver, workers), run.json and output folder."""
+    cache, out = folder / "cache", folder / "out"
+    shutil.rmtree(cache, ignore_errors=True)  # every run computes everything
+    shutil.rmtree(out, ignore_errors=True)
+    command = [
+        "run", str(corpus), "--out", str(out), "--model", str(model), "--cache-dir", str(cache),
+        "--engine", engine, "--recompute-links", "--quiet",
+        "--kept", str(out / "kept.jsonl.gz"), "--dropped", str(out / "dropped.jsonl.gz"),
+    ]  # fmt: skip
+    begin = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", *command],
+        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )  # fmt: skip
+    wall = time.perf_counter() - begin
+    if done.returncode:
+        sys.exit(f"dedup run failed:\n{done.stderr[-3000:]}")
+    rss = json.loads(done.stdout.strip().splitlines()[-1])
+    return wall, rss, json.loads((out / "run.json").read_text()), out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=10_000, help="documents to generate")
@@ -313,6 +338,13 @@ def main() -> None:
         "--model-cache", type=Path, help="where the stand-in is built (default: dedup's cache)"
     )
     parser.add_argument("--engine", default="local", choices=("local", "ray"))
+    parser.add_argument(
+        "--standin-quality",
+        nargs=2,
+        type=Path,
+        metavar=("CORPUS", "TRUTH"),
+        help="instead: the stand-in's pairwise P/R/F1 on a real corpus and its truth.tsv",
+    )
     parser.add_argument("--child", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
@@ -322,38 +354,30 @@ def main() -> None:
     from dedup.encoding import cache_root
     from dedup.evaluation import evaluate, load_assignments, load_truth
 
+    model = standin_model(cache_root(args.model_cache))
+    if args.standin_quality:
+        corpus, truth_file = args.standin_quality
+        _, _, _, out = run_dedup(corpus, args.work / "standin-quality", model, args.engine)
+        scores = evaluate(load_assignments(out / "assignments.csv"), load_truth(truth_file))
+        print(f"{STANDIN} on {corpus}: pairwise P/R/F1 {scores.pairwise.precision:.3f}/"
+              f"{scores.pairwise.recall:.3f}/{scores.pairwise.f1:.3f}")  # fmt: skip
+        return
     folder = args.work / f"docs-{args.docs}"
     begin = time.perf_counter()
     corpus = generate(args.docs, folder, args.languages, args.shared, args.seed)
     print(f"generated {args.docs} documents in {time.perf_counter() - begin:.1f} s: {corpus}")
-    cache, out = folder / "cache", folder / "out"
-    shutil.rmtree(cache, ignore_errors=True)  # every run computes everything
-    shutil.rmtree(out, ignore_errors=True)
-    model = standin_model(cache_root(args.model_cache))
-    command = [
-        "run", str(corpus), "--out", str(out), "--model", str(model), "--cache-dir", str(cache),
-        "--engine", args.engine, "--recompute-links", "--quiet",
-        "--kept", str(out / "kept.jsonl.gz"), "--dropped", str(out / "dropped.jsonl.gz"),
-    ]  # fmt: skip
-    begin = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", *command],
-        capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    wall = time.perf_counter() - begin
-    if done.returncode:
-        sys.exit(f"dedup run failed:\n{done.stderr[-3000:]}")
-    rss = json.loads(done.stdout.strip().splitlines()[-1])
-    run_info = json.loads((out / "run.json").read_text())
+    wall, rss, run_info, out = run_dedup(corpus, folder, model, args.engine)
     truth = load_truth(folder / "truth.tsv")
     scores = evaluate(load_assignments(out / "assignments.csv"), truth)
     print(f"encoder: {STANDIN} (stand-in: static token embeddings, not the default model)")
-    for name, stage in run_info["stages"].items():
+    for name, stage in run_info["stages"].items():  # type: ignore[union-attr]
         cached = f", {stage['cached']} cached" if "cached" in stage else ""
         print(
             f"  {name:12s} {stage['seconds']:9.1f} s  driver peak {stage['peak_rss_mb']:6d} MB "
             f"{stage['items']:>11} {stage['unit']}{cached}"
         )
+    summary = run_info["summary"]  # type: ignore[index]
+    print(f"largest link component: {summary['largest_link_component']} documents")
     print(
         f"median z of aligned sentence pairs between planted versions: {planted_z(out, truth):.2f}"
     )

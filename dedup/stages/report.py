@@ -355,14 +355,15 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
     skipped_rows: list[list[object]] = [["origin", "doc_id", "reason"]]
     skipped_rows += [[s.origin, s.doc_id or "", s.reason] for s in result.skipped]
     clusters = {"summary": summary(result), "clusters": _clusters(result)}
+    # each file made as it is written, so one file's text is in memory at a time
     files: dict[str, Callable[[IO[bytes]], object]] = {
-        "assignments.csv": _utf8(_assignments_csv(assignments)),
+        "assignments.csv": _utf8(lambda: _assignments_csv(assignments)),
         "assignments.parquet": lambda handle: pq.write_table(assignments, handle),
-        "clusters.json": _utf8(json.dumps(clusters, ensure_ascii=False, indent=1) + "\n"),
-        "skipped.csv": _utf8(_csv(skipped_rows)),
-        "run.json": _utf8(json.dumps(_run_info(result), ensure_ascii=False, indent=1) + "\n"),
-        "report.html": _utf8(render_html(result, clusters)),
-        "report.md": _utf8(render_markdown(result, clusters)),
+        "clusters.json": lambda handle: write_json(clusters, handle),
+        "skipped.csv": _utf8(lambda: _csv(skipped_rows)),
+        "run.json": lambda handle: write_json(_run_info(result), handle),
+        "report.html": _utf8(lambda: render_html(result, clusters)),
+        "report.md": _utf8(lambda: render_markdown(result, clusters)),
     }
     written = []
     for name, write in files.items():
@@ -371,10 +372,35 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
     return written
 
 
-def _utf8(text: str) -> Callable[[IO[bytes]], object]:
-    """A writer of ``text`` in UTF-8, for :func:`atomic_write`."""
-    data = text.encode("utf-8")
-    return lambda handle: handle.write(data)
+def _utf8(make: Callable[[], str]) -> Callable[[IO[bytes]], object]:
+    """A writer of the text ``make()`` returns, in UTF-8, for :func:`atomic_write`."""
+    return lambda handle: handle.write(make().encode("utf-8"))
+
+
+def write_json(document: dict[str, object], handle: IO[bytes]) -> None:
+    """``json.dumps(document, ensure_ascii=False, indent=1)`` and a newline, written to
+    ``handle`` one top-level value (and one item of a top-level list) at a time.
+
+    The same bytes as the one-string form (nesting only adds indentation, and
+    a string never holds a raw line break), without the whole file as one
+    string: the clusters of a large corpus, every aligned sentence included,
+    are hundreds of MB of JSON.
+    """
+
+    def dumped(value: object, depth: int) -> str:
+        return json.dumps(value, ensure_ascii=False, indent=1).replace("\n", "\n" + " " * depth)
+
+    handle.write(b"{")
+    for number, (key, value) in enumerate(document.items()):
+        head = ("," if number else "") + "\n " + json.dumps(key, ensure_ascii=False) + ": "
+        if isinstance(value, list) and value:
+            handle.write((head + "[").encode("utf-8"))
+            for position, item in enumerate(value):
+                handle.write(((",\n  " if position else "\n  ") + dumped(item, 2)).encode("utf-8"))
+            handle.write(b"\n ]")
+        else:
+            handle.write((head + dumped(value, 1)).encode("utf-8"))
+    handle.write(b"\n}\n" if document else b"}\n")
 
 
 def format_summary(result: RunResult, out_dir: Path | None = None) -> str:

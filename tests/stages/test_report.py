@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import stat
@@ -26,7 +27,7 @@ from dedup.records import (
 )
 from dedup.result import RunResult, StageStats
 from dedup.stages.keep import choose_representatives
-from dedup.stages.report import cluster_ids, format_summary, summary, write_report
+from dedup.stages.report import cluster_ids, format_summary, summary, write_json, write_report
 
 REPO = Path(__file__).resolve().parents[2]
 SCORER = REPO / "bench" / "score_reference.py"
@@ -354,3 +355,20 @@ def test_cluster_ids_are_zero_padded_and_widen() -> None:
     many = cluster_ids(SimpleNamespace(labels=np.arange(12345)))
     assert many[0] == "c00001" and many[-1] == "c12345"
     assert cluster_ids(SimpleNamespace(labels=np.zeros(0, dtype=np.int64))) == []
+
+
+def test_write_json_streams_the_bytes_of_one_json_dumps(written) -> None:
+    """clusters.json is written value by value, yet is byte for byte json.dumps(indent=1)."""
+    _result, out, _ = written
+    documents = [
+        json.loads((out / "clusters.json").read_text(encoding="utf-8")),
+        json.loads((out / "run.json").read_text(encoding="utf-8")),
+        {},
+        {"empty": [], "none": None, "text": 'a\nb "ü" 中', "nested": [[1, {"x": []}], {}]},
+        {"clusters": [{"members": ["a", "b"], "links": []}, {"members": []}]},
+    ]
+    for document in documents:
+        handle = io.BytesIO()
+        write_json(document, handle)
+        expected = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+        assert handle.getvalue().decode("utf-8") == expected
