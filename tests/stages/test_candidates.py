@@ -233,3 +233,21 @@ def test_linked_partners_of_a_document_are_paired_with_each_other() -> None:
     assert again.tolist() == pairs.tolist()
     assert new_pairs(pairs, np.array([[1, 3]])).tolist() == [[1, 2], [2, 3]]
     assert new_pairs(pairs, np.zeros((0, 2), dtype=np.int64)).tolist() == pairs.tolist()
+
+
+def test_approximate_search_hits_do_not_depend_on_the_query_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The index is filled and queried SEARCH_ROWS rows at a time (memory); any batch
+    size gives the same hits."""
+    from dedup.stages import candidates
+
+    rng = np.random.default_rng(2)
+    centres = rng.standard_normal((300, 64)).astype(np.float32)
+    rows = centres[rng.integers(0, 300, 6000)] + 0.5 * rng.standard_normal((6000, 64))
+    rows = (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+    config = CandidateConfig(exact_search_limit=1000)
+    read = candidates.row_reader(rows)
+    default = candidates._knn(read, np.arange(6000), 9, config)
+    monkeypatch.setattr(candidates, "SEARCH_ROWS", 700)
+    assert np.array_equal(candidates._knn(read, np.arange(6000), 9, config), default)
