@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dedup.stages.cluster import link_components
+
 _NON_WORD = re.compile(r"[\W\d_]+")
 
 
@@ -97,20 +99,15 @@ def _mask_of_hashes(hashes: np.ndarray, offsets: np.ndarray, min_docs: int) -> n
                 entry = shared[(left, right)]
                 entry[0] += 1
                 entry[1] += weight[key]
-    family = list(range(n_docs))
-
-    def root(x: int) -> int:
-        while family[x] != x:
-            family[x] = family[family[x]]
-            x = family[x]
-        return x
-
-    for (left, right), (count, shared_mass) in sorted(shared.items()):
-        shorter = min(distinct[left], distinct[right])
-        lighter = min(mass[left], mass[right])
-        if count >= min(2, shorter) and 2 * shared_mass >= lighter - 1e-9:
-            family[root(left)] = root(right)
-    roots = np.array([root(d) for d in range(n_docs)], dtype=np.int64)
+    # families: connected components of the pairs that are copies of each other
+    copies = [
+        pair
+        for pair, (count, shared_mass) in shared.items()
+        if count >= min(2, distinct[pair[0]], distinct[pair[1]])
+        and 2 * shared_mass >= min(mass[pair[0]], mass[pair[1]]) - 1e-9
+    ]
+    pairs = np.array(copies, dtype=np.int64).reshape(-1, 2)
+    roots = link_components(n_docs, pairs[:, 0], pairs[:, 1])
     # families per key: distinct (key, family root) pairs
     family_order = np.lexsort((roots[docs], key_of))
     key_f, root_f = key_of[family_order], roots[docs][family_order]

@@ -187,7 +187,8 @@ def cluster_documents(
     veto_groups[in_pooled] = len(pooled) + np.arange(len(in_pooled))
     table = EvidenceTable.of(evidence)
     left, right, score = table.left, table.right, table.score
-    component = link_components(len(groups), left, right, score >= config.threshold)
+    strong = score >= config.threshold
+    component = link_components(len(groups), left[strong], right[strong])
     jobs = _component_jobs(component, left, right)
     shared = (np.asarray(doc_keys, dtype=object), left, right, score, veto_groups, config)
     owners = (engine or LocalEngine(processes=1)).map_chunks(
@@ -199,22 +200,19 @@ def cluster_documents(
     return canonical_labels(owner, doc_keys)
 
 
-def link_components(
-    n_docs: int, left: np.ndarray, right: np.ndarray, is_link: np.ndarray
-) -> np.ndarray:
-    """``(n_docs,)`` int64: the connected component of each document in the graph of links.
+def link_components(n_docs: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """``(n_docs,)`` int64: the connected component of each document in the graph of
+    the pairs ``(left[i], right[i])``.
 
-    A reduction over the link graph only (``n_docs`` labels, one pass over the
-    links): what a sharded run computes on the driver before the components
-    are clustered apart.
+    A reduction over the links only (``n_docs`` labels, one pass over the
+    pairs): what a sharded run computes on the driver before the components
+    are clustered apart; boilerplate's copy families are components too.
     """
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    graph = coo_matrix(
-        (np.ones(int(is_link.sum()), dtype=np.int8), (left[is_link], right[is_link])),
-        shape=(n_docs, n_docs),
-    )
+    edges = np.ones(len(left), dtype=np.int8)
+    graph = coo_matrix((edges, (left, right)), shape=(n_docs, n_docs))
     return connected_components(graph, directed=False)[1].astype(np.int64)
 
 

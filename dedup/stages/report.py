@@ -122,6 +122,7 @@ def summary(result: RunResult) -> dict[str, object]:
     sizes = Counter(result.labels.tolist())
     languages = Counter(seg.language.group for seg in result.segmented)
     evidence = EvidenceTable.of(result.evidence)
+    linked = _linked(result)
     return {
         "documents_in": result.documents_in or len(result.documents) + len(result.skipped),
         "assigned": len(result.documents),
@@ -137,10 +138,10 @@ def summary(result: RunResult) -> dict[str, object]:
         "sentences": len(result.usable),
         "boilerplate_sentences": int((~result.usable).sum()),
         "candidate_pairs": len(result.evidence),
-        "linked_pairs": int(_linked(result).sum()),
+        "linked_pairs": int(linked.sum()),
         # what bounds the clustering's memory: it works one link component at a time
         "largest_link_component": largest_component(
-            link_components(len(result.documents), evidence.left, evidence.right, _linked(result))
+            link_components(len(result.documents), evidence.left[linked], evidence.right[linked])
         ),
         "threshold": result.config.cluster.threshold,
         "keep_policy": keep_policy(tuple(result.config.prefer_languages)),

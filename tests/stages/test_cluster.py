@@ -315,7 +315,8 @@ def test_components_clustered_apart_give_the_merges_of_one_pass_over_all_pairs()
         ),
         keys,
     )
-    component = link_components(n, table.left, table.right, table.score >= 0.45)
+    strong = table.score >= 0.45
+    component = link_components(n, table.left[strong], table.right[strong])
     assert 1 < largest_component(component) < n  # several components, not one
     no_pooling = np.zeros(6, dtype=bool)
     for engine in (None, LocalEngine(chunk_size=3, processes=2)):
