@@ -9,6 +9,7 @@ engine's contract and the one-line error when ray is missing.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -245,3 +246,26 @@ def test_cli_engine_ray_writes_the_local_bytes(
         assert result.exit_code == 0, result.output
         outputs[engine] = _outputs(out)
     assert outputs["ray"] == outputs["local"]
+
+
+@pytest.mark.slow
+def test_a_three_node_cluster_losing_a_node_mid_stage_writes_the_local_bytes(
+    dedup_cache: Path, tmp_path: Path
+) -> None:
+    """``bench/ray_cluster.py``: three worker nodes of a ``ray.cluster_utils.Cluster``, each
+    its own raylet and object store; the node running the first task of a stage is killed
+    (not gracefully) while that task runs, and every output file but run.json keeps the
+    bytes of the local engine's run (both from an empty vector cache)."""
+    pytest.importorskip("ray")
+    done = subprocess.run(
+        [sys.executable, "bench/ray_cluster.py", str(SEEDS), "--kill-during",
+         "encoding,aligning", "--work", str(tmp_path), "--model-cache", str(dedup_cache)],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("ray nodes=")]
+    assert len(lines) == 2, done.stdout
+    for line, stage in zip(lines, ("encoding", "aligning"), strict=True):
+        fields = dict(field.split("=") for field in line.split()[1:])
+        assert fields["nodes"] == "3" and fields["kill_during"] == stage, line
+        assert fields["identical"] == "True", done.stdout
