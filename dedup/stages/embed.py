@@ -26,12 +26,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from dedup.records import concat_ranges
+
 if TYPE_CHECKING:
     from dedup.engines import Engine
 
 #: new vectors are flushed to a shard every this many sentences (bounds the
 #: work lost to a kill).
 SHARD_ROWS = 2048
+
+#: cached vectors are read and written this many distinct sentences at a time
+READ_ROWS = 1 << 16
 
 
 class SentenceEncoder(Protocol):
@@ -43,8 +48,80 @@ class SentenceEncoder(Protocol):
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray: ...
 
 
+class KeyIndex:
+    """Sorted 16-byte keys and one int64 value each: a lookup table of numpy arrays.
+
+    A dictionary of ``bytes`` keys costs ~200 bytes an entry (2 GB for the
+    10 million sentences of a million articles); these arrays cost 24. Keys
+    are two uint64 halves sorted by (first, second), so a batch of lookups is
+    one ``searchsorted`` over the first halves (a comparison of 16-byte
+    strings is ten times slower), the second half settling the rare shared
+    first half.
+
+    Args:
+        keys: ``(n, 2)`` uint64 (:func:`key_halves`).
+        values: ``(n,)`` int64.
+        When a key occurs more than once, its last value wins (the order of
+        the arrays is the order the entries were made in).
+    """
+
+    def __init__(self, keys: np.ndarray, values: np.ndarray) -> None:
+        keys = np.asarray(keys, dtype=np.uint64).reshape(-1, 2)
+        order = np.lexsort((keys[:, 1], keys[:, 0]))  # stable: equal keys keep their order
+        keys, values = keys[order], np.asarray(values, dtype=np.int64)[order]
+        last = np.ones(len(keys), dtype=bool)
+        last[:-1] = (keys[1:] != keys[:-1]).any(axis=1)
+        self.first, self.second = keys[last, 0].copy(), keys[last, 1].copy()
+        self.values = values[last]
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def keys(self) -> np.ndarray:
+        """The keys, sorted, as ``(n, 2)`` uint64."""
+        return np.stack([self.first, self.second], axis=1)
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """``(len(keys),)`` int64: the value of each key, -1 where absent."""
+        keys = np.asarray(keys, dtype=np.uint64).reshape(-1, 2)
+        found = np.full(len(keys), -1, dtype=np.int64)
+        if not len(self) or not len(keys):
+            return found
+        left = np.searchsorted(self.first, keys[:, 0], side="left")
+        right = np.searchsorted(self.first, keys[:, 0], side="right")
+        single = np.flatnonzero(right - left == 1)
+        hit = single[self.second[left[single]] == keys[single, 1]]
+        found[hit] = self.values[left[hit]]
+        for i in np.flatnonzero(right - left > 1):  # a shared first half: 1 in 10^11 pairs
+            run = self.second[left[i] : right[i]]
+            j = int(np.searchsorted(run, keys[i, 1]))
+            if j < len(run) and run[j] == keys[i, 1]:
+                found[i] = self.values[left[i] + j]
+        return found
+
+
+def sentence_keys(texts: Sequence[str]) -> np.ndarray:
+    """The 16-byte key of each text as ``(n, 2)`` uint64 (:meth:`EmbeddingCache.key`)."""
+    return key_halves([_sentence_key(text) for text in texts])
+
+
+def _sentence_key(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16, key=b"dedup-v1").digest()
+
+
+def key_halves(keys: Sequence[bytes] | np.ndarray) -> np.ndarray:
+    """16-byte keys (a sequence of ``bytes`` or a ``V16`` array) as ``(n, 2)`` uint64."""
+    raw = keys.tobytes() if isinstance(keys, np.ndarray) else b"".join(keys)
+    return np.frombuffer(raw, dtype=np.uint64).reshape(-1, 2)
+
+
 class EmbeddingCache:
     """Sentence vectors of one model, on disk, looked up by text.
+
+    The index is a :class:`KeyIndex` from each key to its shard and row
+    (``shard << 32 | row``), built from the shards' key files when the cache
+    is opened; the vectors stay in their files, memory-mapped, and are read
+    only for the rows a run asks for.
 
     Args:
         root: the cache folder (``<cache>/embeddings``); a sub-folder per model
@@ -59,10 +136,12 @@ class EmbeddingCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.fingerprint = fingerprint
         self.dim = dim
-        self._index: dict[bytes, tuple[int, int]] = {}
         self._shards: list[np.ndarray] = []
         self._paths: list[Path] = []  # each shard's vectors file
         self._used: set[int] = set()  # shards that served a lookup (see mark_used)
+        # keys and locations of the shards not yet in the index (all, until the first lookup)
+        self._unindexed: list[tuple[np.ndarray, np.ndarray]] = []
+        self._index = KeyIndex(np.zeros((0, 2), dtype=np.uint64), np.zeros(0, dtype=np.int64))
         for keys_path in sorted(self.folder.glob("*.keys.npy")):
             vecs_path = keys_path.with_name(keys_path.name.replace(".keys.", ".vecs."))
             try:
@@ -72,27 +151,55 @@ class EmbeddingCache:
                 continue  # a shard whose pair is missing or torn is ignored
             if vecs.shape != (len(keys), dim):
                 continue
-            shard = len(self._shards)
-            self._shards.append(vecs)
-            self._paths.append(vecs_path)
-            for row, key in enumerate(keys):
-                self._index[key.tobytes()] = (shard, row)
+            self._append_shard(key_halves(keys), vecs, vecs_path)
+
+    def _append_shard(self, keys: np.ndarray, vecs: np.ndarray, path: Path) -> None:
+        shard = len(self._shards)
+        self._shards.append(vecs)
+        self._paths.append(path)
+        self._unindexed.append((keys, (shard << 32) | np.arange(len(keys), dtype=np.int64)))
+
+    def _indexed(self) -> KeyIndex:
+        """The index, with the shards read or added since the last lookup merged in."""
+        if self._unindexed:
+            parts = [(self._index.keys(), self._index.values), *self._unindexed]
+            self._index = KeyIndex(
+                np.concatenate([keys for keys, _ in parts]),
+                np.concatenate([where for _, where in parts]),
+            )
+            self._unindexed = []
+        return self._index
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len(self._indexed())
 
     def key(self, text: str) -> bytes:
-        """16-byte key of one sentence under this model."""
-        return hashlib.blake2b(text.encode("utf-8"), digest_size=16, key=b"dedup-v1").digest()
+        """16-byte key of one sentence (the same under every model: the folder is the model's)."""
+        return _sentence_key(text)
+
+    def find(self, keys: np.ndarray) -> np.ndarray:
+        """Where each key's vector is (an int64 for :meth:`read`), -1 where it is not cached."""
+        where = self._indexed().find(keys)
+        self._used.update(np.unique(where[where >= 0] >> 32).tolist())
+        return where
+
+    def read(self, where: np.ndarray) -> np.ndarray:
+        """``(len(where), dim)`` float32: the vectors at ``where`` (from :meth:`find`, none -1),
+        one read per shard."""
+        where = np.asarray(where, dtype=np.int64)
+        out = np.empty((len(where), self.dim), dtype=np.float32)
+        shard_of = where >> 32
+        order = np.argsort(shard_of, kind="stable")
+        bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
+        for group in np.split(order, bounds) if len(order) else []:
+            rows = where[group] & 0xFFFFFFFF
+            out[group] = self._shards[int(shard_of[group[0]])][rows]
+        return out
 
     def get(self, key: bytes) -> np.ndarray | None:
-        """The cached vector (float32) or None."""
-        where = self._index.get(key)
-        if where is None:
-            return None
-        shard, row = where
-        self._used.add(shard)
-        return np.asarray(self._shards[shard][row], dtype=np.float32)
+        """The cached vector (float32) of one key, or None."""
+        where = self.find(key_halves([key]))
+        return self.read(where)[0] if where[0] >= 0 else None
 
     def mark_used(self) -> None:
         """Touch the shards that served lookups: ``dedup cache prune`` drops the least
@@ -103,13 +210,18 @@ class EmbeddingCache:
                 os.utime(self._paths[shard])
         self._used.clear()
 
-    def add(self, keys: Sequence[bytes], vectors: np.ndarray) -> None:
-        """Write one shard atomically and index it."""
+    def add(self, keys: Sequence[bytes] | np.ndarray, vectors: np.ndarray) -> None:
+        """Write one shard atomically and index it (``keys``: ``bytes`` or :func:`key_halves`)."""
         if not len(keys):
             return
-        key_array = np.frombuffer(b"".join(keys), dtype="V16")
+        if isinstance(keys, np.ndarray) and keys.dtype == np.uint64:
+            halves = keys.reshape(-1, 2)
+        else:
+            halves = key_halves(keys)
+        raw = np.ascontiguousarray(halves, dtype=np.uint64).tobytes()
+        key_array = np.frombuffer(raw, dtype="V16")
         vecs = np.ascontiguousarray(vectors, dtype=np.float16)
-        name = hashlib.sha1(b"".join(keys)).hexdigest()[:20]
+        name = hashlib.sha1(raw).hexdigest()[:20]
         # vectors first: a keys file is only ever visible with its vectors beside it
         for suffix, array in ((".vecs.npy", vecs), (".keys.npy", key_array)):
             fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
@@ -118,15 +230,11 @@ class EmbeddingCache:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.folder / f"{name}{suffix}")
-        shard = len(self._shards)
         # mapped, as the shards found at start-up are: holding the array just
         # written would keep every vector of a cold run in memory (1 GB at
         # 1.3 million sentences)
         vecs_path = self.folder / f"{name}.vecs.npy"
-        self._shards.append(np.load(vecs_path, mmap_mode="r"))
-        self._paths.append(vecs_path)
-        for row, key in enumerate(keys):
-            self._index[key] = (shard, row)
+        self._append_shard(halves.copy(), np.load(vecs_path, mmap_mode="r"), vecs_path)
 
 
 class VectorFile:
@@ -406,18 +514,36 @@ def embed_sentences(
         engine = engine.in_process()  # the model already uses every core
     if out is None:
         out = np.zeros((len(sentences), encoder.dim), dtype=np.float32)
-    rows_of: dict[str, list[int]] = {}
-    for row, text in enumerate(sentences):
-        rows_of.setdefault(text, []).append(row)
-    missing: list[str] = []
-    for text, rows in rows_of.items():
-        vec = cache.get(cache.key(text)) if cache is not None else None
-        if vec is None:
-            missing.append(text)
-        else:
-            out[rows] = vec
+    keys = sentence_keys(sentences)
+    # the distinct texts: rows grouped by key (``by_key``), a group per distinct key
+    by_key = np.lexsort((keys[:, 1], keys[:, 0]))  # stable: a group's first row is first
+    sorted_keys = keys[by_key]
+    del keys
+    new_key = np.ones(len(sorted_keys), dtype=bool)
+    new_key[1:] = (sorted_keys[1:] != sorted_keys[:-1]).any(axis=1)
+    starts = np.flatnonzero(new_key)
+    ends = np.append(starts[1:], len(sorted_keys)) if len(starts) else starts
+    distinct_keys = sorted_keys[starts]
+    del sorted_keys
+
+    def write(groups: np.ndarray, vectors: np.ndarray) -> None:
+        rows, _ = concat_ranges(starts[groups], ends[groups])
+        out[by_key[rows]] = np.repeat(vectors, ends[groups] - starts[groups], axis=0)
+
+    where = cache.find(distinct_keys) if cache is not None else np.full(len(starts), -1)
+    # cached: read in the order of the shards, so a block of rows touches few of them
+    found = np.flatnonzero(where >= 0)
+    found = found[np.argsort(where[found], kind="stable")]
+    for block in range(0, len(found), READ_ROWS):
+        groups = found[block : block + READ_ROWS]
+        write(groups, cache.read(where[groups]))  # type: ignore[union-attr]
     if cache is not None:
         cache.mark_used()
+    # missing: encoded in the order the texts first occur (the shards a run writes
+    # do not depend on the order of the keys)
+    missing_groups = np.flatnonzero(where < 0)
+    missing_groups = missing_groups[np.argsort(by_key[starts[missing_groups]], kind="stable")]
+    missing = [sentences[int(row)] for row in by_key[starts[missing_groups]]]
     # one chunk per shard, whatever the engine: the same texts share an encoder call
     shard_rows = SHARD_ROWS
     chunks = engine.imap_chunks(
@@ -430,17 +556,16 @@ def embed_sentences(
     for start, ((vectors, windowed),) in zip(
         range(0, len(missing), shard_rows), chunks, strict=True
     ):
-        chunk = missing[start : start + shard_rows]
+        groups = missing_groups[start : start + shard_rows]
         if windowed and hasattr(encoder, "windowed_texts"):
             encoder.windowed_texts += windowed  # type: ignore[attr-defined]
         if cache is not None:
             # the cache keeps float16: use the very vectors a re-run will read back,
             # so a cold and a warm cache give the same result
             vectors = np.asarray(vectors, dtype=np.float16).astype(np.float32)
-        for text, vec in zip(chunk, vectors, strict=True):
-            out[rows_of[text]] = vec
+        write(groups, vectors)
         if cache is not None:
-            cache.add([cache.key(t) for t in chunk], vectors)
+            cache.add(distinct_keys[groups], vectors)
         if on_batch is not None:
-            on_batch(len(chunk))
+            on_batch(len(groups))
     return out, len(missing)

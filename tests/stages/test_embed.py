@@ -175,3 +175,40 @@ def test_vector_writer_fills_a_file_that_vector_file_and_numpy_read(tmp_path: Pa
         twice = VectorWriter(tmp_path / "twice.npy", 4, 8)
         twice[[1, 1]] = np.zeros(8)
         twice.flush()
+
+
+def test_key_index_finds_keys_sharing_a_first_half_and_the_last_value_wins() -> None:
+    from dedup.stages.embed import KeyIndex
+
+    rng = np.random.default_rng(1)
+    keys = rng.integers(0, 2**63, size=(500, 2), dtype=np.uint64)
+    keys[10:20, 0] = keys[9, 0]  # eleven keys share one first half
+    values = np.arange(500, dtype=np.int64)
+    # a key made twice (a sentence in two shards): the later entry counts
+    index = KeyIndex(np.concatenate([keys, keys[[3, 15]]]), np.r_[values, 1000, 1001])
+    assert len(index) == 500
+    expected = values.copy()
+    expected[[3, 15]] = [1000, 1001]
+    assert np.array_equal(index.find(keys[::-1]), expected[::-1])
+    absent = keys[[9, 12]].copy()
+    absent[:, 1] += np.uint64(1)  # a known first half, an unknown second one
+    absent = np.vstack([absent, rng.integers(0, 2**63, size=(5, 2), dtype=np.uint64)])
+    assert np.array_equal(index.find(absent), np.full(7, -1))
+    empty = KeyIndex(np.zeros((0, 2), np.uint64), np.zeros(0, np.int64))
+    assert np.array_equal(empty.find(keys[:3]), [-1, -1, -1])
+
+
+def test_cached_vectors_are_read_from_many_shards_in_any_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embed, "SHARD_ROWS", 4)
+    monkeypatch.setattr(embed, "READ_ROWS", 3)
+    encoder = CountingEncoder()
+    texts = [f"sentence {i % 23}" for i in range(60)]  # 23 distinct, repeated
+    first, encoded = embed_sentences(texts, encoder, _cache(tmp_path, encoder))
+    assert encoded == 23 and len(list(_cache(tmp_path, encoder).folder.glob("*.keys.npy"))) == 6
+    # first-occurrence order: the shards hold the texts in the order they came
+    assert encoder.encoded == [f"sentence {i}" for i in range(23)]
+    order = np.random.default_rng(2).permutation(60)
+    again, encoded = embed_sentences([texts[i] for i in order], encoder, _cache(tmp_path, encoder))
+    assert encoded == 0 and np.array_equal(again, first[order])
