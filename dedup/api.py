@@ -34,10 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dedup.cache import run_folder_lock
+from dedup.cache import finished, resume_folder, run_folder_lock
 from dedup.config import PipelineConfig
 from dedup.encoding import cache_root, lazy_encoder
 from dedup.engines import Engine, LocalEngine
+from dedup.engines.checkpoint import CheckpointEngine
 from dedup.records import SegmentedDocument
 from dedup.result import RunResult, StageStats, timed
 from dedup.stages.boilerplate import PrimaryView, usable_sentences
@@ -245,11 +246,18 @@ def run(
     else:
         scratch_root = cache_root(config.cache_dir) / "runs"
         scratch_root.mkdir(parents=True, exist_ok=True)
-        # the run's sentence vectors live in a float16 file, not in memory (see VectorFile)
+        # the run's sentence vectors live in a float16 file, not in memory (see VectorFile);
+        # what align computes is kept chunk by chunk, so a killed run resumes (CheckpointEngine)
         with (
             tempfile.TemporaryDirectory(prefix="run-", dir=scratch_root) as scratch,
             run_folder_lock(Path(scratch)),  # a live run's folder: dedup cache prune keeps it
+            resume_folder(cache_root(config.cache_dir), link_key) as checkpoints,
         ):
+            if checkpoints is None:
+                say("another run of this corpus is aligning it: this one keeps no checkpoints")
+            link_engine = (
+                engine if checkpoints is None else CheckpointEngine(engine, checkpoints, log=say)
+            )
             with timed(stats, "embed", "sentences") as stage:
                 cache = EmbeddingCache(
                     cache_root(config.cache_dir) / "embeddings", encoder.fingerprint, encoder.dim
@@ -281,9 +289,14 @@ def run(
                 primary_groups,
                 primary_sentences,
                 config,
-                engine=engine,
+                engine=link_engine,
                 stats=stats,
             )
+            if isinstance(link_engine, CheckpointEngine):
+                stats["align"].cached = sum(
+                    link_engine.reused.get(desc, 0) for desc in ("aligning", "aligning linked")
+                )
+                finished(link_engine.folder)
         if config.reuse_links:
             with timed(stats, "links cache", "pairs"):
                 try:

@@ -4,8 +4,10 @@ Every part of the cache is rebuilt on demand, so any of it may be deleted;
 what it costs to lose differs, and pruning goes from the cheapest loss to
 the dearest:
 
-1. ``runs/run-*``: scratch folders of runs killed before they could clean up
-   (a live run holds a lock on its folder, and is never touched);
+1. ``runs/run-*``: scratch folders of runs killed before they could clean up,
+   and ``runs/resume-*``: the chunks a killed run had aligned, which a re-run
+   of the same corpus would resume from (see :func:`resume_folder`; a live
+   run holds a lock on its folders, and they are never touched);
 2. ``links/``: the links of whole corpora (one file per corpus, re-aligned in
    seconds to minutes), least recently used first;
 3. ``embeddings/``: sentence-vector shards, least recently used first (a run
@@ -53,6 +55,35 @@ def run_folder_lock(folder: Path) -> Iterator[None]:
         yield
 
 
+@contextmanager
+def resume_folder(root: Path, key: str) -> Iterator[Path | None]:
+    """The folder where a run keeps what it may resume from: ``runs/resume-<key>``,
+    locked while the run works in it (None when another live run holds it: then
+    this run keeps no checkpoints, and the other one's are left alone).
+
+    ``key`` names what the folder's contents depend on (``dedup run`` uses the
+    link-cache key: corpus, model and settings). :func:`finished` deletes it.
+    """
+    folder = Path(root) / "runs" / f"resume-{key[:32]}"
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / _IN_USE, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        yield None
+        return
+    try:
+        yield folder
+    finally:
+        lock.release()
+
+
+def finished(folder: Path) -> None:
+    """Delete a :func:`resume_folder` whose run has finished (its results are kept
+    elsewhere), while the run still holds its lock."""
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def parse_size(text: str) -> int:
     """Bytes in a size such as ``500M``, ``2G``, ``1.5GB``, ``10GiB`` or ``4096``.
 
@@ -97,7 +128,8 @@ class PruneReport:
 def _stale_runs(root: Path) -> list[Path]:
     """Scratch folders of runs that are no longer running (no one holds their lock)."""
     stale = []
-    for folder in sorted((root / "runs").glob("run-*")):
+    folders = [*(root / "runs").glob("run-*"), *(root / "runs").glob("resume-*")]
+    for folder in sorted(folders):
         if not folder.is_dir():
             continue
         try:

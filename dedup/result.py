@@ -33,7 +33,10 @@ class StageStats:
     ``cached``, for the stages that look their results up in the document
     cache (see :mod:`dedup.stages.document_cache`), is how many were found
     there instead of computed: copies: MinHash signatures (one per distinct
-    text); langid, segment: documents. None for the other stages.
+    text); langid, segment: documents; align: pairs whose alignment a killed
+    run had already computed (read back from its checkpoints, see
+    :class:`dedup.engines.checkpoint.CheckpointEngine`). None for the other
+    stages.
     ``peak_rss_mb`` is the process's peak resident memory when the stage
     ended (a running maximum: the stage that raises it is the one to look at;
     0 where the platform does not tell).

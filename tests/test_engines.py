@@ -50,3 +50,54 @@ def test_link_documents_is_the_same_in_one_or_two_processes(tmp_path: Path) -> N
         results.append(links.evidence)
     assert len(results[0]) > 4096  # more than one chunk: the workers really split them
     assert results[0] == results[1]
+
+
+def _squares(chunk: list[int], calls: list[int]) -> list[int]:
+    calls.append(len(chunk))
+    return [x * x for x in chunk]
+
+
+def test_checkpoint_engine_reads_back_finished_chunks_and_computes_the_rest(
+    tmp_path: Path,
+) -> None:
+    from dedup.engines.checkpoint import CheckpointEngine
+
+    items = np.arange(10)
+    calls: list[int] = []
+    first = CheckpointEngine(LocalEngine(processes=1), tmp_path / "chunks")
+    assert first.map_chunks(_squares, items, desc="sq", shared=calls, chunk_size=3) == [
+        x * x for x in items
+    ]
+    assert calls == [3, 3, 3, 1] and first.computed == {"sq": 10}
+    # a run killed after two of four chunks: their files are all that is left
+    files = sorted((tmp_path / "chunks").glob("*.pkl"), key=lambda p: p.stat().st_mtime_ns)
+    for path in files[2:]:
+        path.unlink()
+    calls.clear()
+    again = CheckpointEngine(LocalEngine(processes=1), tmp_path / "chunks", log=print)
+    assert again.map_chunks(_squares, items, desc="sq", shared=calls, chunk_size=3) == [
+        x * x for x in items
+    ]
+    assert calls == [3, 1] and again.reused == {"sq": 6} and again.computed == {"sq": 4}
+    # another description or other items are other chunks
+    calls.clear()
+    again.map_chunks(_squares, items, desc="other", shared=calls, chunk_size=3)
+    assert calls == [3, 3, 3, 1]
+
+
+def test_resume_folder_is_locked_while_used_and_swept_by_prune_when_stale(
+    tmp_path: Path,
+) -> None:
+    from dedup.cache import finished, prune, resume_folder
+
+    with resume_folder(tmp_path, "abc" * 20) as folder:
+        assert folder is not None and folder.name == "resume-" + ("abc" * 20)[:32]
+        with resume_folder(tmp_path, "abc" * 20) as second:
+            assert second is None  # held by the first
+        assert prune(tmp_path).removed == []  # a live run's folder stays
+        (folder / "chunk.pkl").write_bytes(b"x")
+    assert [path for path, _ in prune(tmp_path).removed] == [folder]  # a killed run's
+    with resume_folder(tmp_path, "def") as folder:
+        assert folder is not None
+        finished(folder)
+    assert not folder.exists()
