@@ -193,7 +193,6 @@ def run(
             ]
             stage.items = len(segmented)
             stage.cached = known.hits["sentences"]
-            known.commit()  # what was computed, in one transaction
     sentences = [s for seg in segmented for s in seg.sentences]
     offsets = np.cumsum([0] + [len(seg.sentences) for seg in segmented]).astype(np.int64)
 

@@ -140,6 +140,13 @@ class SignatureCache(Protocol):
         self, digests: Sequence[bytes], signatures: Sequence[np.ndarray], config: CopyConfig
     ) -> None: ...
 
+    def fill(
+        self,
+        missing: Sequence[int],
+        compute: Callable[[list[int]], list[np.ndarray]],
+        add: Callable[[list[int], list[np.ndarray]], None],
+    ) -> list[np.ndarray]: ...
+
 
 @lru_cache(maxsize=64)
 def lsh_bands(
@@ -285,12 +292,17 @@ def find_copies(
 
         found = cache.signatures(digests, config) if cache is not None else [None] * len(digests)
         missing = [k for k, signature in enumerate(found) if signature is None]
+
+        def compute(block: list[int]) -> list[np.ndarray]:
+            return list(minhash_signatures([normalised[distinct[k]] for k in block], config))
+
+        def add(block: list[int], computed: list[np.ndarray]) -> None:
+            cache.add_signatures([digests[k] for k in block], computed, config)
+
         if missing:
-            computed = minhash_signatures([normalised[distinct[k]] for k in missing], config)
+            computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
             for k, signature in zip(missing, computed, strict=True):
                 found[k] = signature
-            if cache is not None:
-                cache.add_signatures([digests[k] for k in missing], computed, config)
         signatures = np.stack([np.asarray(s, dtype=np.uint64) for s in found])
         bands, rows = lsh_bands(config.threshold, config.num_perm)
         for members in _band_groups(signatures, bands, rows):

@@ -15,8 +15,9 @@ that changes while the text does not, so it is kept per document:
   keyed by the digest of the normalised text.
 
 A run looks every document up first, computes only what is missing, and
-writes it in one transaction (:meth:`DocumentCache.commit`), so a re-run, or
-a run over a corpus that grew, computes only its new documents, and a run
+writes it in one transaction per block of :data:`COMMIT_DOCUMENTS`
+(:meth:`DocumentCache.fill`), so a re-run, a run over a corpus that grew,
+or a run killed mid-stage computes only the documents not yet written, and a run
 with every document cached neither imports datasketch nor loads the
 language model.
 
@@ -54,7 +55,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -66,6 +67,11 @@ from dedup.stages.segment import SegmenterConfig
 #: what the stored values mean; bump it when their format or the code that
 #: computes them changes in a way the keys do not see.
 FORMAT = 1
+
+#: documents computed per transaction: what a run killed mid-stage can lose of it
+COMMIT_DOCUMENTS = 10_000
+
+T = TypeVar("T")
 #: the file, under ``<cache>/documents/``; its name changes with the tables.
 FILE_NAME = "documents-v1.sqlite"
 #: keys per ``IN (...)`` query (SQLite allows 999 parameters in old builds).
@@ -283,6 +289,24 @@ class DocumentCache:
         self._pending["signatures"].extend(
             (k, _signature_bytes(s)) for k, s in zip(keys, signatures, strict=True)
         )
+
+    def fill(
+        self,
+        missing: Sequence[int],
+        compute: Callable[[list[int]], list[T]],
+        add: Callable[[list[int], list[T]], None],
+    ) -> list[T]:
+        """``compute`` of the documents ``missing``, :data:`COMMIT_DOCUMENTS` at a time,
+        each block ``add``-ed and committed as soon as it is done: a run killed in the
+        middle of a stage keeps the blocks it finished (a block is one transaction)."""
+        computed: list[T] = []
+        for start in range(0, len(missing), COMMIT_DOCUMENTS):
+            block = list(missing[start : start + COMMIT_DOCUMENTS])
+            values = compute(block)
+            add(block, values)
+            self.commit()
+            computed.extend(values)
+        return computed
 
     def commit(self) -> None:
         """Write every entry added since the last commit, in one transaction."""

@@ -114,11 +114,16 @@ def identify_all(
         ]
     guesses = cache.languages(texts) if cache is not None else [None] * len(texts)
     missing = [i for i, guess in enumerate(guesses) if guess is None]
-    computed = [identify(texts[i]) for i in missing]
+
+    def compute(block: list[int]) -> list[LanguageGuess]:
+        return [identify(texts[i]) for i in block]
+
+    def add(block: list[int], computed: list[LanguageGuess]) -> None:
+        cache.add_languages([texts[i] for i in block], computed)
+
+    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
     for i, guess in zip(missing, computed, strict=True):
         guesses[i] = guess
-    if cache is not None and missing:
-        cache.add_languages([texts[i] for i in missing], computed)
     return guesses  # type: ignore[return-value]
 
 

@@ -158,13 +158,17 @@ def split_all(
     rules = list(zip(langs, scripts or [""] * len(texts), strict=True))
     found = cache.sentences(texts, rules, config) if cache is not None else [None] * len(texts)
     missing = [i for i, sentences in enumerate(found) if sentences is None]
-    computed = [
-        tuple(split_sentences(texts[i], rules[i][0], config, rules[i][1] or None)) for i in missing
-    ]
+
+    def compute(block: list[int]) -> list[tuple[str, ...]]:
+        return [
+            tuple(split_sentences(texts[i], rules[i][0], config, rules[i][1] or None))
+            for i in block
+        ]
+
+    def add(block: list[int], computed: list[tuple[str, ...]]) -> None:
+        cache.add_sentences([texts[i] for i in block], [rules[i] for i in block], computed, config)
+
+    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
     for i, sentences in zip(missing, computed, strict=True):
         found[i] = sentences
-    if cache is not None and missing:
-        cache.add_sentences(
-            [texts[i] for i in missing], [rules[i] for i in missing], computed, config
-        )
     return found  # type: ignore[return-value]

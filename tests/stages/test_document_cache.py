@@ -235,3 +235,30 @@ def test_a_run_over_a_damaged_cache_gives_the_same_result(tmp_path: Path) -> Non
     assert again.labels.tolist() == first.labels.tolist() and again.evidence == first.evidence
     assert any("rebuilding" in m for m in messages)
     assert run(corpus, config, encoder=CountingEncoder()).stages["segment"].cached == 12
+
+
+def test_a_stage_killed_mid_way_keeps_the_blocks_it_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fill commits every COMMIT_DOCUMENTS documents: what a kill leaves is read back."""
+    monkeypatch.setattr(document_cache, "COMMIT_DOCUMENTS", 2)
+    texts = [f"The council met on day {i} and approved the budget." for i in range(7)]
+    calls: list[list[int]] = []
+
+    def dies_on_third_block(block: list[int]) -> list[LanguageGuess]:
+        calls.append(block)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # the process dies here
+        return [langid.identify(texts[i]) for i in block]
+
+    with pytest.raises(KeyboardInterrupt), DocumentCache(tmp_path) as cache:
+        cache.fill(
+            list(range(7)),
+            dies_on_third_block,
+            lambda block, guesses: cache.add_languages([texts[i] for i in block], guesses),
+        )
+    assert calls == [[0, 1], [2, 3], [4, 5]]
+    with DocumentCache(tmp_path) as cache:
+        found = cache.languages(texts)
+    assert [guess is not None for guess in found] == [True] * 4 + [False] * 3
+    assert found[0] == langid.identify(texts[0])
