@@ -3,6 +3,7 @@
 
     python bench/pipeline_scale.py --docs 10000
     python bench/pipeline_scale.py --docs 100000 --work /tmp/pscale --keep-work
+    python bench/pipeline_scale.py --docs 10000,100000 --plot bench/pipeline_scale.png
 
 Unlike ``bench/scale.py`` (the stages after encoding, on synthetic vectors),
 this runs ``dedup run`` itself, in a child process: reading JSONL, copies,
@@ -38,7 +39,10 @@ where the default model gives 6.25 on ntrex-dev.
 
 Last line: ``docs=N wall_s=... driver_peak_rss_mb=... worker_peak_rss_mb=...
 pairwise_f1=...`` (F1 of the planted stories, a check that the pipeline still
-finds them with a weak encoder, not a quality claim).
+finds them with a weak encoder, not a quality claim). Several sizes
+(``--docs 10000,100000``) run one after another, each printing its lines;
+``--plot PNG`` then draws each stage's seconds and the driver's peak RSS
+against the number of documents, with a line linear from the first size.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -328,7 +333,13 @@ def run_dedup(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--docs", type=int, default=10_000, help="documents to generate")
+    parser.add_argument(
+        "--docs",
+        type=lambda text: [int(size) for size in text.split(",")],
+        default=[10_000],
+        help="documents to generate (comma-separated sizes: one run each)",
+    )
+    parser.add_argument("--plot", type=Path, help="with several sizes: a PNG of time and memory")
     parser.add_argument("--languages", type=int, default=16)
     parser.add_argument("--shared", type=float, default=0.5, help="share of loanwords")
     parser.add_argument("--seed", type=int, default=0)
@@ -352,25 +363,37 @@ def main() -> None:
         return
 
     from dedup.encoding import cache_root
-    from dedup.evaluation import evaluate, load_assignments, load_truth
 
     model = standin_model(cache_root(args.model_cache))
     if args.standin_quality:
+        from dedup.evaluation import evaluate, load_assignments, load_truth
+
         corpus, truth_file = args.standin_quality
         _, _, _, out = run_dedup(corpus, args.work / "standin-quality", model, args.engine)
         scores = evaluate(load_assignments(out / "assignments.csv"), load_truth(truth_file))
         print(f"{STANDIN} on {corpus}: pairwise P/R/F1 {scores.pairwise.precision:.3f}/"
               f"{scores.pairwise.recall:.3f}/{scores.pairwise.f1:.3f}")  # fmt: skip
         return
-    folder = args.work / f"docs-{args.docs}"
+    runs = [measure(size, args, model) for size in args.docs]
+    if args.plot and len(runs) > 1:
+        plot(runs, args.plot)
+        print(f"plot: {args.plot}")
+
+
+def measure(n_docs: int, args: argparse.Namespace, model: Path) -> dict[str, Any]:
+    """One size: generate, run, print the stage table and the last line; the figures."""
+    from dedup.evaluation import evaluate, load_assignments, load_truth
+
+    folder = args.work / f"docs-{n_docs}"
     begin = time.perf_counter()
-    corpus = generate(args.docs, folder, args.languages, args.shared, args.seed)
-    print(f"generated {args.docs} documents in {time.perf_counter() - begin:.1f} s: {corpus}")
+    corpus = generate(n_docs, folder, args.languages, args.shared, args.seed)
+    print(f"generated {n_docs} documents in {time.perf_counter() - begin:.1f} s: {corpus}")
     wall, rss, run_info, out = run_dedup(corpus, folder, model, args.engine)
     truth = load_truth(folder / "truth.tsv")
     scores = evaluate(load_assignments(out / "assignments.csv"), truth)
     print(f"encoder: {STANDIN} (stand-in: static token embeddings, not the default model)")
-    for name, stage in run_info["stages"].items():  # type: ignore[union-attr]
+    stages: dict[str, dict[str, float]] = run_info["stages"]  # type: ignore[assignment]
+    for name, stage in stages.items():
         cached = f", {stage['cached']} cached" if "cached" in stage else ""
         print(
             f"  {name:12s} {stage['seconds']:9.1f} s  driver peak {stage['peak_rss_mb']:6d} MB "
@@ -386,9 +409,37 @@ def main() -> None:
     if not args.keep_work:
         shutil.rmtree(out)
     print(
-        f"docs={args.docs} wall_s={wall:.1f} driver_peak_rss_mb={rss['driver_peak_rss_mb']:.0f} "
+        f"docs={n_docs} wall_s={wall:.1f} driver_peak_rss_mb={rss['driver_peak_rss_mb']:.0f} "
         f"worker_peak_rss_mb={rss['worker_peak_rss_mb']:.0f} pairwise_f1={scores.pairwise.f1:.3f}"
     )
+    return {"docs": n_docs, "wall_s": wall, "stages": stages, **rss}
+
+
+def plot(runs: list[dict[str, Any]], path: Path) -> None:
+    """Seconds per stage and the driver's peak RSS against documents, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    docs = np.array([run["docs"] for run in runs], dtype=float)
+    fig, (time_axis, rss_axis) = plt.subplots(1, 2, figsize=(11, 4.5))
+    names = list(runs[-1]["stages"])
+    for name in names:
+        seconds = [max(run["stages"].get(name, {}).get("seconds", 0.0), 0.01) for run in runs]
+        time_axis.loglog(docs, seconds, marker="o", label=name)
+    walls = np.array([run["wall_s"] for run in runs], dtype=float)
+    time_axis.loglog(docs, walls, marker="s", color="k", label="wall (whole run)")
+    time_axis.loglog(docs, walls[0] * docs / docs[0], "k:", label="linear from the first size")
+    time_axis.set(xlabel="documents", ylabel="seconds", title=f"time per stage ({STANDIN})")
+    time_axis.legend(fontsize=7, ncol=2)
+    rss = [run["driver_peak_rss_mb"] for run in runs]
+    rss_axis.loglog(docs, rss, marker="o", label="driver peak RSS")
+    rss_axis.axhline(2048, color="r", linestyle="--", label="2 GB")
+    rss_axis.set(xlabel="documents", ylabel="MB", title="driver peak memory")
+    rss_axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

@@ -114,16 +114,19 @@ def test_report_open_benchmark_times_a_small_synthetic_report(tmp_path: Path) ->
 def test_pipeline_scale_benchmark_runs_every_stage(dedup_cache: Path, tmp_path: Path) -> None:
     """The stand-in (a static model of the default model's token embeddings) runs through
     ``--model PATH``; the generated translations look like real ones to the aligner."""
+    plot = tmp_path / "pipeline.png"
     out = _bench(
-        "bench/pipeline_scale.py", "--docs", "600", "--work", str(tmp_path),
-        "--model-cache", str(dedup_cache),
+        "bench/pipeline_scale.py", "--docs", "300,600", "--work", str(tmp_path),
+        "--model-cache", str(dedup_cache), "--plot", str(plot),
     )  # fmt: skip
     assert "stand-in" in out
     for stage in ("ingest", "copies", "langid", "segment", "embed", "candidates", "align"):
         assert f"  {stage} " in out, stage
-    z = float(out.split("between planted versions: ")[1].split()[0])
+    z = float(out.split("between planted versions: ")[-1].split()[0])
     assert 3.5 <= z <= 7.5, z
-    last = dict(field.split("=") for field in out.splitlines()[-1].split())
+    lines = [line for line in out.splitlines() if line.startswith("docs=")]
+    assert [line.split()[0] for line in lines] == ["docs=300", "docs=600"]
+    last = dict(field.split("=") for field in lines[-1].split())
     assert set(last) == {
         "docs",
         "wall_s",
@@ -131,4 +134,5 @@ def test_pipeline_scale_benchmark_runs_every_stage(dedup_cache: Path, tmp_path: 
         "worker_peak_rss_mb",
         "pairwise_f1",
     }
-    assert last["docs"] == "600" and float(last["pairwise_f1"]) >= 0.8, last
+    assert float(last["pairwise_f1"]) >= 0.8, last
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
