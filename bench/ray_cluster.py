@@ -26,8 +26,10 @@ shares a memory-mapped file with its workers).
 
 A corpus path uses the default model; ``--docs N`` generates N documents
 with ``bench/pipeline_scale.py``'s generator and runs its stand-in encoder
-(named so in the output). Last line per Ray run: ``ray nodes=3
-kill_during=... identical=True|False driver_peak_rss_mb=...
+(named so in the output). ``--shared-cache`` runs Ray with ``--ray-shared-cache`` (the vectors go to
+the workers as a file path; on one machine every node sees the same files).
+Last line per Ray run: ``ray nodes=3 kill_during=... shared_cache=...
+identical=True|False driver_peak_rss_mb=...
 local_driver_peak_rss_mb=... wall_s=... local_wall_s=...``.
 """
 
@@ -154,6 +156,7 @@ def run_once(
     nodes: int = 0,
     kill_during: str = "none",
     model_cache: Path,
+    options: tuple[str, ...] = (),
 ) -> tuple[float, dict[str, Any], Path]:
     """One ``dedup run`` in a child process from an empty vector cache; (wall, info, out)."""
     from dedup.encoding import cache_root
@@ -171,6 +174,7 @@ def run_once(
     ]  # fmt: skip
     if model:
         command += ["--model", model]
+    command += options
     marker = folder / "stalled-node"
     begin = time.perf_counter()
     done = subprocess.run(
@@ -203,6 +207,11 @@ def main() -> None:
         "--kill-during",
         default="aligning",
         help=f"comma-separated stages, one Ray run each: {', '.join(STAGES)}",
+    )
+    parser.add_argument(
+        "--shared-cache",
+        action="store_true",
+        help="run Ray with --ray-shared-cache (vectors by file path, not by value)",
     )
     parser.add_argument("--work", type=Path, default=Path("/tmp/dedup-ray-cluster"))
     parser.add_argument("--model-cache", type=Path, help="built models (default: dedup's cache)")
@@ -246,14 +255,17 @@ def main() -> None:
             nodes=args.nodes,
             kill_during=stage,
             model_cache=args.model_cache,
+            options=("--ray-shared-cache",) if args.shared_cache else (),
         )
         if stage != "none" and info["killed_nodes"] != 1:
             sys.exit(f"no node was killed during {stage!r}: the stage ran no task")
         wrong = differing(local_out, out)
-        print(f"ray, {args.nodes} nodes, a node killed during {stage!r}: {wall:.1f} s; "
+        shared = ", --ray-shared-cache" if args.shared_cache else ""
+        print(f"ray, {args.nodes} nodes{shared}, a node killed during {stage!r}: {wall:.1f} s; "
               f"differing files: {', '.join(wrong) or 'none'}")  # fmt: skip
         print(
             f"ray nodes={args.nodes} kill_during={stage.replace(' ', '-')} "
+            f"shared_cache={args.shared_cache} "
             f"identical={not wrong} driver_peak_rss_mb={info['driver_peak_rss_mb']:.0f} "
             f"local_driver_peak_rss_mb={local['driver_peak_rss_mb']:.0f} "
             f"wall_s={wall:.1f} local_wall_s={local_wall:.1f}"

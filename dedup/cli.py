@@ -127,6 +127,13 @@ main.add_command(cache_group)
     "local Ray instance is started.",
 )
 @click.option(
+    "--ray-shared-cache",
+    is_flag=True,
+    help="With --engine ray: every node mounts the cache folder at the same path (a "
+    "shared file system), so workers read the run's vectors from its files instead of "
+    "receiving them from the driver. The output is the same.",
+)
+@click.option(
     "--recompute-links",
     is_flag=True,
     help="Search and align again even when the link cache holds the result for "
@@ -149,6 +156,7 @@ def run_command(
     prefer_lang: str,
     engine: str,
     ray_address: str | None,
+    ray_shared_cache: bool,
     recompute_links: bool,
     quiet: bool,
     debug: bool,
@@ -194,13 +202,17 @@ def run_command(
     )
     if ray_address and engine != "ray":
         raise click.UsageError("--ray-address needs --engine ray")
+    if ray_shared_cache and engine != "ray":
+        raise click.UsageError("--ray-shared-cache needs --engine ray")
     log = None if quiet else (lambda message: click.echo(message, err=True))
     try:
         _check_writable(out_dir)
         for path in (kept_path, dropped_path):
             if path is not None:
                 _check_writable(path.parent)
-        with _engine(engine, ray_address, progress=not quiet) as chosen:
+        with _engine(
+            engine, ray_address, progress=not quiet, shared_files=ray_shared_cache
+        ) as chosen:
             result = run(list(inputs), config, progress=not quiet, engine=chosen, log=log)
         write_report(result, out_dir)
         corpus_lines = _write_corpus(result, kept_path, dropped_path)
@@ -225,14 +237,16 @@ def run_command(
 
 
 @contextmanager
-def _engine(name: str, address: str | None, *, progress: bool) -> Iterator[Any]:
+def _engine(
+    name: str, address: str | None, *, progress: bool, shared_files: bool = False
+) -> Iterator[Any]:
     """The engine named by --engine; Ray is imported only when asked for."""
     if name == "local":
         yield None  # dedup.api.run's default
         return
     from dedup.engines.ray import RayEngine
 
-    with RayEngine(address, progress=progress) as engine:
+    with RayEngine(address, progress=progress, shared_files=shared_files) as engine:
         yield engine
 
 

@@ -97,6 +97,10 @@ def test_ray_address_without_engine_ray_is_a_usage_error(tmp_path: Path) -> None
         main, ["run", str(SEEDS), "--out", str(tmp_path / "out"), "--ray-address", "h:6379"]
     )
     assert result.exit_code == 2 and "--ray-address needs --engine ray" in result.output
+    result = CliRunner().invoke(
+        main, ["run", str(SEEDS), "--out", str(tmp_path / "out"), "--ray-shared-cache"]
+    )
+    assert result.exit_code == 2 and "--ray-shared-cache needs --engine ray" in result.output
 
 
 # --- with Ray ---------------------------------------------------------------------
@@ -172,6 +176,19 @@ def test_ray_output_is_byte_identical_warm_cache(
     assert distributed.encoded_sentences == 0  # the local run left every vector cached
     assert ray_bytes == local_bytes
     assert len(distributed.evidence) == len(local.evidence) > 0
+
+
+@pytest.mark.slow
+def test_ray_with_shared_files_reads_vectors_by_path_and_writes_the_same_bytes(
+    ray_engine: Any, dedup_cache: Path, tmp_path: Path
+) -> None:
+    from dedup.engines.ray import RayEngine
+
+    _, local_bytes = _run_to(NTREX, dedup_cache, tmp_path / "local")
+    shared = RayEngine(chunk_size=64, shared_files=True)  # joins the module's instance
+    assert shared.shares_files and not ray_engine.shares_files
+    _, ray_bytes = _run_to(NTREX, dedup_cache, tmp_path / "ray", shared)
+    assert ray_bytes == local_bytes
 
 
 @pytest.mark.slow

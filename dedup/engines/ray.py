@@ -79,13 +79,16 @@ class RayEngine(Engine):
         max_in_flight: tasks submitted but not yet handed back, at most
             (default: four per CPU of the cluster); bounds memory on the driver.
         progress: show a tqdm bar of finished chunks on stderr.
+        shared_files: every node sees the driver's files at the same paths (the
+            cache folder on NFS or another shared file system): the run's
+            vectors then go to the workers as the path of their file, each
+            task reading the rows it needs, instead of by value through the
+            object store (the driver then never holds them all). The output
+            is the same either way.
 
     Raises:
         EngineUnavailableError: the cluster at ``address`` cannot be joined.
     """
-
-    #: a cluster's nodes need not share a file system: vectors go by value
-    shares_files = False
 
     def __init__(
         self,
@@ -95,6 +98,7 @@ class RayEngine(Engine):
         chunk_size: int = 256,
         max_in_flight: int | None = None,
         progress: bool = False,
+        shared_files: bool = False,
     ) -> None:
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
@@ -102,6 +106,8 @@ class RayEngine(Engine):
             raise ValueError(f"max_in_flight must be >= 1, got {max_in_flight}")
         self.chunk_size = chunk_size
         self.progress = progress
+        # by default a cluster's nodes need not share a file system: vectors go by value
+        self.shares_files = shared_files
         self._started = False
         self._puts: dict[int, tuple[Any, Any]] = {}  # id -> (object, ref) of the last call
         if not ray.is_initialized():
