@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -74,6 +75,14 @@ class KeyIndex:
         self.first, self.second = keys[last, 0].copy(), keys[last, 1].copy()
         self.values = values[last]
 
+    @classmethod
+    def of_sorted(cls, first: np.ndarray, second: np.ndarray, values: np.ndarray) -> KeyIndex:
+        """An index of arrays already sorted and unique (as :meth:`save` wrote them):
+        memory-mapped arrays stay mapped, so a lookup reads only the pages it needs."""
+        index = cls.__new__(cls)
+        index.first, index.second, index.values = first, second, values
+        return index
+
     def __len__(self) -> int:
         return len(self.values)
 
@@ -119,9 +128,15 @@ class EmbeddingCache:
     """Sentence vectors of one model, on disk, looked up by text.
 
     The index is a :class:`KeyIndex` from each key to its shard and row
-    (``shard << 32 | row``), built from the shards' key files when the cache
-    is opened; the vectors stay in their files, memory-mapped, and are read
-    only for the rows a run asks for.
+    (``shard << 32 | row``). It is kept in the folder (:meth:`save_index`:
+    three ``index-<token>.*.npy`` arrays and ``index.json``, the token and
+    the shards it covers, in shard-number order) and memory-mapped when the
+    cache is opened, so opening reads one small JSON file and a directory
+    listing, and a lookup reads only the index pages it touches, whatever
+    the size of the cache; only shards the saved index does not cover (added
+    since, or by another run) have their key files read. Entries of shards
+    that are gone (``dedup cache prune``) are dropped. The vectors stay in
+    their files, each mapped when a lookup first needs it.
 
     Args:
         root: the cache folder (``<cache>/embeddings``); a sub-folder per model
@@ -136,28 +151,69 @@ class EmbeddingCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.fingerprint = fingerprint
         self.dim = dim
-        self._shards: list[np.ndarray] = []
-        self._paths: list[Path] = []  # each shard's vectors file
+        self._names: list[str] = []  # each shard's file name stem, by shard number
+        self._shards: dict[int, np.ndarray] = {}  # mapped vectors, opened on first read
         self._used: set[int] = set()  # shards that served a lookup (see mark_used)
-        # keys and locations of the shards not yet in the index (all, until the first lookup)
+        # keys and locations of the shards not yet in the index
         self._unindexed: list[tuple[np.ndarray, np.ndarray]] = []
-        self._index = KeyIndex(np.zeros((0, 2), dtype=np.uint64), np.zeros(0, dtype=np.int64))
-        for keys_path in sorted(self.folder.glob("*.keys.npy")):
-            vecs_path = keys_path.with_name(keys_path.name.replace(".keys.", ".vecs."))
+        self._dirty = False  # the index differs from the saved one
+        self._numbers: dict[str, int] = {}  # shard number by name
+        files = set(os.listdir(self.folder))
+        self._index = self._saved_index(files)
+        for keys_name in sorted(name for name in files if name.endswith(".keys.npy")):
+            stem = keys_name.removesuffix(".keys.npy")
+            if stem in self._numbers:
+                continue
             try:
-                keys = np.load(keys_path)
-                vecs = np.load(vecs_path, mmap_mode="r")
+                keys = np.load(self.folder / keys_name)
+                vecs = np.load(self.folder / f"{stem}.vecs.npy", mmap_mode="r")
             except (OSError, ValueError):
                 continue  # a shard whose pair is missing or torn is ignored
             if vecs.shape != (len(keys), dim):
                 continue
-            self._append_shard(key_halves(keys), vecs, vecs_path)
+            self._append_shard(key_halves(keys), stem)
 
-    def _append_shard(self, keys: np.ndarray, vecs: np.ndarray, path: Path) -> None:
-        shard = len(self._shards)
-        self._shards.append(vecs)
-        self._paths.append(path)
+    def _saved_index(self, files: set[str]) -> KeyIndex:
+        """The index :meth:`save_index` left, less the shards that are gone (empty if none)."""
+        nothing = np.zeros(0, dtype=np.uint64)
+        empty = KeyIndex.of_sorted(nothing, nothing, np.zeros(0, dtype=np.int64))
+        try:
+            saved = json.loads((self.folder / _INDEX).read_text())
+            if saved["dim"] != self.dim:
+                return empty
+            token, names = str(saved["token"]), [str(name) for name in saved["shards"]]
+            first, second, values = (
+                np.load(self.folder / f"index-{token}.{part}.npy", mmap_mode="r")
+                for part in ("first", "second", "values")
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return empty  # none yet, or replaced meanwhile by another run's: read the shards
+        if not len(first) == len(second) == len(values):
+            return empty
+        self._names = names
+        self._numbers = {name: number for number, name in enumerate(names)}
+        gone = [
+            number
+            for number, name in enumerate(names)
+            if f"{name}.keys.npy" not in files or f"{name}.vecs.npy" not in files
+        ]
+        kept = ~np.isin(values >> 32, gone) if gone else None
+        if kept is not None and not kept.all():  # pruned shards: their entries go, saved again
+            self._dirty = True
+            return KeyIndex.of_sorted(first[kept], second[kept], values[kept])
+        return KeyIndex.of_sorted(first, second, values)
+
+    def _append_shard(self, keys: np.ndarray, stem: str) -> None:
+        shard = len(self._names)
+        self._names.append(stem)
+        self._numbers[stem] = shard
         self._unindexed.append((keys, (shard << 32) | np.arange(len(keys), dtype=np.int64)))
+
+    def _vectors(self, shard: int) -> np.ndarray:
+        if shard not in self._shards:
+            path = self.folder / f"{self._names[shard]}.vecs.npy"
+            self._shards[shard] = np.load(path, mmap_mode="r")
+        return self._shards[shard]
 
     def _indexed(self) -> KeyIndex:
         """The index, with the shards read or added since the last lookup merged in."""
@@ -168,7 +224,36 @@ class EmbeddingCache:
                 np.concatenate([where for _, where in parts]),
             )
             self._unindexed = []
+            self._dirty = True
         return self._index
+
+    def save_index(self) -> None:
+        """Write the index if shards were added or read from their key files since it was
+        saved, so the next open maps it instead of reading them (a read-only or full
+        cache keeps the old one: the next open reads those key files again)."""
+        index = self._indexed()
+        if not self._dirty:
+            return
+        token = hashlib.sha1("".join(self._names).encode()).hexdigest()[:16]
+        try:
+            for part, array in (
+                ("first", index.first),
+                ("second", index.second),
+                ("values", index.values),
+            ):
+                _save_atomically(self.folder / f"index-{token}.{part}.npy", np.asarray(array))
+            pointer = json.dumps({"token": token, "dim": self.dim, "shards": self._names})
+            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(pointer)
+            os.replace(tmp, self.folder / _INDEX)
+        except OSError:
+            return
+        self._dirty = False
+        for old in self.folder.glob("index-*.npy"):  # a run that mapped one keeps its pages
+            if not old.name.startswith(f"index-{token}."):
+                with contextlib.suppress(OSError):
+                    old.unlink()
 
     def __len__(self) -> int:
         return len(self._indexed())
@@ -193,7 +278,7 @@ class EmbeddingCache:
         bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
         for group in np.split(order, bounds) if len(order) else []:
             rows = where[group] & 0xFFFFFFFF
-            out[group] = self._shards[int(shard_of[group[0]])][rows]
+            out[group] = self._vectors(int(shard_of[group[0]]))[rows]
         return out
 
     def get(self, key: bytes) -> np.ndarray | None:
@@ -207,7 +292,7 @@ class EmbeddingCache:
         for shard in sorted(self._used):
             # a read-only cache, or a shard pruned meanwhile: nothing to keep
             with contextlib.suppress(OSError):
-                os.utime(self._paths[shard])
+                os.utime(self.folder / f"{self._names[shard]}.vecs.npy")
         self._used.clear()
 
     def add(self, keys: Sequence[bytes] | np.ndarray, vectors: np.ndarray) -> None:
@@ -224,17 +309,26 @@ class EmbeddingCache:
         name = hashlib.sha1(raw).hexdigest()[:20]
         # vectors first: a keys file is only ever visible with its vectors beside it
         for suffix, array in ((".vecs.npy", vecs), (".keys.npy", key_array)):
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-            with os.fdopen(fd, "wb") as handle:
-                np.save(handle, array)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.folder / f"{name}{suffix}")
-        # mapped, as the shards found at start-up are: holding the array just
-        # written would keep every vector of a cold run in memory (1 GB at
-        # 1.3 million sentences)
-        vecs_path = self.folder / f"{name}.vecs.npy"
-        self._append_shard(halves.copy(), np.load(vecs_path, mmap_mode="r"), vecs_path)
+            _save_atomically(self.folder / f"{name}{suffix}", array)
+        self._append_shard(halves.copy(), name)
+
+
+#: the saved index's pointer file (see :meth:`EmbeddingCache.save_index`)
+_INDEX = "index.json"
+
+
+def _save_atomically(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to a temporary name in ``path``'s folder, synced, then renamed."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.save(handle, array)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 class VectorFile:
@@ -568,4 +662,6 @@ def embed_sentences(
             cache.add(distinct_keys[groups], vectors)
         if on_batch is not None:
             on_batch(len(groups))
+    if cache is not None:
+        cache.save_index()
     return out, len(missing)

@@ -212,3 +212,39 @@ def test_cached_vectors_are_read_from_many_shards_in_any_order(
     order = np.random.default_rng(2).permutation(60)
     again, encoded = embed_sentences([texts[i] for i in order], encoder, _cache(tmp_path, encoder))
     assert encoded == 0 and np.array_equal(again, first[order])
+
+
+def test_the_saved_index_is_mapped_not_rebuilt_and_follows_added_and_pruned_shards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(embed, "SHARD_ROWS", 3)
+    encoder = CountingEncoder()
+    texts = [f"sentence {i}" for i in range(9)]
+    first, _ = embed_sentences(texts, encoder, _cache(tmp_path, encoder))
+    folder = _cache(tmp_path, encoder).folder
+    assert (folder / "index.json").is_file()
+    loaded: list[str] = []
+    real_load = np.load
+
+    def counting_load(path: Path, *args: object, **kwargs: object) -> np.ndarray:
+        loaded.append(Path(path).name)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(np, "load", counting_load)
+    reopened = _cache(tmp_path, encoder)
+    assert len(reopened) == 9 and not [name for name in loaded if name.endswith(".keys.npy")]
+    # a shard added by another run after the index was saved: its key file is read
+    embed_sentences(["sentence 9"], encoder, _cache(tmp_path, encoder))
+    loaded.clear()
+    again, encoded = embed_sentences([*texts, "sentence 9"], encoder, _cache(tmp_path, encoder))
+    assert encoded == 0 and np.array_equal(again[:9], first)
+    # a pruned shard (both files gone): its sentences are encoded again, the rest are not
+    shard = sorted(folder.glob("*.keys.npy"))[0]
+    lost = {np.load(shard).tobytes()[i : i + 16] for i in range(0, 48, 16)}
+    shard.unlink()
+    shard.with_name(shard.name.replace(".keys.", ".vecs.")).unlink()
+    encoder.calls.clear()
+    after, encoded = embed_sentences(texts, encoder, _cache(tmp_path, encoder))
+    keys = {_cache(tmp_path, encoder).key(text) for text in encoder.encoded}
+    assert keys == lost and encoded == len(lost) == 3
+    assert np.array_equal(after, first)
