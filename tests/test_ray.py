@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from dedup import PipelineConfig, run, write_report
 from dedup.cli import main
 from dedup.engines import LocalEngine
+from tests.caches import cache_without_vectors
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
@@ -39,15 +40,6 @@ def _run_to(corpus: Path, cache: Path, out: Path, engine: Any = None) -> tuple[A
     result = run(corpus, PipelineConfig(cache_dir=cache, reuse_links=False), engine=engine)
     write_report(result, out)
     return result, _outputs(out)
-
-
-def _cache_without_vectors(folder: Path, dedup_cache: Path) -> Path:
-    """A cache root that shares the built model(s) of ``dedup_cache`` but no sentence vectors."""
-    (folder / "models").mkdir(parents=True)
-    for model in (dedup_cache / "models").iterdir():
-        if model.is_dir():
-            (folder / "models" / model.name).symlink_to(model)
-    return folder
 
 
 def _shards(cache: Path) -> dict[bytes, bytes]:
@@ -197,8 +189,8 @@ def test_ray_output_is_byte_identical_cold_cache(
 ) -> None:
     """Workers encode, the driver writes the shards: the same vectors and bytes as local."""
     _run_to(SEEDS, dedup_cache, tmp_path / "warm-up")  # builds the model once if needed
-    local_cache = _cache_without_vectors(tmp_path / "local-cache", dedup_cache)
-    ray_cache = _cache_without_vectors(tmp_path / "ray-cache", dedup_cache)
+    local_cache = cache_without_vectors(tmp_path / "local-cache", dedup_cache)
+    ray_cache = cache_without_vectors(tmp_path / "ray-cache", dedup_cache)
     local, local_bytes = _run_to(SEEDS, local_cache, tmp_path / "local")
     distributed, ray_bytes = _run_to(SEEDS, ray_cache, tmp_path / "ray", ray_engine)
     assert distributed.encoded_sentences == local.encoded_sentences > 0

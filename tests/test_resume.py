@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.caches import cache_without_vectors
+
 REPO = Path(__file__).resolve().parents[1]
 COMPARED = ("assignments.csv", "clusters.json", "skipped.csv", "report.md", "report.html")
 
@@ -44,15 +46,6 @@ def _command(corpus: Path, model: Path, cache: Path, out: Path) -> list[str]:
         sys.executable, "-c", "from dedup.cli import main; main()",
         "run", str(corpus), "--out", str(out), "--model", str(model), "--cache-dir", str(cache),
     ]  # fmt: skip
-
-
-def _empty_cache(folder: Path, dedup_cache: Path) -> Path:
-    """A cache root that shares the built models of ``dedup_cache``, nothing else."""
-    (folder / "models").mkdir(parents=True)
-    for built in (dedup_cache / "models").iterdir():
-        if built.is_dir():
-            (folder / "models" / built.name).symlink_to(built)
-    return folder
 
 
 def _outputs(out: Path) -> dict[str, bytes]:
@@ -91,7 +84,7 @@ def reference(
     """The outputs and run.json of an uninterrupted run from an empty vector cache."""
     corpus, model = generated
     folder = tmp_path_factory.mktemp("reference")
-    cache = _empty_cache(folder / "cache", dedup_cache)
+    cache = cache_without_vectors(folder / "cache", dedup_cache)
     _run(_command(corpus, model, cache, folder / "out"))
     assert not list((cache / "runs").glob("resume-*")), "a finished run left its checkpoints"
     return _outputs(folder / "out"), json.loads((folder / "out" / "run.json").read_text())
@@ -106,7 +99,7 @@ def test_killed_while_embedding_the_rerun_encodes_only_the_missing_shards(
 ) -> None:
     corpus, model = generated
     expected, expected_run = reference
-    cache = _empty_cache(tmp_path / "cache", dedup_cache)
+    cache = cache_without_vectors(tmp_path / "cache", dedup_cache)
     command = _command(corpus, model, cache, tmp_path / "out")
     total = int(expected_run["summary"]["sentences_encoded"])  # type: ignore[index]
     shards = (total + 2047) // 2048
@@ -130,7 +123,7 @@ def test_killed_while_aligning_the_rerun_reads_back_the_finished_chunks(
 ) -> None:
     corpus, model = generated
     expected, expected_run = reference
-    cache = _empty_cache(tmp_path / "cache", dedup_cache)
+    cache = cache_without_vectors(tmp_path / "cache", dedup_cache)
     command = _command(corpus, model, cache, tmp_path / "out")
     pairs = int(expected_run["stages"]["align"]["items"])  # type: ignore[index]
     chunks = pairs // 4096

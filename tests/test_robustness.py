@@ -30,6 +30,7 @@ from hypothesis import strategies as st
 from dedup import PipelineConfig, run, write_report
 from dedup.cache import prune
 from dedup.cli import main
+from tests.caches import cache_without_vectors
 
 REPO = Path(__file__).resolve().parents[1]
 SEEDS = REPO / "seeds"
@@ -250,15 +251,6 @@ def test_any_subset_keeps_every_document_accounted_for(
 # --- crash safety -----------------------------------------------------------------
 
 
-def _cache_without_vectors(folder: Path, dedup_cache: Path) -> Path:
-    """A cache root that shares the built model of ``dedup_cache`` but no sentence vectors."""
-    (folder / "models").mkdir(parents=True)
-    for model in (dedup_cache / "models").iterdir():
-        if model.is_dir():
-            (folder / "models" / model.name).symlink_to(model)
-    return folder
-
-
 _KILLABLE = textwrap.dedent(
     """
     import sys
@@ -277,7 +269,7 @@ def test_kill_during_embedding_then_resume_gives_the_same_result(
 ) -> None:
     docs = [json.loads(x) for x in NTREX.read_text(encoding="utf-8").splitlines()[30:45]]
     corpus = _write_jsonl(tmp_path / "corpus.jsonl", docs)
-    cache = _cache_without_vectors(tmp_path / "cache", dedup_cache)
+    cache = cache_without_vectors(tmp_path / "cache", dedup_cache)
     script = tmp_path / "killable.py"
     script.write_text(_KILLABLE, encoding="utf-8")
     proc = subprocess.Popen(
@@ -305,7 +297,7 @@ def test_kill_during_embedding_then_resume_gives_the_same_result(
     total = resumed.stages["embed"].items
     assert 0 < resumed.encoded_sentences <= total - cached_before + 16
 
-    clean_cache = _cache_without_vectors(tmp_path / "clean-cache", dedup_cache)
+    clean_cache = cache_without_vectors(tmp_path / "clean-cache", dedup_cache)
     clean = run(corpus, PipelineConfig(cache_dir=clean_cache))
     write_report(clean, tmp_path / "clean")
     for name in ("assignments.csv", "clusters.json"):
