@@ -25,9 +25,7 @@ need it.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from dedup.engines import ChunkFunc, Engine, Result, chunk_bounds
+from dedup.files import atomic_write
 
 
 class CheckpointEngine(Engine):
@@ -99,7 +98,9 @@ class CheckpointEngine(Engine):
                     yield pickle.load(handle)
                 continue
             (result,) = next(fresh)
-            _write_atomically(path, result)
+            atomic_write(
+                path, lambda handle, result=result: pickle.dump(result, handle, protocol=5)
+            )
             yield result
 
     def _path(self, desc: str, chunk: Any) -> Path:
@@ -121,14 +122,3 @@ class _OneChunk:
     def __call__(self, chunks: Sequence[Any], shared: Any) -> list[list[Result]]:
         (chunk,) = chunks
         return [list(self.func(chunk, shared))]
-
-
-def _write_atomically(path: Path, result: list[Result]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            pickle.dump(result, handle, protocol=5)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

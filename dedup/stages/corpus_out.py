@@ -22,7 +22,7 @@ The format follows the extension: ``.jsonl``/``.ndjson`` (one JSON object a
 line, UTF-8; a value JSON cannot hold, such as a timestamp read from Parquet,
 is written as its string), the same with ``.gz`` (gzip, reproducible bytes),
 or ``.parquet`` (a column per field, null where a record lacks it). Files are
-written atomically (:func:`dedup.stages.report.atomic_write`).
+written atomically (:func:`dedup.files.atomic_write`).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from dedup.files import atomic_write
 from dedup.records import Document
 from dedup.result import RunResult
-from dedup.stages.report import atomic_write
 
 #: the field a dropped record gets: the id of the record kept in its place
 DUPLICATE_OF = "duplicate_of"

@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from dedup.files import atomic_write
 from dedup.records import concat_ranges
 
 if TYPE_CHECKING:
@@ -243,10 +243,7 @@ class EmbeddingCache:
             ):
                 _save_atomically(self.folder / f"index-{token}.{part}.npy", np.asarray(array))
             pointer = json.dumps({"token": token, "dim": self.dim, "shards": self._names})
-            fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-            with os.fdopen(fd, "w") as handle:
-                handle.write(pointer)
-            os.replace(tmp, self.folder / _INDEX)
+            atomic_write(self.folder / _INDEX, lambda handle: handle.write(pointer.encode()))
         except OSError:
             return
         self._dirty = False
@@ -318,17 +315,7 @@ _INDEX = "index.json"
 
 
 def _save_atomically(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to a temporary name in ``path``'s folder, synced, then renamed."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: np.save(handle, array))
 
 
 class VectorFile:

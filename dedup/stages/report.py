@@ -40,8 +40,6 @@ import csv
 import dataclasses
 import io
 import json
-import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from importlib import metadata
@@ -50,6 +48,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from dedup.files import atomic_write
 from dedup.records import Document, EvidenceTable
 from dedup.result import RunResult, cluster_ids
 from dedup.stages.cluster import largest_component, link_components
@@ -59,36 +58,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 SCHEMA_VERSION = 1
-
-
-def atomic_write(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write ``path`` with ``write(handle)``: into a temporary file beside it, then renamed.
-
-    A killed run never leaves a half-written file, and a reader never sees
-    one. The file gets the mode ``open`` would give it, ``0666`` less the
-    umask: the temporary file is made ``0600`` (by :func:`tempfile.mkstemp`),
-    which a colleague could not open.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    """The process's umask. Reading it means setting it, so it is set back at once;
-    meanwhile it is ``077``, so a file another thread makes in that instant is at
-    worst private, never more open than asked."""
-    mask = os.umask(0o077)
-    os.umask(mask)
-    return mask
 
 
 def _csv(rows: list[list[object]]) -> str:
