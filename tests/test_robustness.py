@@ -287,10 +287,14 @@ def test_kill_during_embedding_then_resume_gives_the_same_result(
     assert not (tmp_path / "killed" / "assignments.csv").exists()
     cached_before = 16 * len(list(shards.rglob("*.keys.npy")))
     assert cached_before >= 32
-    # the killed run's scratch folder is left behind, unlocked: prune sweeps it
-    (left_behind,) = (cache / "runs").glob("run-*")
-    assert [path for path, _ in prune(cache).removed] == [left_behind]
-    assert not left_behind.exists() and len(list(shards.rglob("*.keys.npy"))) * 16 == cached_before
+    # the killed run's scratch folder and its (still empty) resume folder are left
+    # behind, unlocked: prune sweeps both and keeps the finished embedding shards
+    (scratch,) = (cache / "runs").glob("run-*")
+    (checkpoints,) = (cache / "runs").glob("resume-*")
+    assert not list(checkpoints.glob("*.pkl"))
+    assert sorted(path for path, _ in prune(cache).removed) == sorted([scratch, checkpoints])
+    assert not scratch.exists() and not checkpoints.exists()
+    assert len(list(shards.rglob("*.keys.npy"))) * 16 == cached_before
 
     resumed = run(corpus, PipelineConfig(cache_dir=cache))
     write_report(resumed, tmp_path / "resumed")
