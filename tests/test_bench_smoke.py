@@ -136,3 +136,25 @@ def test_pipeline_scale_benchmark_runs_every_stage(dedup_cache: Path, tmp_path: 
     }
     assert float(last["pairwise_f1"]) >= 0.8, last
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_neighbour_index_benchmark_compares_every_variant(
+    dedup_cache: Path, tmp_path: Path
+) -> None:
+    out = _bench(
+        "bench/neighbour_index.py", "--docs", "800", "--work", str(tmp_path),
+        "--model-cache", str(dedup_cache),
+    )  # fmt: skip
+    assert "stand-in" in out
+    rows = {
+        line.split()[0]: dict(f.split("=") for f in line.split()[1:])
+        for line in out.splitlines()[1:]
+    }
+    assert len(rows) == 6
+    # a quality floor: the default's re-ranking finds most exact neighbours, as many
+    # as float16 re-ranking does, in fewer bytes a row
+    default, float16 = rows["PQ192x4fs,Refine(SQ8)"], rows["PQ192x4fs,Refine(SQfp16)"]
+    assert float(default["recall"]) >= 0.6, default
+    assert float(default["recall"]) >= float(float16["recall"]) - 0.02
+    assert int(default["bytes_per_row"]) < int(float16["bytes_per_row"])
