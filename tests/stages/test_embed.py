@@ -79,6 +79,18 @@ def test_new_instance_on_the_same_folder_finds_the_shards(tmp_path: Path) -> Non
     assert len(_cache(tmp_path, again)) == 5
 
 
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs Linux's /proc")
+def test_reading_cached_vectors_leaves_no_shard_mapped(tmp_path: Path) -> None:
+    """A mapped shard's pages count in the process's memory for as long as the map
+    is open: a warm run over 1.27 million cached sentences held ~1 GB of them."""
+    encoder = CountingEncoder()
+    first, _ = embed_sentences(SENTENCES, encoder, _cache(tmp_path, encoder))
+    cache = _cache(tmp_path, encoder)
+    again, encoded = embed_sentences(SENTENCES, encoder, cache)
+    assert encoded == 0 and np.array_equal(again, first)
+    assert ".vecs.npy" not in Path("/proc/self/maps").read_text()
+
+
 def test_stray_temp_file_and_orphan_keys_are_ignored(tmp_path: Path) -> None:
     encoder = CountingEncoder()
     cache = _cache(tmp_path, encoder)
