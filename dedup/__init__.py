@@ -18,20 +18,29 @@ any other fields), ``(id, text)`` pairs, a pandas DataFrame or a Hugging Face
     write_kept(result, "kept.jsonl.gz")      # the deduplicated corpus, every field kept
     write_dropped(result, "dropped.parquet") # the others, each with duplicate_of
 
+A folder ``write_report`` (or ``dedup run --out``) made is a state that new
+documents can join, cluster ids kept (:mod:`dedup.incremental`)::
+
+    added = add("today.jsonl", "out/")
+    added.changes              # who joined which cluster, which merged, and why
+
 See :mod:`dedup.api` for the stages, :mod:`dedup.stages.report` for the
 report files and :mod:`dedup.stages.corpus_out` for the corpus files.
 """
 
 from dedup.api import run
 from dedup.config import PipelineConfig
+from dedup.incremental import AddResult, add
 from dedup.result import Cluster, RunResult
 from dedup.stages.corpus_out import write_dropped, write_kept
 from dedup.stages.report import write_report
 
 __all__ = [
+    "AddResult",
     "Cluster",
     "PipelineConfig",
     "RunResult",
+    "add",
     "run",
     "write_dropped",
     "write_kept",

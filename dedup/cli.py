@@ -19,7 +19,7 @@ import click
 
 from dedup.cli_cache import cache_group
 from dedup.cli_eval import eval_command
-from dedup.cli_options import corpus_options, default
+from dedup.cli_options import MACHINE_OPTIONS, corpus_options, default
 from dedup.encoding.cli import models_group
 from dedup.stages.cluster import ClusterConfig
 from dedup.stages.corpus_out import FORMATS, corpus_format, write_dropped, write_kept
@@ -32,6 +32,7 @@ Examples:
   zcat feed.jsonl.gz | dedup run - --out out/
   dedup run archive.parquet --out out/ --model /path/to/sentence-transformers-folder
   dedup run corpus.jsonl --out out/ --kept kept.jsonl.gz --dropped dropped.parquet
+  dedup add today.jsonl --to out/   # new articles join out/, cluster ids kept
   dedup run corpus.jsonl --out out/ --engine ray --ray-address HEAD:6379
   dedup models build          # convert the default model ahead of time
   dedup eval out/assignments.csv --truth truth.tsv
@@ -182,10 +183,8 @@ def run_command(
     an id with each such byte written \\xNN.
     """
     from dedup.api import PipelineConfig, run
-    from dedup.encoding import DeviceUnavailableError, ModelUnavailableError
-    from dedup.engines import EngineUnavailableError
     from dedup.stages.cluster import ClusterConfig
-    from dedup.stages.ingest import IngestConfig, InputError
+    from dedup.stages.ingest import IngestConfig
     from dedup.stages.report import format_summary, write_report
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -205,7 +204,7 @@ def run_command(
     if ray_shared_cache and engine != "ray":
         raise click.UsageError("--ray-shared-cache needs --engine ray")
     log = None if quiet else (lambda message: click.echo(message, err=True))
-    try:
+    with _reported_errors(debug):
         _check_writable(out_dir)
         for path in (kept_path, dropped_path):
             if path is not None:
@@ -216,11 +215,94 @@ def run_command(
             result = run(list(inputs), config, progress=not quiet, engine=chosen, log=log)
         write_report(result, out_dir)
         corpus_lines = _write_corpus(result, kept_path, dropped_path)
+    if not quiet:
+        click.echo("\n".join([format_summary(result, out_dir), *corpus_lines]))
+
+
+@main.command("add")
+@click.argument(
+    "inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(allow_dash=True)
+)
+@click.option(
+    "--to",
+    "state_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The state to grow: a folder made by dedup run --out (its settings and model are used).",
+)
+@corpus_options(only=MACHINE_OPTIONS)
+@click.option("--quiet", is_flag=True, help="No progress bars or summary.")
+@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+def add_command(
+    inputs: tuple[str, ...],
+    state_dir: Path,
+    cache_dir: Path | None,
+    batch_size: int,
+    device: str,
+    quiet: bool,
+    debug: bool,
+) -> None:
+    """Add the articles in INPUT to the state --to made by dedup run: cluster ids kept.
+
+    \b
+    dedup run archive.jsonl --out state/      # once
+    dedup add today.jsonl --to state/         # every hour or day
+
+    INPUT is read as dedup run reads it. Existing clusters keep their ids; a
+    cluster that merges with another keeps the older id; every change (which
+    new article joined which cluster, which started new ones, which clusters
+    merged and through which links) is appended to state/changes.jsonl. An
+    input record whose id is in the state with the same text is listed as
+    present; with another text it is an error, and nothing changes. The
+    state's files are replaced all together: an interrupted add leaves the
+    state as it was (or finishes on the next add), and two adds on one state
+    never run at once (the second stops with an error).
+
+    The state's documents are clustered again with the new ones, with the
+    state's settings and model; only the new articles are encoded (the rest
+    is cached), but the whole corpus is searched and aligned again.
+    """
+    from dedup.incremental import add
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    log = None if quiet else (lambda message: click.echo(message, err=True))
+    with _reported_errors(debug):
+        from dedup.state import read_info
+
+        config = read_info(state_dir).config(
+            cache_dir=cache_dir, batch_size=batch_size, device=device
+        )
+        added = add(list(inputs), state_dir, config, progress=not quiet, log=log)
+    if not quiet:
+        counts = added.counts()
+        click.echo(
+            f"addition {added.addition} to {state_dir}: {counts['new_documents']} new "
+            f"document(s), {counts['present']} already present, {counts['skipped']} skipped\n"
+            f"joined            {counts['joined']} (new documents in existing clusters)\n"
+            f"new clusters      {counts['new']} document(s)\n"
+            f"merged            {counts['merged']} cluster(s) into older ones\n"
+            f"moved             {counts['moved']} earlier document(s) to another cluster\n"
+            f"change log        {state_dir / 'changes.jsonl'}"
+        )
+
+
+@contextmanager
+def _reported_errors(debug: bool) -> Iterator[None]:
+    """Errors a user can act on as one ``Error:`` line, exit status 2; any other as one
+    line with its type, status 1; ``--debug``: the traceback instead."""
+    from dedup.encoding import DeviceUnavailableError, ModelUnavailableError
+    from dedup.engines import EngineUnavailableError
+    from dedup.stages.ingest import InputError
+    from dedup.state import StateError
+
+    try:
+        yield
     except (
         InputError,
         ModelUnavailableError,
         DeviceUnavailableError,
         EngineUnavailableError,
+        StateError,
         _OutputError,
     ) as err:
         if debug:
@@ -232,8 +314,6 @@ def run_command(
             raise
         click.echo(f"Error: {type(err).__name__}: {err} (run with --debug for details)", err=True)
         sys.exit(1)
-    if not quiet:
-        click.echo("\n".join([format_summary(result, out_dir), *corpus_lines]))
 
 
 @contextmanager

@@ -52,7 +52,12 @@ def _cache_dir(ctx: click.Context, _param: click.Parameter, value: Path | None) 
     return value if value is not None else alias
 
 
-def corpus_options(when: str = "") -> Callable[[Command], Command]:
+#: the options of :func:`corpus_options` that say where and how fast a run works,
+#: not what it computes: all that ``dedup add`` takes (the rest is the state's)
+MACHINE_OPTIONS = ("--cache-dir", "--cache", "--batch-size", "--device")
+
+
+def corpus_options(when: str = "", only: tuple[str, ...] = ()) -> Callable[[Command], Command]:
     """``--model``, ``--cache-dir``, ``--id-field``, ``--text-field``, ``--batch-size``
     and ``--device``.
 
@@ -62,6 +67,7 @@ def corpus_options(when: str = "") -> Callable[[Command], Command]:
     Args:
         when: put before each help text (e.g. ``"With --sweep: "``), for a
             command that reads a corpus only in one of its modes.
+        only: just these options (e.g. :data:`MACHINE_OPTIONS`); empty: all.
     """
     options = [
         click.option(
@@ -119,6 +125,18 @@ def corpus_options(when: str = "") -> Callable[[Command], Command]:
             "Vectors are cached per device.",
         ),
     ]
+
+    flags = (  # of ``options``, in their order
+        "--model",
+        "--cache-dir",
+        "--cache",
+        "--id-field",
+        "--text-field",
+        "--batch-size",
+        "--device",
+    )
+    if only:
+        options = [option for flag, option in zip(flags, options, strict=True) if flag in only]
 
     def decorate(command: Command) -> Command:
         for option in reversed(options):

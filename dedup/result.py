@@ -19,6 +19,7 @@ import numpy as np
 
 from dedup.records import Document, PairEvidence, SegmentedDocument, SkippedInput
 from dedup.stages.copies import CopyJoin
+from dedup.stages.lineage import first_lineage
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,6 +88,9 @@ class RunResult:
         config: the settings of the run.
         encoded_sentences: sentences sent to the encoder (not found in the cache).
         windowed_texts: texts longer than the model window, encoded in windows.
+        cluster_names: the id of each cluster number, where they carry on an
+            earlier run's (``dedup add``, see :mod:`dedup.stages.lineage`);
+            None: ``c0001`` is the largest cluster, and so on.
     """
 
     documents: list[Document]
@@ -109,6 +113,7 @@ class RunResult:
     windowed_texts: int = 0
     copy_joins: list[CopyJoin] = field(default_factory=list)
     pooled_groups: list[str] = field(default_factory=list)
+    cluster_names: list[str] | None = None
 
     @cached_property
     def _position(self) -> dict[str, int]:
@@ -178,7 +183,8 @@ class Cluster:
     """One cluster of a run: the documents found to be the same article.
 
     Attributes:
-        id: the cluster's id in the report files (``c0001`` is the largest).
+        id: the cluster's id in the report files (``c0001`` is the largest in a
+            fresh run; ``dedup add`` keeps the ids a state gave out).
         label: its number in :attr:`RunResult.labels` (its index in
             :meth:`RunResult.clusters`).
         members: the ids of its documents, sorted.
@@ -203,11 +209,12 @@ class Cluster:
 
 
 def cluster_ids(result: Any) -> list[str]:
-    """A stable id per cluster number of ``result`` (anything with ``labels``): ``c`` and
-    a zero-padded number, largest first; widened beyond 9,999 clusters."""
-    count = int(result.labels.max()) + 1 if len(result.labels) else 0
-    width = max(4, len(str(count)))
-    return [f"c{number + 1:0{width}d}" for number in range(count)]
+    """The id of each cluster number of ``result`` (anything with ``labels`` and
+    ``cluster_names``): the names an addition carried on, else ``c`` and a
+    zero-padded number, largest first, widened beyond 9,999 clusters."""
+    if getattr(result, "cluster_names", None) is not None:
+        return list(result.cluster_names)
+    return first_lineage(result.labels).names
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -127,7 +127,7 @@ def write_records(records: Sequence[Record], path: str | Path) -> int:
     path = Path(path)
     writers: dict[str, Callable[[Sequence[Record], IO[bytes]], object]] = {
         "jsonl": _write_jsonl,
-        "jsonl.gz": _write_jsonl_gz,
+        "jsonl.gz": write_jsonl_gz,
         "parquet": _write_parquet,
     }
     write = writers[corpus_format(path)]
@@ -135,15 +135,19 @@ def write_records(records: Sequence[Record], path: str | Path) -> int:
     return len(records)
 
 
-def _write_jsonl(records: Sequence[Record], handle: IO[bytes]) -> None:
+def _write_jsonl(records: Iterable[Record], handle: IO[bytes]) -> None:
     for record in records:
         line = json.dumps(record, ensure_ascii=False, default=str) + "\n"
         handle.write(line.encode("utf-8"))
 
 
-def _write_jsonl_gz(records: Sequence[Record], handle: IO[bytes]) -> None:
+def write_jsonl_gz(records: Iterable[Record], handle: IO[bytes], level: int = 9) -> None:
+    """``records`` as gzipped JSONL into ``handle``; ``level`` 1 packs ~3x faster than 9
+    (the state's own copy of a corpus uses it) for ~20 % more bytes."""
     # no file name and no time stamp in the header: the same records give the same bytes
-    with gzip.GzipFile(filename="", mode="wb", fileobj=handle, mtime=0) as packed:
+    with gzip.GzipFile(
+        filename="", mode="wb", fileobj=handle, mtime=0, compresslevel=level
+    ) as packed:
         _write_jsonl(records, packed)
 
 

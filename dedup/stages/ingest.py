@@ -679,7 +679,11 @@ def read_records(records: Iterable[object], config: IngestConfig | None = None) 
 
 def read_input(documents: object, config: IngestConfig) -> Ingested:
     """The documents of any form :func:`dedup.run` takes: a path, several paths, an
-    iterable of dicts or ``(id, text)`` pairs, a pandas DataFrame or a ``datasets.Dataset``."""
+    iterable of dicts or ``(id, text)`` pairs, a pandas DataFrame or a ``datasets.Dataset``;
+    or what this function returned before (``dedup add`` checks new documents against a
+    state's before it runs them)."""
+    if isinstance(documents, Ingested):
+        return documents
     if isinstance(documents, str | os.PathLike):
         return read_documents(documents, config)
     if (

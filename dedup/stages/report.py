@@ -40,6 +40,7 @@ import csv
 import dataclasses
 import io
 import json
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from importlib import metadata
@@ -53,6 +54,7 @@ from dedup.records import Document, EvidenceTable
 from dedup.result import RunResult, cluster_ids
 from dedup.stages.cluster import largest_component, link_components
 from dedup.stages.report_views import render_html, render_markdown
+from dedup.state import PENDING, STATE, FileWriter, first_state, state_files
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -315,18 +317,16 @@ def _assignments_csv(table: pa.Table) -> str:
     return _csv([table.column_names, *([cell(v) for v in row] for row in rows)])
 
 
-def write_report(result: RunResult, out_dir: Path) -> list[Path]:
-    """Write every output file into ``out_dir`` (made if missing); return their paths."""
+def report_files(result: RunResult) -> dict[str, FileWriter]:
+    """The writer of each report file, by name; each makes its file's text only when
+    called, so one file's text is in memory at a time."""
     import pyarrow.parquet as pq
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     assignments = assignment_table(result)
     skipped_rows: list[list[object]] = [["origin", "doc_id", "reason"]]
     skipped_rows += [[s.origin, s.doc_id or "", s.reason] for s in result.skipped]
     clusters = {"summary": summary(result), "clusters": _clusters(result)}
-    # each file made as it is written, so one file's text is in memory at a time
-    files: dict[str, Callable[[IO[bytes]], object]] = {
+    return {
         "assignments.csv": _utf8(lambda: _assignments_csv(assignments)),
         "assignments.parquet": lambda handle: pq.write_table(assignments, handle),
         "clusters.json": lambda handle: write_json(clusters, handle),
@@ -335,6 +335,22 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
         "report.html": _utf8(lambda: render_html(result, clusters)),
         "report.md": _utf8(lambda: render_markdown(result, clusters)),
     }
+
+
+def write_report(result: RunResult, out_dir: Path) -> list[Path]:
+    """Write every output file into ``out_dir`` (made if missing); return their paths.
+
+    The folder is also a state that ``dedup add`` can grow (the files of
+    :mod:`dedup.state`): ``state.json`` is removed first and written last, so
+    a run killed while writing leaves no state that an addition would trust,
+    and what a killed addition left behind (``.pending/``) is dropped.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / STATE).unlink(missing_ok=True)
+    shutil.rmtree(out_dir / PENDING, ignore_errors=True)
+    files = {**report_files(result), **state_files(result, first_state(result), b"")}
+    files[STATE] = files.pop(STATE)  # the last one
     written = []
     for name, write in files.items():
         atomic_write(out_dir / name, write)

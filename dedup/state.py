@@ -1,0 +1,257 @@
+"""The state folder: a run's ``--out`` folder, which ``dedup add`` grows.
+
+Besides the report files (:mod:`dedup.stages.report`), every ``--out``
+folder holds what a later addition needs:
+
+* ``documents.jsonl.gz``: every document of the state, each record as it was
+  read (every field; the text normalised as ingest left it), in id order;
+* ``state.json``: the settings the clusters were made with (and the key that
+  tells them apart), the model's fingerprint, the number of additions, the
+  next cluster number and the count of input records read so far;
+* ``changes.jsonl``: the change log, one line per change, each naming its
+  addition (:class:`dedup.stages.lineage.Change`); empty after ``dedup run``.
+
+An addition never leaves a half-updated state. It holds the folder's lock
+(``.lock``, an OS lock: a killed process releases it) while it works, writes
+every new file into ``.pending/``, marks that folder complete (``COMMITTED``)
+and only then moves the files into place, one ``rename`` each. A killed
+addition left either an incomplete ``.pending/`` (thrown away: the state is
+the old one) or a complete one (its moves are finished): whichever, the next
+``dedup add`` (:func:`recover`) puts that right before it reads anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from filelock import FileLock, Timeout
+
+from dedup.config import PipelineConfig
+from dedup.files import atomic_write
+from dedup.result import RunResult
+from dedup.stages.lineage import first_lineage
+
+DOCUMENTS = "documents.jsonl.gz"
+STATE = "state.json"
+CHANGES = "changes.jsonl"
+PENDING = ".pending"
+COMMITTED = "COMMITTED"
+LOCK = ".lock"
+STATE_SCHEMA = 1
+
+#: a writer of one file of the state: it is given the open file
+FileWriter = Callable[[IO[bytes]], object]
+
+
+class StateError(Exception):
+    """A state folder that cannot be added to as asked (missing, busy, other settings,
+    or an input that contradicts it); nothing was changed."""
+
+
+def settings_of(config: PipelineConfig) -> dict[str, Any]:
+    """The settings that decide the clusters: everything but where and how fast the
+    work runs (cache folder, batch size, device, link reuse, excluded paths)."""
+    settings = dataclasses.asdict(config)
+    for name in ("cache_dir", "batch_size", "device", "reuse_links"):
+        settings.pop(name)
+    settings["ingest"].pop("exclude")
+    return settings
+
+
+def settings_key(config: PipelineConfig) -> str:
+    """A hash of :func:`settings_of`: equal keys, equal clusters for equal documents."""
+    text = json.dumps(settings_of(config), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class StateInfo:
+    """What ``state.json`` holds.
+
+    Attributes:
+        settings: :func:`settings_of` the run that made the state.
+        settings_key: :func:`settings_key` of those settings.
+        model_fingerprint: the encoder's fingerprint (vectors of another
+            model do not compare with the state's).
+        additions: how many ``dedup add`` have grown the state.
+        next_cluster: the number the next fresh cluster id gets.
+        documents_in: input records read into the state so far (documents
+            plus skipped records).
+    """
+
+    settings: dict[str, Any]
+    settings_key: str
+    model_fingerprint: str
+    additions: int
+    next_cluster: int
+    documents_in: int
+
+    def config(self, **machine: Any) -> PipelineConfig:
+        """The :class:`PipelineConfig` of the state's settings that the command line
+        can give (model, threshold, preferred languages, id and text fields), with
+        ``machine`` (cache folder, batch size, device) added.
+
+        Raises:
+            StateError: the state was made with settings the command line cannot
+                give (through the API): add through the API with that config.
+        """
+        from dedup.stages.cluster import ClusterConfig
+        from dedup.stages.ingest import IngestConfig
+
+        settings = self.settings
+        config = PipelineConfig(
+            model=settings["model"],
+            ingest=IngestConfig(
+                id_field=settings["ingest"]["id_field"],
+                text_field=settings["ingest"]["text_field"],
+            ),
+            cluster=ClusterConfig(threshold=settings["cluster"]["threshold"]),
+            prefer_languages=tuple(settings["prefer_languages"]),
+            **machine,
+        )
+        if settings_key(config) != self.settings_key:
+            raise StateError(
+                "the state was made with settings dedup add cannot repeat from the command "
+                "line (set through the API); add with dedup.add(..., config=...) and those "
+                "settings"
+            )
+        return config
+
+    def as_json(self) -> dict[str, Any]:
+        return {"schema_version": STATE_SCHEMA, **dataclasses.asdict(self)}
+
+
+def read_info(folder: Path) -> StateInfo:
+    """The ``state.json`` of ``folder``.
+
+    Raises:
+        StateError: no state there, or one of another schema.
+    """
+    path = Path(folder) / STATE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StateError(
+            f"{folder}: not a dedup state (no {STATE}); make one with dedup run ... --out {folder}"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise StateError(f"{path}: unreadable ({err})") from err
+    if raw.get("schema_version") != STATE_SCHEMA:
+        raise StateError(
+            f"{path}: state schema {raw.get('schema_version')}, this dedup reads {STATE_SCHEMA}"
+        )
+    raw.pop("schema_version")
+    return StateInfo(**raw)
+
+
+def state_files(result: RunResult, info: StateInfo, changes: bytes) -> dict[str, FileWriter]:
+    """The writers of the state's own files: ``documents.jsonl.gz``, ``state.json`` and
+    ``changes.jsonl`` (``changes``, the whole log)."""
+    from dedup.stages.corpus_out import input_record, write_jsonl_gz
+
+    text = json.dumps(info.as_json(), indent=2, sort_keys=True) + "\n"
+    records = (input_record(doc, result) for doc in result.documents)
+    return {
+        # gzip level 1: the state's copy of the corpus is written on every run
+        DOCUMENTS: lambda handle: write_jsonl_gz(records, handle, level=1),
+        STATE: lambda handle: handle.write(text.encode("utf-8")),
+        CHANGES: lambda handle: handle.write(changes),
+    }
+
+
+def first_state(result: RunResult) -> StateInfo:
+    """The state of a fresh run (``dedup run``): no addition yet."""
+    return StateInfo(
+        settings=settings_of(result.config),
+        settings_key=settings_key(result.config),
+        model_fingerprint=result.model_fingerprint,
+        additions=0,
+        next_cluster=first_lineage(result.labels).next_number,
+        documents_in=result.documents_in or len(result.documents) + len(result.skipped),
+    )
+
+
+@contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """Hold the state's lock: one addition at a time.
+
+    Raises:
+        StateError: another process holds it (another ``dedup add`` is running).
+    """
+    lock = FileLock(Path(folder) / LOCK, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise StateError(
+            f"{folder}: another dedup add is updating this state; run this one when it has finished"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def recover(folder: Path) -> str | None:
+    """Finish or undo what a killed addition left (call under :func:`locked`).
+
+    Returns:
+        what was done (``"finished"``, ``"rolled back"``), None when nothing was left.
+    """
+    pending = Path(folder) / PENDING
+    if not pending.exists():
+        return None
+    if (pending / COMMITTED).exists():
+        _move_into_place(pending, Path(folder))
+        return "finished"
+    shutil.rmtree(pending)
+    return "rolled back"
+
+
+def commit(folder: Path, files: dict[str, FileWriter]) -> None:
+    """Replace ``files`` in ``folder`` all together (call under :func:`locked`).
+
+    Each file is written into ``.pending/``, the folder is marked complete,
+    then each file is renamed into place; a kill at any point leaves what
+    :func:`recover` finishes or undoes.
+    """
+    folder = Path(folder)
+    pending = folder / PENDING
+    shutil.rmtree(pending, ignore_errors=True)
+    pending.mkdir()
+    for name, write in files.items():
+        atomic_write(pending / name, write)
+    atomic_write(pending / COMMITTED, lambda handle: handle.write("\n".join(files).encode()))
+    _fsync_folder(pending)
+    _move_into_place(pending, folder)
+
+
+def _move_into_place(pending: Path, folder: Path) -> None:
+    """Rename every file the ``COMMITTED`` list names from ``pending`` into ``folder``
+    (those already moved are gone from ``pending``), then drop ``pending``."""
+    names = (pending / COMMITTED).read_text(encoding="utf-8").split("\n")
+    for name in names:
+        if (pending / name).exists():
+            os.replace(pending / name, folder / name)
+    _fsync_folder(folder)
+    shutil.rmtree(pending)
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - Windows
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
