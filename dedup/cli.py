@@ -270,7 +270,11 @@ def add_command(
         from dedup.state import read_info
 
         config = read_info(state_dir).config(
-            cache_dir=cache_dir, batch_size=batch_size, device=device
+            # the state is never input: a folder holding it does not read its report
+            exclude=(str(state_dir),),
+            cache_dir=cache_dir,
+            batch_size=batch_size,
+            device=device,
         )
         added = add(list(inputs), state_dir, config, progress=not quiet, log=log)
     if not quiet:
@@ -278,8 +282,8 @@ def add_command(
         click.echo(
             f"addition {added.addition} to {state_dir}: {counts['new_documents']} new "
             f"document(s), {counts['present']} already present, {counts['skipped']} skipped\n"
-            f"joined            {counts['joined']} (new documents in existing clusters)\n"
-            f"new clusters      {counts['new']} document(s)\n"
+            f"joined            {counts['joined']} new document(s) in existing clusters\n"
+            f"started           {counts['new']} new document(s) in new clusters\n"
             f"merged            {counts['merged']} cluster(s) into older ones\n"
             f"moved             {counts['moved']} earlier document(s) to another cluster\n"
             f"change log        {state_dir / 'changes.jsonl'}"

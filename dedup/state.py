@@ -95,10 +95,11 @@ class StateInfo:
     next_cluster: int
     documents_in: int
 
-    def config(self, **machine: Any) -> PipelineConfig:
+    def config(self, exclude: tuple[str, ...] = (), **machine: Any) -> PipelineConfig:
         """The :class:`PipelineConfig` of the state's settings that the command line
         can give (model, threshold, preferred languages, id and text fields), with
-        ``machine`` (cache folder, batch size, device) added.
+        ``machine`` (cache folder, batch size, device) added and ``exclude`` (paths
+        never read as input: the state folder itself) set.
 
         Raises:
             StateError: the state was made with settings the command line cannot
@@ -113,6 +114,7 @@ class StateInfo:
             ingest=IngestConfig(
                 id_field=settings["ingest"]["id_field"],
                 text_field=settings["ingest"]["text_field"],
+                exclude=exclude,
             ),
             cluster=ClusterConfig(threshold=settings["cluster"]["threshold"]),
             prefer_languages=tuple(settings["prefer_languages"]),

@@ -441,5 +441,17 @@ def test_two_adds_at_once_one_waits_its_turn_or_is_refused(
     assert ("brief" in docs) == (outcomes[1][0] == 0)
 
 
+def test_the_command_names_a_missing_state_and_explains_itself(tmp_path: Path) -> None:
+    feed = tmp_path / "today.jsonl"
+    feed.write_text(json.dumps({"id": "a", "text": "A brief."}) + "\n")
+    runner = CliRunner()
+    missing = runner.invoke(main, ["add", str(feed), "--to", str(tmp_path / "state")])
+    assert missing.exit_code == 2
+    assert "not a dedup state (no state.json); make one with dedup run" in missing.output
+    helped = runner.invoke(main, ["add", "--help"])
+    assert helped.exit_code == 0 and "Existing clusters keep their ids" in helped.output
+    assert "--model" not in helped.output and "--cache-dir" in helped.output
+
+
 def test_the_package_exports_add() -> None:
     assert dedup.add is add and "add" in dedup.__all__

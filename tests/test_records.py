@@ -99,6 +99,27 @@ def test_evidence_table_concat_take_and_renumber_keep_each_pairs_sentences() -> 
     assert [e.aligned for e in renamed] == [e.aligned for e in evidence]
 
 
+def _random_table(rng: np.random.Generator, n: int) -> EvidenceTable:
+    counts = rng.integers(0, 4, n)
+    starts = np.r_[0, np.cumsum(counts)]
+    records = np.zeros(int(starts[-1]), dtype=ALIGNED_DTYPE)
+    records["left"], records["z"] = rng.integers(0, 99, len(records)), rng.random(len(records))
+    pairs = rng.integers(0, 1000, (2, n))
+    return EvidenceTable(pairs[0], pairs[1], rng.random(n), rng.integers(0, 9, n), records, starts)
+
+
+def test_gather_is_concat_then_take_and_frees_its_parts() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        parts = [_random_table(rng, int(rng.integers(0, 40))) for _ in range(rng.integers(1, 7))]
+        whole = EvidenceTable.concat(parts)
+        order = rng.permutation(len(whole))[: int(rng.integers(0, len(whole) + 1))]
+        handed = list(parts)
+        assert EvidenceTable.gather(handed, order) == whole.take(order)
+        assert handed == []  # every part let go
+    assert len(EvidenceTable.gather([], np.zeros(0, dtype=np.int64))) == 0
+
+
 def test_evidence_table_pickles_and_rejects_mismatched_columns() -> None:
     table = EvidenceTable.of(_evidence())
     assert pickle.loads(pickle.dumps(table)) == table

@@ -160,6 +160,57 @@ def keyed_sums(vectors: np.ndarray, keyings: Sequence[Keying]) -> list[np.ndarra
     return sums
 
 
+def group_sums_and_document_means(
+    vectors: np.ndarray,
+    groups: Keying,
+    sentence_doc: np.ndarray,
+    counted: np.ndarray,
+    n_docs: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted sums of rows by group, and each document's L2-normalised mean row, in
+    one read of ``vectors`` (``BLOCK_ROWS`` rows at a time).
+
+    The document means are written as float32 as soon as a document's last
+    row is read: only the documents of one block are summed in float64 (a
+    float64 sum for every document was 3 GB at a million documents). The
+    arithmetic is that of summing everything first: each document's rows
+    are added block by block in the same order.
+
+    Args:
+        vectors: ``(n, dim)`` rows, each document's rows one after another.
+        groups: the keying of the group sums (see :func:`keyed_sums`).
+        sentence_doc: ``(n,)`` the document of each row, non-decreasing.
+        counted: ``(n,)`` rows that count in their document's mean.
+        n_docs: documents (those without a counted row get a zero vector).
+
+    Returns:
+        ``(n_groups, dim)`` float64 group sums and ``(n_docs, dim)`` float32 means.
+    """
+    keys, n_groups, weights = groups
+    dim = vectors.shape[1]
+    group_sums = np.zeros((n_groups, dim))
+    means = np.zeros((n_docs, dim), dtype=np.float32)
+    carried = np.zeros((0, dim))  # the sum of a document whose rows go on in the next block
+    for start in range(0, len(vectors), BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, len(vectors))
+        block = as_float32(vectors[start:stop])
+        add_by_key(
+            group_sums, keys[start:stop], block, None if weights is None else weights[start:stop]
+        )
+        docs = sentence_doc[start:stop]
+        first, last = int(docs[0]), int(docs[-1])
+        sums = np.zeros((last - first + 1, dim))
+        if len(carried):
+            sums[0] = carried[0]
+        add_by_key(sums, np.where(counted[start:stop], docs - first, -1), block)
+        done = last + 1 if stop == len(vectors) or sentence_doc[stop] != last else last
+        finished = sums[: done - first]
+        norms = np.linalg.norm(finished, axis=1, keepdims=True)
+        means[first:done] = finished / np.maximum(norms, 1e-12)
+        carried = sums[done - first :]
+    return group_sums, means
+
+
 def add_by_key(
     out: np.ndarray, keys: np.ndarray, rows: np.ndarray, weights: np.ndarray | None = None
 ) -> None:

@@ -31,7 +31,7 @@ from dedup.stages.align import (
 from dedup.stages.candidates import (
     CentredVectors,
     candidate_pairs,
-    keyed_sums,
+    group_sums_and_document_means,
     language_centred,
     linked_partner_pairs,
     new_pairs,
@@ -98,29 +98,36 @@ def link_documents(
         stage.items = len(pairs)
     with timed(stats, "align", "pairs") as stage:
         inputs = AlignInputs.build(centred, offsets, usable, doc_groups, sentences, config.align)
-        evidence = _align(pairs, inputs, doc_groups, config, engine, "aligning")
+        parts = _align(pairs, inputs, doc_groups, config, engine, "aligning")
         # a story in dozens of languages: its versions link to each other through
         # their strong links, so the pairs among a document's linked partners are
         # aligned too, round after round, until no new pair is proposed
         for _ in range(config.candidates.link_rounds):
             linked = linked_partner_pairs(
-                evidence.left,
-                evidence.right,
-                evidence.score,
+                _column(parts, "left"),
+                _column(parts, "right"),
+                _column(parts, "score"),
                 config.cluster.threshold,
                 config.candidates.linked_partners,
             )
             fresh = new_pairs(linked, pairs)
             if not len(fresh):
                 break
-            evidence = EvidenceTable.concat(
-                [evidence, _align(fresh, inputs, doc_groups, config, engine, "aligning linked")]
-            )
+            parts += _align(fresh, inputs, doc_groups, config, engine, "aligning linked")
             pairs = np.concatenate([pairs, fresh])
-        # pairs sorted, so the evidence does not depend on the rounds it came from
-        evidence = evidence.take(np.lexsort((evidence.right, evidence.left)))
+        # pairs sorted, so the evidence depends neither on the chunks nor on the
+        # rounds it came from; each pair copied once out of its chunk
+        order = np.lexsort((_column(parts, "right"), _column(parts, "left")))
+        evidence = EvidenceTable.gather(parts, order)
         stage.items = len(pairs)
     return Links(evidence, doc_vectors)
+
+
+def _column(parts: Sequence[EvidenceTable], name: str) -> np.ndarray:
+    """One per-pair column of the evidence ``parts``, joined."""
+    if not parts:
+        return np.zeros(0, dtype=np.float64 if name == "score" else np.int64)
+    return np.concatenate([getattr(part, name) for part in parts])
 
 
 def _align(
@@ -130,8 +137,9 @@ def _align(
     config: PipelineConfig,
     engine: Engine,
     desc: str,
-) -> EvidenceTable:
-    """The evidence of ``pairs``, in their order, computed by ``engine``."""
+) -> list[EvidenceTable]:
+    """The evidence of ``pairs``, computed by ``engine``: one table per chunk, the
+    chunks in no fixed order of pairs (:meth:`EvidenceTable.gather` sorts them)."""
     # the null terms each document needs, computed once (not once per worker);
     # the inputs are shipped once per run (Ray: the object store), not per chunk
     keys = null_keys(pairs, doc_groups)
@@ -143,10 +151,9 @@ def _align(
     # chunks of pairs that share documents (fewer rows read), results put back
     # in the order of ``pairs``
     order = locality_order(pairs, len(doc_groups))
-    chunks = engine.map_chunks(
-        _align_chunk, pairs[order], desc=desc, shared=shared, chunk_size=_CHUNK
+    return list(
+        engine.map_chunks(_align_chunk, pairs[order], desc=desc, shared=shared, chunk_size=_CHUNK)
     )
-    return EvidenceTable.concat(chunks).take(np.argsort(order))
 
 
 #: null terms and pairs per chunk: large enough for batched alignment to pay,
@@ -183,12 +190,10 @@ def _read_summaries(
     weights = 1.0 / np.bincount(sentence_doc, minlength=n_docs)[sentence_doc]
     has_usable = np.bincount(sentence_doc[usable], minlength=n_docs) > 0
     # a sentence counts if it is usable, or if its document has no usable sentence
-    counted_doc = np.where(usable | ~has_usable[sentence_doc], sentence_doc, -1)
-    group_sums, doc_sums = keyed_sums(
-        vectors, [(row_groups, n_groups, weights), (counted_doc, n_docs, None)]
+    counted = usable | ~has_usable[sentence_doc]
+    group_sums, doc_vectors = group_sums_and_document_means(
+        vectors, (row_groups, n_groups, weights), sentence_doc, counted, n_docs
     )
     mass = np.bincount(row_groups, weights=weights, minlength=n_groups)
     means = shrunk_means(group_sums, mass, config.candidates.centering_prior)
-    norms = np.linalg.norm(doc_sums, axis=1, keepdims=True)
-    doc_vectors = (doc_sums / np.maximum(norms, 1e-12)).astype(np.float32)
     return CentredVectors(vectors, row_groups.astype(np.int64), means), doc_vectors

@@ -27,6 +27,8 @@ leaves a half-written file):
   documents.
 * ``run.json``: settings, model, library versions, counts and stage timings,
   so the run can be repeated.
+* ``documents.jsonl.gz``, ``state.json``, ``changes.jsonl``: the folder as a
+  state that ``dedup add`` grows (:mod:`dedup.state`); ``state.json`` last.
 
 Files get the mode a plain ``open`` gives (``0666`` less the umask): a report
 on a shared server can be read by whoever the user's umask lets read it.

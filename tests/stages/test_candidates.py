@@ -213,6 +213,34 @@ def test_keyed_sums_match_a_loop_across_read_blocks(monkeypatch: pytest.MonkeyPa
     np.testing.assert_allclose(by_doc, expected_doc, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("block_rows", [3, 7, 64])  # documents across blocks, and within one
+def test_document_means_are_those_of_summing_everything_first(
+    monkeypatch: pytest.MonkeyPatch, block_rows: int
+) -> None:
+    import dedup.stages.candidates as candidates
+
+    rng = np.random.default_rng(11)
+    lengths = np.array([0, 5, 1, 9, 0, 2, 14, 3, 0])  # empty documents too
+    sentence_doc = np.repeat(np.arange(len(lengths)), lengths)
+    rows = rng.standard_normal((len(sentence_doc), 4)).astype(np.float16)
+    counted = rng.random(len(sentence_doc)) < 0.7
+    groups = rng.integers(0, 3, size=len(sentence_doc))
+    weights = rng.random(len(sentence_doc))
+    # what the whole-corpus float64 sums give (all in one block)
+    monkeypatch.setattr(candidates, "BLOCK_ROWS", 1 << 20)
+    (expected_groups,) = keyed_sums(rows, [(groups, 3, weights)])
+    (sums,) = keyed_sums(rows, [(np.where(counted, sentence_doc, -1), len(lengths), None)])
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    expected_means = (sums / np.maximum(norms, 1e-12)).astype(np.float32)
+    monkeypatch.setattr(candidates, "BLOCK_ROWS", block_rows)
+    by_group, means = candidates.group_sums_and_document_means(
+        rows, (groups, 3, weights), sentence_doc, counted, len(lengths)
+    )
+    np.testing.assert_allclose(by_group, expected_groups, rtol=1e-12)
+    assert np.array_equal(means, expected_means)  # the same bits
+    assert not means[[0, 4, 8]].any()
+
+
 def test_linked_partners_of_a_document_are_paired_with_each_other() -> None:
     from dedup.stages.candidates import linked_partner_pairs, new_pairs
 
