@@ -83,7 +83,7 @@ def synthetic(
     from dedup.records import AlignedPair, Document, LanguageGuess, PairEvidence, SegmentedDocument
     from dedup.result import RunResult
     from dedup.stages.keep import choose_representatives
-    from dedup.stages.report import _clusters, summary
+    from dedup.stages.report import ClusterRecords, summary
     from dedup.stages.report_views import render_html
 
     english = LanguageGuess("en", 0.99, "LATIN")
@@ -131,7 +131,7 @@ def synthetic(
     )
     # report.html only: clusters.json would hold all 1.4 million pairs with their texts
     out.mkdir(parents=True, exist_ok=True)
-    html = render_html(result, {"summary": summary(result), "clusters": _clusters(result)})
+    html = render_html(result, {"summary": summary(result), "clusters": ClusterRecords(result)})
     (out / "report.html").write_text(html, encoding="utf-8")
     return out / "report.html"
 

@@ -142,8 +142,9 @@ def _write_jsonl(records: Iterable[Record], handle: IO[bytes]) -> None:
 
 
 def write_jsonl_gz(records: Iterable[Record], handle: IO[bytes], level: int = 9) -> None:
-    """``records`` as gzipped JSONL into ``handle``; ``level`` 1 packs ~3x faster than 9
-    (the state's own copy of a corpus uses it) for ~20 % more bytes."""
+    """``records`` as gzipped JSONL into ``handle``. ``level`` 1 (the state's own copy
+    of a corpus, written on every run) packs 2.6x faster than 9 for 14 % more bytes
+    (30,000 generated news records: 1.0 s vs 2.7 s, 17.6 vs 15.5 MB of 40.8 MB)."""
     # no file name and no time stamp in the header: the same records give the same bytes
     with gzip.GzipFile(
         filename="", mode="wb", fileobj=handle, mtime=0, compresslevel=level

@@ -44,7 +44,7 @@ import io
 import json
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -55,6 +55,7 @@ from dedup.files import atomic_write
 from dedup.records import Document, EvidenceTable
 from dedup.result import RunResult, cluster_ids
 from dedup.stages.cluster import largest_component, link_components
+from dedup.stages.copies import CopyJoin
 from dedup.stages.report_views import render_html, render_markdown
 from dedup.state import PENDING, STATE, FileWriter, first_state, state_files
 
@@ -127,81 +128,109 @@ def _linked(result: RunResult) -> np.ndarray:
     return scores >= result.config.cluster.threshold
 
 
-def _clusters(result: RunResult) -> list[dict[str, object]]:
-    ids = cluster_ids(result)
-    members: dict[int, list[int]] = {}
-    for index, label in enumerate(result.labels.tolist()):
-        members.setdefault(label, []).append(index)
-    links: dict[int, list[dict[str, object]]] = {}
-    evidence = EvidenceTable.of(result.evidence)
-    for position in np.flatnonzero(_linked(result)).tolist():
-        pair = evidence[position]
-        label = int(result.labels[pair.left])
-        if label != int(result.labels[pair.right]):
-            continue
-        left, right = result.segmented[pair.left], result.segmented[pair.right]
-        links.setdefault(label, []).append(
-            {
-                "kind": "aligned",
-                "left": left.doc.id,
-                "right": right.doc.id,
-                "score": round(pair.score, 4),
-                "coverage": round(pair.coverage, 4),
-                "aligned": [
-                    {
-                        "left_sentence": a.left,
-                        "right_sentence": a.right,
-                        "left_text": left.sentences[a.left],
-                        "right_text": right.sentences[a.right],
-                        "similarity": a.similarity,
-                        "z": a.z,
-                        "weight": a.weight,
-                    }
-                    for a in pair.aligned
-                ],
-            }
-        )
-    for join in result.copy_joins:  # exact or near-exact copy, found before alignment
-        links.setdefault(int(result.labels[join.copy]), []).append(
-            {
-                "kind": "copy",
-                "left": result.documents[join.primary].id,
-                "right": result.documents[join.copy].id,
-                "score": round(join.jaccard, 4),
-                "coverage": 1.0,
-                "jaccard": round(join.jaccard, 4),
-                "own_text_found": None
-                if join.own_text_found is None
-                else round(join.own_text_found, 4),
-                "furniture_share": round(join.furniture_share, 4),
-                "aligned": [],
-            }
-        )
-    out = []
-    for label in sorted(members):
-        docs = [result.segmented[i] for i in members[label]]
-        out.append(
-            {
-                "id": ids[label],
-                "size": len(docs),
-                "languages": dict(sorted(Counter(d.language.group for d in docs).items())),
-                "representative": result.segmented[result.representatives[label]].doc.id,
-                "members": [
-                    {
-                        "id": d.doc.id,
-                        "lang": d.language.group,
-                        "lang_confidence": d.language.confidence,
-                        "script": d.language.script,
-                        "sentences": len(d.sentences),
-                        "chars": len(d.doc.text),
-                        **_record_fields(d.doc),
-                    }
-                    for d in sorted(docs, key=lambda d: d.doc.id)
-                ],
-                "links": sorted(links.get(label, []), key=lambda x: (-x["score"], x["left"])),
-            }
-        )
-    return out
+class ClusterRecords:
+    """The ``clusters`` of ``clusters.json``, made one cluster at a time as they are read.
+
+    Every cluster's record (members, links, each aligned sentence pair with
+    both texts) held at once was ~200 MB at 100,000 documents, and grows
+    with the corpus; ``clusters.json``, ``report.html`` and ``report.md``
+    each read them in turn, so they are made again for each (the same
+    records every time), and only the links' positions are kept between.
+    Iterating gives dicts, largest cluster first; ``len()`` is the count.
+    """
+
+    def __init__(self, result: RunResult) -> None:
+        self._result = result
+        self._ids = cluster_ids(result)
+        labels = result.labels
+        self._members = np.argsort(labels, kind="stable")  # documents, grouped by cluster
+        self._member_starts = np.searchsorted(labels[self._members], np.arange(len(self._ids) + 1))
+        evidence = EvidenceTable.of(result.evidence)
+        linked = np.flatnonzero(_linked(result))
+        linked = linked[labels[evidence.left[linked]] == labels[evidence.right[linked]]]
+        link_labels = labels[evidence.left[linked]]
+        self._links = linked[np.argsort(link_labels, kind="stable")]  # in pair order per cluster
+        self._link_starts = np.searchsorted(np.sort(link_labels), np.arange(len(self._ids) + 1))
+        self._evidence = evidence
+        self._copy_joins: dict[int, list[CopyJoin]] = {}
+        for join in result.copy_joins:
+            self._copy_joins.setdefault(int(labels[join.copy]), []).append(join)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __iter__(self) -> Iterator[dict[str, object]]:
+        for label in range(len(self._ids)):
+            if self._member_starts[label + 1] > self._member_starts[label]:
+                yield self._record(label)
+
+    def _record(self, label: int) -> dict[str, object]:
+        result = self._result
+        segmented = result.segmented
+        indices = self._members[self._member_starts[label] : self._member_starts[label + 1]]
+        docs = [segmented[i] for i in indices.tolist()]
+        links = [self._aligned_link(int(p)) for p in self._links_of(label)]
+        links += [_copy_link(result, join) for join in self._copy_joins.get(label, [])]
+        return {
+            "id": self._ids[label],
+            "size": len(docs),
+            "languages": dict(sorted(Counter(d.language.group for d in docs).items())),
+            "representative": segmented[result.representatives[label]].doc.id,
+            "members": [
+                {
+                    "id": d.doc.id,
+                    "lang": d.language.group,
+                    "lang_confidence": d.language.confidence,
+                    "script": d.language.script,
+                    "sentences": len(d.sentences),
+                    "chars": len(d.doc.text),
+                    **_record_fields(d.doc),
+                }
+                for d in sorted(docs, key=lambda d: d.doc.id)
+            ],
+            "links": sorted(links, key=lambda x: (-x["score"], x["left"])),
+        }
+
+    def _links_of(self, label: int) -> list[int]:
+        return self._links[self._link_starts[label] : self._link_starts[label + 1]].tolist()
+
+    def _aligned_link(self, position: int) -> dict[str, object]:
+        pair = self._evidence[position]
+        left, right = self._result.segmented[pair.left], self._result.segmented[pair.right]
+        return {
+            "kind": "aligned",
+            "left": left.doc.id,
+            "right": right.doc.id,
+            "score": round(pair.score, 4),
+            "coverage": round(pair.coverage, 4),
+            "aligned": [
+                {
+                    "left_sentence": a.left,
+                    "right_sentence": a.right,
+                    "left_text": left.sentences[a.left],
+                    "right_text": right.sentences[a.right],
+                    "similarity": a.similarity,
+                    "z": a.z,
+                    "weight": a.weight,
+                }
+                for a in pair.aligned
+            ],
+        }
+
+
+def _copy_link(result: RunResult, join: CopyJoin) -> dict[str, object]:
+    """An exact or near-exact copy, found before alignment, as a link of its cluster."""
+    return {
+        "kind": "copy",
+        "left": result.documents[join.primary].id,
+        "right": result.documents[join.copy].id,
+        "score": round(join.jaccard, 4),
+        "coverage": 1.0,
+        "jaccard": round(join.jaccard, 4),
+        "own_text_found": None if join.own_text_found is None else round(join.own_text_found, 4),
+        "furniture_share": round(join.furniture_share, 4),
+        "aligned": [],
+    }
 
 
 def _run_info(result: RunResult) -> dict[str, object]:
@@ -327,7 +356,7 @@ def report_files(result: RunResult) -> dict[str, FileWriter]:
     assignments = assignment_table(result)
     skipped_rows: list[list[object]] = [["origin", "doc_id", "reason"]]
     skipped_rows += [[s.origin, s.doc_id or "", s.reason] for s in result.skipped]
-    clusters = {"summary": summary(result), "clusters": _clusters(result)}
+    clusters = {"summary": summary(result), "clusters": ClusterRecords(result)}
     return {
         "assignments.csv": _utf8(lambda: _assignments_csv(assignments)),
         "assignments.parquet": lambda handle: pq.write_table(assignments, handle),
@@ -381,7 +410,7 @@ def write_json(document: dict[str, object], handle: IO[bytes]) -> None:
     handle.write(b"{")
     for number, (key, value) in enumerate(document.items()):
         head = ("," if number else "") + "\n " + json.dumps(key, ensure_ascii=False) + ": "
-        if isinstance(value, list) and value:
+        if isinstance(value, list | ClusterRecords) and len(value):
             handle.write((head + "[").encode("utf-8"))
             for position, item in enumerate(value):
                 handle.write(((",\n  " if position else "\n  ") + dumped(item, 2)).encode("utf-8"))

@@ -120,15 +120,25 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
     """Plain data for the templates: clusters split into multi-document and singletons."""
     by_id = {seg.doc.id: seg for seg in result.segmented}
     info = report["summary"]
-    multi, singles = [], []
-    for cluster in report["clusters"]:
-        (multi if cluster["size"] > 1 else singles).append(cluster)
     max_clusters = limits.html_clusters if html else limits.md_detailed + limits.md_table
+    max_singles = limits.html_singletons if html else limits.md_singletons
+    # the clusters are read once, as they come (clusters.json's may be made as they
+    # are read): only those shown are kept, the others counted
+    multi, singles, n_multi, n_singles = [], [], 0, 0
+    for cluster in report["clusters"]:
+        if cluster["size"] > 1:
+            n_multi += 1
+            if len(multi) < max_clusters:
+                multi.append(cluster)
+        else:
+            n_singles += 1
+            if len(singles) < max_singles:
+                singles.append(cluster)
     max_links = limits.html_links if html else limits.md_links
     max_pairs = limits.html_pairs if html else limits.md_pairs
     sentence_limit = None if html else limits.md_sentence
     clusters = []
-    for rank, cluster in enumerate(multi[:max_clusters]):
+    for rank, cluster in enumerate(multi):
         detailed = html or rank < limits.md_detailed
         shown_links = cluster["links"][:max_links] if detailed else []
         shown = _shown_members(cluster, shown_links, limits.html_members if html else None)
@@ -190,9 +200,8 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
                 "detailed": detailed,
             }
         )
-    max_singles = limits.html_singletons if html else limits.md_singletons
     singletons = []
-    for cluster in singles[:max_singles]:
+    for cluster in singles:
         m = cluster["members"][0]
         seg = by_id[m["id"]]
         singletons.append(
@@ -216,11 +225,11 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
         "model": result.model_name,
         "threshold": result.config.cluster.threshold,
         "clusters": clusters,
-        "n_multi": len(multi),
-        "more_clusters": len(multi) - len(clusters),
+        "n_multi": n_multi,
+        "more_clusters": n_multi - len(clusters),
         "singletons": singletons,
-        "n_singletons": len(singles),
-        "more_singletons": len(singles) - len(singletons),
+        "n_singletons": n_singles,
+        "more_singletons": n_singles - len(singletons),
         "skipped": skipped,
         "more_skipped": len(result.skipped) - len(skipped),
         "limits": limits,

@@ -376,3 +376,22 @@ def test_write_json_streams_the_bytes_of_one_json_dumps(written) -> None:
         write_json(document, handle)
         expected = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
         assert handle.getvalue().decode("utf-8") == expected
+
+
+def test_cluster_records_are_made_as_read_the_same_each_time() -> None:
+    from dedup.stages.report import ClusterRecords
+    from dedup.stages.report_views import render_html, render_markdown
+
+    result = make_result()
+    records = ClusterRecords(result)
+    first = list(records)
+    assert list(records) == first and len(records) == len(first) == 3
+    assert [c["id"] for c in first] == cluster_ids(result)
+    report = {"summary": summary(result), "clusters": records}
+    listed = {**report, "clusters": first}
+    assert render_html(result, report) == render_html(result, listed)
+    assert render_markdown(result, report) == render_markdown(result, listed)
+    streamed, whole = io.BytesIO(), io.BytesIO()
+    write_json(report, streamed)
+    write_json(listed, whole)
+    assert streamed.getvalue() == whole.getvalue()

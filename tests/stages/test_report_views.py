@@ -392,9 +392,9 @@ def test_markdown_is_bounded() -> None:
 
 
 def _report(result) -> dict:
-    from dedup.stages.report import _clusters, summary
+    from dedup.stages.report import ClusterRecords, summary
 
-    return {"summary": summary(result), "clusters": _clusters(result)}
+    return {"summary": summary(result), "clusters": list(ClusterRecords(result))}
 
 
 # --- assignments.csv and clusters.json: language mix and keep policy -----------------------
