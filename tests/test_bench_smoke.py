@@ -97,6 +97,30 @@ def test_reposts_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
     assert "reposts in their original's cluster: 10 / 10" in out
 
 
+@pytest.mark.slow
+def test_add_batches_benchmark_compares_an_addition_with_a_full_run(
+    dedup_cache: Path, tmp_path: Path
+) -> None:
+    import json
+    import os
+
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text(
+        "".join(
+            json.dumps({"id": p.stem, "text": p.read_text(encoding="utf-8")}) + "\n"
+            for p in sorted((REPO / "seeds").glob("*.txt"))
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "bench/add_batches.py", "--cost", str(seeds), "--share", "0.2",
+         "--work", str(tmp_path / "work")],
+        cwd=REPO, capture_output=True, text=True, check=True,
+        env={**os.environ, "DEDUP_CACHE": str(dedup_cache)},
+    )  # fmt: skip
+    assert "5 documents; full run" in done.stdout and "add 1 (20%)" in done.stdout
+    assert "of the full run" in done.stdout
+
+
 def test_report_open_benchmark_times_a_small_synthetic_report(tmp_path: Path) -> None:
     if not Path("/usr/bin/chromium").exists():
         pytest.skip("/usr/bin/chromium is missing: install Debian's chromium")
