@@ -45,7 +45,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from array import array
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -95,21 +96,20 @@ class AlignConfig:
             raise ValueError(f"null_rank must be >= 0, got {self.null_rank}")
 
 
-def sentence_numbers(sentences: Sequence[str]) -> list[frozenset[int]]:
+def sentence_numbers(sentences: Iterable[str]) -> Iterator[frozenset[int]]:
     """The numbers of 10 or more in each sentence, read in any script's digits.
 
     Single digits are left out: they are often spelt out in one language
-    ("two days") and written in digits in another.
+    ("two days") and written in digits in another. One set at a time: a set
+    for each of a million sentences, most of them empty, is 216 bytes each.
     """
-    out = []
     for sentence in sentences:
         found = _NUMBER.findall(unicodedata.normalize("NFKC", sentence))
-        out.append(frozenset(v for v in map(int, found) if v >= 10))
-    return out
+        yield frozenset(v for v in map(int, found) if v >= 10)
 
 
-def number_table(numbers: Sequence[frozenset[int]]) -> tuple[np.ndarray, np.ndarray]:
-    """The numbers of each sentence as flat arrays for the compiled aligner.
+def number_table(numbers: Iterable[Collection[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """The numbers of each sentence as flat arrays for the compiled aligner, in one pass.
 
     Returns ``(starts, values)``: ``values[starts[k]:starts[k + 1]]`` are the
     sorted numbers of sentence ``k`` (int64; a number too large for it is
@@ -117,15 +117,14 @@ def number_table(numbers: Sequence[frozenset[int]]) -> tuple[np.ndarray, np.ndar
     numbers stay equal). Two sentences whose numbers are both non-empty and
     disjoint get no weight (:func:`dedup.stages.kernels.numbers_conflict`).
     """
-    lengths = np.fromiter((len(found) for found in numbers), dtype=np.int64, count=len(numbers))
-    starts = np.zeros(len(numbers) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=starts[1:])
-    values = np.fromiter(
-        (v if v < _INT64_LIMIT else v % _LARGE_PRIME for found in numbers for v in sorted(found)),
-        dtype=np.int64,
-        count=int(starts[-1]),
-    )
-    return starts, values
+    lengths, values = array("q"), array("q")
+    for found in numbers:
+        ordered = sorted(found)
+        lengths.append(len(ordered))
+        values.extend(v if v < _INT64_LIMIT else v % _LARGE_PRIME for v in ordered)
+    starts = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(np.frombuffer(lengths, dtype=np.int64), out=starts[1:])
+    return starts, np.frombuffer(values, dtype=np.int64).copy()
 
 
 _INT64_LIMIT = 2**63

@@ -247,7 +247,9 @@ def test_align_config_validation(kwargs: dict[str, float]) -> None:
 
 
 def test_numbers_are_read_in_any_script_and_single_digits_ignored() -> None:
-    numbers = sentence_numbers(["Track Palin, 26, served 1 year", "पालिन २९ वर्ष", "no numbers"])
+    numbers = list(
+        sentence_numbers(["Track Palin, 26, served 1 year", "पालिन २९ वर्ष", "no numbers"])
+    )
     assert numbers == [frozenset({26}), frozenset({29}), frozenset()]
 
 
