@@ -120,7 +120,7 @@ def synthetic(
         representatives=choose_representatives(label_array, segmented, usable),
         evidence=evidence,
         usable=usable,
-        doc_vectors=np.zeros((len(segmented), 1), dtype=np.float32),
+        primary_vectors=np.zeros((len(segmented), 1), dtype=np.float32),
         doc_groups=np.zeros(len(segmented), dtype=np.int64),
         group_names=["en"],
         primary_of=np.arange(len(segmented)),

@@ -304,10 +304,6 @@ def run(
                     say(f"links not cached: {error}")
     local_evidence = links.evidence
     evidence = local_evidence.renumbered(primaries)
-    primary_vectors = links.doc_vectors
-    # a copy's document vector is its primary's (used by the naive baseline only)
-    rank_of_primary = np.searchsorted(primaries, primary_of)
-    doc_vectors = primary_vectors[rank_of_primary] if len(primaries) else primary_vectors
     with timed(stats, "cluster", "documents") as stage:
         pooled = pooled_groups(local_evidence, primary_groups, config.cluster.threshold)
         if pooled.any():
@@ -340,7 +336,7 @@ def run(
         representatives=representatives,
         evidence=evidence,
         usable=usable,
-        doc_vectors=doc_vectors,
+        primary_vectors=links.doc_vectors,
         doc_groups=doc_groups,
         group_names=group_names,
         primary_of=primary_of,

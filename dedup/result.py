@@ -68,9 +68,10 @@ class RunResult:
         evidence: every scored candidate pair; the aligned sentence pairs are kept
             for pairs at or above the cluster threshold (the links the report shows).
         usable: per sentence, False for boilerplate (not used as evidence).
-        doc_vectors: ``(n_docs, dim)`` mean of each document's usable sentence
-            vectors, L2-normalised, before language centring (the naive
-            one-vector-per-document baseline of ``dedup eval --sweep``).
+        primary_vectors: ``(n_primaries, dim)`` mean of each primary document's
+            usable sentence vectors, L2-normalised, before language centring,
+            primaries in document order (:attr:`doc_vectors` gives every
+            document's).
         doc_groups: language group number of each document (index into
             ``group_names``).
         group_names: the language groups, sorted.
@@ -100,7 +101,7 @@ class RunResult:
     representatives: dict[int, int]
     evidence: Sequence[PairEvidence]
     usable: np.ndarray
-    doc_vectors: np.ndarray
+    primary_vectors: np.ndarray
     doc_groups: np.ndarray
     group_names: list[str]
     primary_of: np.ndarray
@@ -119,6 +120,16 @@ class RunResult:
     def _position(self) -> dict[str, int]:
         """Each document id's index in ``documents``: made once, on the first look-up."""
         return {doc.id: index for index, doc in enumerate(self.documents)}
+
+    @property
+    def doc_vectors(self) -> np.ndarray:
+        """``(n_docs, dim)`` each document's vector (a copy's is its primary's): the
+        naive one-vector-per-document baseline of ``dedup eval --sweep``. Made on
+        each access, not kept: a second copy of the vectors for the whole run."""
+        primaries = np.flatnonzero(self.primary_of == np.arange(len(self.primary_of)))
+        if not len(primaries):
+            return self.primary_vectors
+        return self.primary_vectors[np.searchsorted(primaries, self.primary_of)]
 
     def cluster_of(self, doc_id: str) -> int:
         """The cluster number of the document with id ``doc_id`` (a dict look-up).

@@ -204,6 +204,17 @@ def test_clusters_kept_ids_and_cluster_of_agree(tmp_path: Path) -> None:
         result.cluster_of("no-such-id")
 
 
+def test_a_copys_document_vector_is_its_primarys(tmp_path: Path) -> None:
+    records = seed_records()  # the last is a repost of the first
+    result = run(records, PipelineConfig(cache_dir=tmp_path / "cache"), encoder=CountingEncoder())
+    vectors = result.doc_vectors
+    position = {doc.id: i for i, doc in enumerate(result.documents)}
+    assert len(result.primary_vectors) == len(records) - 1 == len(vectors) - 1
+    assert np.array_equal(vectors[position["repost"]], vectors[position[records[0]["id"]]])
+    primaries = np.flatnonzero(result.primary_of == np.arange(len(records)))
+    assert np.array_equal(vectors[primaries], result.primary_vectors)
+
+
 def test_cluster_of_is_a_lookup_not_a_scan() -> None:
     """100,000 look-ups among 100,000 documents: a scan per look-up would take minutes."""
     count = 100_000
@@ -216,7 +227,7 @@ def test_cluster_of_is_a_lookup_not_a_scan() -> None:
         representatives={},
         evidence=[],
         usable=np.ones(0, dtype=bool),
-        doc_vectors=np.zeros((count, 1), dtype=np.float32),
+        primary_vectors=np.zeros((count, 1), dtype=np.float32),
         doc_groups=np.zeros(count, dtype=np.int64),
         group_names=["en"],
         primary_of=np.arange(count),

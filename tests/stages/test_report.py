@@ -134,7 +134,7 @@ def make_result() -> RunResult:
         representatives=choose_representatives(LABELS, segmented, usable),
         evidence=evidence,
         usable=usable,
-        doc_vectors=np.eye(len(segmented), 4, dtype=np.float32),
+        primary_vectors=np.eye(len(segmented), 4, dtype=np.float32),
         doc_groups=np.array(
             [
                 sorted({s.language.group for s in segmented}).index(s.language.group)
