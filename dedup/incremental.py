@@ -141,6 +141,7 @@ def add(
     """
     folder = Path(state)
     say = log or (lambda _message: None)
+    read_info(folder)  # a folder that is no state is an error before anything is made in it
     with locked(folder):
         recovered = recover(folder)
         if recovered:

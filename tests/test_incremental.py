@@ -212,6 +212,7 @@ def test_an_addition_needs_the_states_settings_and_model(tmp_path: Path) -> None
         add(_records(["b"]), state, config, encoder=CountingEncoder("another-model/2"))
     with pytest.raises(StateError, match="not a dedup state"):
         add(_records(["b"]), tmp_path / "nowhere", config, encoder=CountingEncoder())
+    assert not (tmp_path / "nowhere").exists()  # nothing made for a mistyped path
     assert _files(state) == before
 
 
