@@ -410,6 +410,8 @@ def write_json(document: dict[str, object], handle: IO[bytes]) -> None:
     handle.write(b"{")
     for number, (key, value) in enumerate(document.items()):
         head = ("," if number else "") + "\n " + json.dumps(key, ensure_ascii=False) + ": "
+        if isinstance(value, ClusterRecords) and not len(value):
+            value = []  # no cluster: written as the empty list it stands for
         if isinstance(value, list | ClusterRecords) and len(value):
             handle.write((head + "[").encode("utf-8"))
             for position, item in enumerate(value):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -395,3 +396,9 @@ def test_cluster_records_are_made_as_read_the_same_each_time() -> None:
     write_json(report, streamed)
     write_json(listed, whole)
     assert streamed.getvalue() == whole.getvalue()
+    empty = dataclasses.replace(
+        result, labels=np.zeros(0, dtype=np.int64), evidence=[], copy_joins=[]
+    )
+    written = io.BytesIO()
+    write_json({"clusters": ClusterRecords(empty)}, written)
+    assert json.loads(written.getvalue()) == {"clusters": []}
