@@ -221,6 +221,9 @@ def test_a_second_addition_while_one_holds_the_state_is_refused(tmp_path: Path) 
     before = _files(state)
     with locked(state), pytest.raises(StateError, match="another dedup add"):
         add(_records(["b"]), state, config, encoder=CountingEncoder())
+    result = run(_records(["a", "b"]), config, encoder=CountingEncoder())
+    with locked(state), pytest.raises(StateError, match="another dedup add"):
+        write_report(result, state)  # nor a dedup run --out into it
     assert _files(state) == before
 
 

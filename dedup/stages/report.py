@@ -57,7 +57,7 @@ from dedup.result import RunResult, cluster_ids
 from dedup.stages.cluster import largest_component, link_components
 from dedup.stages.copies import CopyJoin
 from dedup.stages.report_views import render_html, render_markdown
-from dedup.state import PENDING, STATE, FileWriter, first_state, state_files
+from dedup.state import PENDING, STATE, FileWriter, first_state, locked, state_files
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -374,18 +374,23 @@ def write_report(result: RunResult, out_dir: Path) -> list[Path]:
     The folder is also a state that ``dedup add`` can grow (the files of
     :mod:`dedup.state`): ``state.json`` is removed first and written last, so
     a run killed while writing leaves no state that an addition would trust,
-    and what a killed addition left behind (``.pending/``) is dropped.
+    and what a killed addition left behind (``.pending/``) is dropped. It
+    holds the state's lock while it writes (``.lock``).
+
+    Raises:
+        dedup.state.StateError: a ``dedup add`` is updating the folder.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / STATE).unlink(missing_ok=True)
-    shutil.rmtree(out_dir / PENDING, ignore_errors=True)
     files = {**report_files(result), **state_files(result, first_state(result), b"")}
     files[STATE] = files.pop(STATE)  # the last one
     written = []
-    for name, write in files.items():
-        atomic_write(out_dir / name, write)
-        written.append(out_dir / name)
+    with locked(out_dir):  # not while a dedup add is updating this folder
+        (out_dir / STATE).unlink(missing_ok=True)
+        shutil.rmtree(out_dir / PENDING, ignore_errors=True)
+        for name, write in files.items():
+            atomic_write(out_dir / name, write)
+            written.append(out_dir / name)
     return written
 
 
