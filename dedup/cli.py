@@ -19,7 +19,7 @@ import click
 
 from dedup.cli_cache import cache_group
 from dedup.cli_eval import eval_command
-from dedup.cli_options import MACHINE_OPTIONS, corpus_options, default
+from dedup.cli_options import MACHINE_OPTIONS, Command, corpus_options, default
 from dedup.encoding.cli import models_group
 from dedup.stages.cluster import ClusterConfig
 from dedup.stages.corpus_out import FORMATS, corpus_format, write_dropped, write_kept
@@ -39,6 +39,19 @@ Examples:
   dedup eval corpus.jsonl --truth truth.tsv --sweep
   dedup cache prune --max-size 5G   # keep the cache under 5 GB
 """
+
+
+#: the INPUT... of the commands that read a corpus; str, not Path: only the string
+#: "-" is stdin (Path("./-") would read as "-" too)
+_inputs = click.argument(
+    "inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(allow_dash=True)
+)
+
+
+def _quiet_and_debug(command: Command) -> Command:
+    """``--quiet`` and ``--debug``, as every corpus command takes them."""
+    command = click.option("--debug", is_flag=True, help="Show a traceback on errors.")(command)
+    return click.option("--quiet", is_flag=True, help="No progress bars or summary.")(command)
 
 
 @click.group(epilog=_EPILOG)
@@ -62,10 +75,7 @@ main.add_command(cache_group)
 
 
 @main.command("run")
-# str, not Path: only the string "-" is stdin (Path("./-") would read as "-" too)
-@click.argument(
-    "inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(allow_dash=True)
-)
+@_inputs
 @click.option(
     "--out",
     "out_dir",
@@ -140,8 +150,7 @@ main.add_command(cache_group)
     help="Search and align again even when the link cache holds the result for "
     "exactly these sentences and settings (it does not change the output).",
 )
-@click.option("--quiet", is_flag=True, help="No progress bars or summary.")
-@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+@_quiet_and_debug
 def run_command(
     inputs: tuple[str, ...],
     out_dir: Path,
@@ -220,9 +229,7 @@ def run_command(
 
 
 @main.command("add")
-@click.argument(
-    "inputs", metavar="INPUT...", nargs=-1, required=True, type=click.Path(allow_dash=True)
-)
+@_inputs
 @click.option(
     "--to",
     "state_dir",
@@ -231,8 +238,7 @@ def run_command(
     help="The state to grow: a folder made by dedup run --out (its settings and model are used).",
 )
 @corpus_options(only=MACHINE_OPTIONS)
-@click.option("--quiet", is_flag=True, help="No progress bars or summary.")
-@click.option("--debug", is_flag=True, help="Show a traceback on errors.")
+@_quiet_and_debug
 def add_command(
     inputs: tuple[str, ...],
     state_dir: Path,
