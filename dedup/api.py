@@ -41,7 +41,7 @@ from dedup.engines import Engine, LocalEngine
 from dedup.engines.checkpoint import CheckpointEngine
 from dedup.records import SegmentedDocument
 from dedup.result import RunResult, StageStats, timed
-from dedup.stages.boilerplate import PrimaryView, usable_sentences
+from dedup.stages.boilerplate import PrimaryView, usable_counts, usable_sentences
 from dedup.stages.cluster import canonical_labels, cluster_documents, pooled_groups
 from dedup.stages.copies import copy_joins, find_copies, furniture_lines, own_text
 from dedup.stages.document_cache import DocumentCache
@@ -55,7 +55,7 @@ from dedup.stages.embed import (
 from dedup.stages.ingest import InputPaths, read_input
 from dedup.stages.keep import choose_representatives
 from dedup.stages.langid import identify_all, normalise_supplied, with_supplied
-from dedup.stages.link import Links, link_documents
+from dedup.stages.link import EarlierEvidence, Links, link_documents
 from dedup.stages.link_cache import LinkCache, links_key
 from dedup.stages.segment import split_all
 
@@ -73,6 +73,7 @@ def run(
     engine: Engine | None = None,
     encoder: SentenceEncoder | None = None,
     log: Callable[[str], None] | None = None,
+    earlier: EarlierEvidence | None = None,
 ) -> RunResult:
     """Run the whole pipeline on ``documents``: a path, or documents in memory.
 
@@ -123,6 +124,11 @@ def run(
             result (see :mod:`dedup.engines`).
         encoder: an encoder to use instead of loading ``config.model``.
         log: called with one-line status messages (e.g. ``click.echo``).
+        earlier: evidence computed before for some of these documents
+            (:func:`dedup.add` passes its state's): those pairs are kept, not
+            aligned again (see :func:`~dedup.stages.link.link_documents`), and
+            the link cache is neither read nor filled, as the links then
+            depend on more than the corpus.
 
     Raises:
         dedup.stages.ingest.InputError: the input cannot be read at all (a
@@ -236,8 +242,9 @@ def run(
         group_names=group_names,
     )
     encoded = 0
+    cache_links = config.reuse_links and earlier is None
     with timed(stats, "links cache", "pairs") as stage:
-        stored = link_cache.get(link_key) if config.reuse_links else None
+        stored = link_cache.get(link_key) if cache_links else None
         stage.items = len(stored[0]) if stored else 0
     if stored is not None:  # an unchanged corpus: no vector is read, no pair aligned
         links = Links(*stored)
@@ -290,13 +297,20 @@ def run(
                 config,
                 engine=link_engine,
                 stats=stats,
+                earlier=earlier.among(
+                    [ids[d] for d in primaries],
+                    usable_counts(usable[view.rows], view.offsets),
+                    [group_names[g] for g in primary_groups],
+                )
+                if earlier
+                else None,
             )
             if isinstance(link_engine, CheckpointEngine):
-                stats["align"].cached = sum(
+                stats["align"].cached = (stats["align"].cached or 0) + sum(
                     link_engine.reused.get(desc, 0) for desc in ("aligning", "aligning linked")
                 )
                 finished(link_engine.folder)
-        if config.reuse_links:
+        if cache_links:
             with timed(stats, "links cache", "pairs"):
                 try:
                     link_cache.put(link_key, links.evidence, links.doc_vectors)

@@ -17,20 +17,24 @@ What an addition does, in order:
 3. clusters the state's documents and the new ones with the state's
    settings (:func:`dedup.api.run`); everything cached (each document's
    copies signature, language and sentences, every sentence vector) is
-   read, not recomputed, so only the new documents are encoded;
+   read, not recomputed, so only the new documents are encoded, and the
+   pairs the state holds evidence for (``evidence.npz``) are not aligned
+   again: only the pairs the candidate search finds that are new;
 4. names the clusters after the ones they continue
    (:func:`dedup.stages.lineage.carry_ids`) and logs every change;
 5. writes the report, the documents, ``state.json`` and the extended
    ``changes.jsonl`` all together (:func:`dedup.state.commit`).
 
-What is not incremental yet: step 3 searches and aligns the whole corpus
-again (the link cache holds the result of one exact corpus), because the
-statistics the scores rest on (language means, the null model) are
-corpus-wide and are recomputed with the new documents in. The clusters are
-therefore exactly those of a one-shot ``dedup run`` over everything. The
-cost an addition should have (the new documents searched against a stored
-index and aligned with frozen statistics) is the next step; ``docs/design.md``
-says how it builds on the shard pipeline.
+What is frozen and what is recomputed: the statistics the scores rest on
+(language means, the null model, boilerplate counts) are recomputed over
+the union, and the new pairs are scored with them; a pair the state holds
+keeps the score it was given with the statistics of its time. The clusters
+therefore differ from a one-shot ``dedup run`` over everything where a
+score moved across the threshold as the corpus grew (measured by
+``bench/add_batches.py --agreement``, README "Growing a result"). Not
+incremental yet: the candidate search runs over the whole union, every
+sentence vector is read again (from the cache) for the statistics, and the
+state is read and written whole; ``docs/design.md`` says what comes next.
 """
 
 from __future__ import annotations
@@ -54,13 +58,17 @@ from dedup.result import RunResult
 from dedup.stages.embed import SentenceEncoder
 from dedup.stages.ingest import Ingested, InputPaths, read_documents, read_input
 from dedup.stages.lineage import Change, carry_ids
+from dedup.stages.link import group_documents
 from dedup.stages.report import report_files
 from dedup.state import (
     CHANGES,
     DOCUMENTS,
+    EVIDENCE,
     StateError,
     commit,
     locked,
+    primary_groups,
+    read_evidence,
     read_info,
     recover,
     settings_key,
@@ -162,7 +170,18 @@ def add(
             incoming.skipped,
             len(stored.documents) + len(fresh) + len(incoming.skipped),
         )
-        result = run(union, config, progress=progress, engine=engine, encoder=encoder, log=log)
+        earlier = read_evidence(folder)
+        if earlier is None:
+            say(f"{folder}: no {EVIDENCE} (a state of an older dedup): every pair is aligned")
+        result = run(
+            union,
+            config,
+            progress=progress,
+            engine=engine,
+            encoder=encoder,
+            log=log,
+            earlier=earlier,
+        )
         if result.model_fingerprint != info.model_fingerprint:
             raise StateError(
                 f"{folder}: the state's vectors come from a model with fingerprint "
@@ -208,7 +227,14 @@ def add(
             folder,
             {
                 **report_files(result),
-                **state_files(result, grown, old_log + log_lines.encode("utf-8")),
+                **state_files(
+                    result,
+                    grown,
+                    old_log + log_lines.encode("utf-8"),
+                    earlier.basis_after(group_documents(primary_groups(result)))
+                    if earlier
+                    else None,
+                ),
             },
         )
     return AddResult(

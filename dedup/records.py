@@ -25,7 +25,8 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import overload
+from pathlib import Path
+from typing import IO, overload
 
 import numpy as np
 
@@ -393,6 +394,24 @@ class EvidenceTable(Sequence[PairEvidence]):
             self.records[rows],
             starts,
         )
+
+    def save(self, handle: IO[bytes], **extra: np.ndarray) -> None:
+        """Write the table's columns, and the ``extra`` arrays beside them, as one
+        uncompressed ``.npz`` (read back by :meth:`load`; no pickles)."""
+        np.savez(handle, **{name: getattr(self, name) for name in self.FIELDS}, **extra)
+
+    @classmethod
+    def load(cls, path: Path) -> tuple[EvidenceTable, dict[str, np.ndarray]]:
+        """The table :meth:`save` wrote to ``path``, and its extra arrays by name.
+
+        Raises:
+            OSError, ValueError, KeyError, zipfile.BadZipFile: missing, torn or
+                foreign file.
+        """
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        table = cls(*(arrays.pop(name) for name in cls.FIELDS))
+        return table, arrays
 
     def __len__(self) -> int:
         return len(self.left)

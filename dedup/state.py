@@ -9,7 +9,11 @@ folder holds what a later addition needs:
   tells them apart), the model's fingerprint, the number of additions, the
   next cluster number and the count of input records read so far;
 * ``changes.jsonl``: the change log, one line per change, each naming its
-  addition (:class:`dedup.stages.lineage.Change`); empty after ``dedup run``.
+  addition (:class:`dedup.stages.lineage.Change`); empty after ``dedup run``;
+* ``evidence.npz``: every scored pair of the state (what align found, the
+  aligned sentences of the links) with the ids of the documents it numbers
+  (:meth:`dedup.records.EvidenceTable.save`): an addition aligns only the
+  pairs it does not hold.
 
 An addition never leaves a half-updated state. It holds the folder's lock
 (``.lock``, an OS lock: a killed process releases it) while it works, writes
@@ -27,22 +31,28 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 from filelock import FileLock, Timeout
 
 from dedup.config import PipelineConfig
 from dedup.files import atomic_write
+from dedup.records import EvidenceTable
 from dedup.result import RunResult
+from dedup.stages.boilerplate import usable_counts
 from dedup.stages.lineage import first_lineage
+from dedup.stages.link import EarlierEvidence, group_documents
 
 DOCUMENTS = "documents.jsonl.gz"
 STATE = "state.json"
 CHANGES = "changes.jsonl"
+EVIDENCE = "evidence.npz"
 PENDING = ".pending"
 COMMITTED = "COMMITTED"
 LOCK = ".lock"
@@ -155,9 +165,16 @@ def read_info(folder: Path) -> StateInfo:
     return StateInfo(**raw)
 
 
-def state_files(result: RunResult, info: StateInfo, changes: bytes) -> dict[str, FileWriter]:
-    """The writers of the state's own files: ``documents.jsonl.gz``, ``state.json`` and
-    ``changes.jsonl`` (``changes``, the whole log)."""
+def state_files(
+    result: RunResult, info: StateInfo, changes: bytes, basis: dict[str, int] | None = None
+) -> dict[str, FileWriter]:
+    """The writers of the state's own files: ``documents.jsonl.gz``, ``evidence.npz``,
+    ``state.json`` and ``changes.jsonl`` (``changes``, the whole log).
+
+    ``basis``: documents per language group when its statistics were last taken
+    as current (:class:`~dedup.stages.link.EarlierEvidence`); None: now (every
+    pair of ``result`` was scored with its own statistics).
+    """
     from dedup.stages.corpus_out import input_record, write_jsonl_gz
 
     text = json.dumps(info.as_json(), indent=2, sort_keys=True) + "\n"
@@ -165,9 +182,48 @@ def state_files(result: RunResult, info: StateInfo, changes: bytes) -> dict[str,
     return {
         # gzip level 1: the state's copy of the corpus is written on every run
         DOCUMENTS: lambda handle: write_jsonl_gz(records, handle, level=1),
+        EVIDENCE: lambda handle: _write_evidence(handle, result, basis),
         STATE: lambda handle: handle.write(text.encode("utf-8")),
         CHANGES: lambda handle: handle.write(changes),
     }
+
+
+def primary_groups(result: RunResult) -> list[str]:
+    """The language group of each primary document of ``result`` (copies left out)."""
+    primaries = np.flatnonzero(result.primary_of == np.arange(len(result.primary_of)))
+    return [result.group_names[g] for g in result.doc_groups[primaries].tolist()]
+
+
+def _write_evidence(handle: IO[bytes], result: RunResult, basis: dict[str, int] | None) -> None:
+    """``evidence.npz``: the columns of the evidence, the ids its numbers stand for,
+    each document's usable sentences and the statistics' basis per group."""
+    basis = basis if basis is not None else group_documents(primary_groups(result))
+    offsets = np.cumsum([0] + [len(seg.sentences) for seg in result.segmented])
+    EvidenceTable.of(result.evidence).save(
+        handle,
+        doc_ids=np.array([doc.id for doc in result.documents], dtype=str),
+        usable_counts=usable_counts(result.usable, offsets),
+        basis_groups=np.array(sorted(basis), dtype=str),
+        basis_docs=np.array([basis[g] for g in sorted(basis)], dtype=np.int64),
+    )
+
+
+def read_evidence(folder: Path) -> EarlierEvidence | None:
+    """The state's ``evidence.npz``, or None where the state has none (made by an
+    older dedup).
+
+    Raises:
+        StateError: the file is there but cannot be read.
+    """
+    path = Path(folder) / EVIDENCE
+    if not path.exists():
+        return None
+    try:
+        evidence, extra = EvidenceTable.load(path)
+        basis = dict(zip(extra["basis_groups"].tolist(), extra["basis_docs"].tolist(), strict=True))
+        return EarlierEvidence(extra["doc_ids"].tolist(), evidence, extra["usable_counts"], basis)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise StateError(f"{path}: unreadable ({err}); nothing was changed") from err
 
 
 def first_state(result: RunResult) -> StateInfo:

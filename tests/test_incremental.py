@@ -191,6 +191,37 @@ def test_a_repost_joins_its_original_and_a_present_record_is_listed(tmp_path: Pa
     assert info["additions"] == 1 and info["documents_in"] == 3 + 3
 
 
+def _pairs_by_id(state: Path) -> dict[tuple[str, str], float]:
+    """The state's ``evidence.npz`` as ``{(left id, right id): score}``."""
+    evidence, extra = EvidenceTable.load(state / "evidence.npz")
+    ids = extra["doc_ids"].tolist()
+    return {
+        (ids[a], ids[b]): s
+        for a, b, s in zip(
+            evidence.left.tolist(), evidence.right.tolist(), evidence.score.tolist(), strict=True
+        )
+    }
+
+
+def test_an_addition_aligns_only_the_pairs_the_state_does_not_hold(tmp_path: Path) -> None:
+    state, config = _state(tmp_path, _records([f"old{i}" for i in range(8)]))
+    before = _pairs_by_id(state)
+    assert before  # eight documents: every pair is a candidate
+    # one document in eight: the statistics have not moved (REFRESH_GROWTH)
+    added = add(_records(["new0"]), state, config, encoder=CountingEncoder())
+    after = _pairs_by_id(state)
+    # every earlier pair kept with its score; the new ones are pairs with the new document
+    assert {pair: after[pair] for pair in before} == before
+    assert all("new0" in pair for pair in after.keys() - before)
+    assert added.result.stages["align"].cached == len(before)
+    assert added.result.stages["align"].items == len(after)
+    # four more: the corpus grew by half, its statistics moved, every pair is scored again
+    grown = add(
+        _records([f"new{i}" for i in range(1, 5)]), state, config, encoder=CountingEncoder()
+    )
+    assert not grown.result.stages["align"].cached
+
+
 def test_a_changed_text_under_a_known_id_is_an_error_and_nothing_changes(
     tmp_path: Path,
 ) -> None:

@@ -141,3 +141,21 @@ def test_concat_ranges_matches_a_loop() -> None:
     index, starts = concat_ranges(begins, ends)
     assert index.tolist() == [3, 4, 7, 8, 9, 7]
     assert starts.tolist() == [0, 2, 2, 5, 6]
+
+
+def test_evidence_table_saves_and_loads_with_extra_arrays(tmp_path) -> None:
+    table = EvidenceTable.of(
+        [
+            PairEvidence(0, 2, 0.75, (AlignedPair(0, 1, 0.5, 4.0, 0.9),), 3),
+            PairEvidence(1, 2, 0.1, (), 5),
+        ]
+    )
+    path = tmp_path / "evidence.npz"
+    with path.open("wb") as handle:
+        table.save(handle, doc_ids=np.array(["a", "b", "c"]))
+    loaded, extra = EvidenceTable.load(path)
+    assert loaded == table
+    assert extra["doc_ids"].tolist() == ["a", "b", "c"]
+    path.write_bytes(b"not a zip")
+    with pytest.raises(ValueError):
+        EvidenceTable.load(path)

@@ -149,3 +149,9 @@ def usable_sentences(sentences: list[str], view: PrimaryView, min_docs: int) -> 
     usable = ~np.isin(hashes, hashes[view.rows][mask])
     usable[view.rows] = ~mask
     return usable
+
+
+def usable_counts(usable: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """``(n_docs,)`` usable sentences of each document (``offsets``: where each starts)."""
+    running = np.concatenate([[0], np.cumsum(usable, dtype=np.int64)])
+    return running[offsets[1:]] - running[offsets[:-1]]

@@ -57,6 +57,99 @@ class Links:
     doc_vectors: np.ndarray
 
 
+#: a language's statistics (its centring mean, its null model) are taken as
+#: moved once its documents grew by this factor since its pairs were scored;
+#: those pairs are then scored again (see :class:`EarlierEvidence`). Smaller:
+#: closer to a one-shot run, more re-alignment (a corpus grown from one
+#: document to n re-aligns each pair about ``1 / (growth - 1)`` times).
+REFRESH_GROWTH = 1.25
+
+
+@dataclass(frozen=True)
+class EarlierEvidence:
+    """Evidence computed before, for documents named by id (what a state keeps),
+    and what it was computed with.
+
+    A pair's score rests on the statistics of its two languages (centring
+    means, null model) and on which sentences of its documents were usable
+    (boilerplate). Both move as a corpus grows; an earlier pair is kept only
+    while neither did by much (:meth:`among`), so every kept score was made
+    with statistics of a corpus at least ``1 / REFRESH_GROWTH`` of the
+    current one in each of its languages.
+
+    Attributes:
+        doc_ids: ``(n,)`` the ids the evidence's document numbers stand for.
+        evidence: scored pairs, documents numbered by position in ``doc_ids``.
+        usable_counts: ``(n,)`` usable sentences of each document when its
+            pairs were scored (a document only loses usable sentences as the
+            corpus grows, so a count that changed is a mask that changed).
+        basis: documents (primaries) of each language group when its
+            statistics were last taken as current; every pair of the group
+            was scored with statistics of at least that many documents.
+    """
+
+    doc_ids: Sequence[str]
+    evidence: EvidenceTable
+    usable_counts: np.ndarray
+    basis: dict[str, int]
+
+    def refreshed(self, group_docs: dict[str, int]) -> set[str]:
+        """The groups whose statistics moved: ``group_docs`` (documents per group
+        now) above ``REFRESH_GROWTH`` times the basis, or not in it."""
+        return {
+            group
+            for group, docs in group_docs.items()
+            if docs > REFRESH_GROWTH * self.basis.get(group, 0)
+        }
+
+    def basis_after(self, group_docs: dict[str, int]) -> dict[str, int]:
+        """The basis once the pairs of :meth:`refreshed` groups were scored again."""
+        moved = self.refreshed(group_docs)
+        return {g: docs if g in moved else self.basis[g] for g, docs in group_docs.items()}
+
+    def among(
+        self, ids: Sequence[str], usable_counts: np.ndarray, groups: Sequence[str]
+    ) -> EvidenceTable:
+        """The earlier pairs that still hold for documents ``ids``, renumbered to
+        positions in ``ids``.
+
+        A pair is dropped when a document is not in ``ids`` (it became a
+        copy, or is not in this corpus), when a document's usable sentences
+        changed, or when a group of its two documents was :meth:`refreshed`;
+        the candidate search finds it again if it still is a candidate, and
+        it is aligned with today's statistics.
+
+        Args:
+            ids: the documents linked now, in id order.
+            usable_counts: ``(len(ids),)`` their usable sentences now.
+            groups: ``(len(ids),)`` their language groups.
+
+        Raises:
+            ValueError: ``ids`` ordered otherwise than ``doc_ids`` (both are in
+                id order in a run), which would turn pairs round.
+        """
+        moved = self.refreshed(group_documents(groups))
+        position = {doc_id: i for i, doc_id in enumerate(ids)}
+        where = np.array([position.get(d, -1) for d in self.doc_ids], dtype=np.int64)
+        holds = where >= 0
+        holds[holds] = (
+            np.asarray(usable_counts)[where[holds]] == np.asarray(self.usable_counts)[holds]
+        )
+        holds[holds] &= ~np.isin(np.asarray(groups, dtype=str)[where[holds]], sorted(moved))
+        table = self.evidence
+        kept = np.flatnonzero(holds[table.left] & holds[table.right])
+        renumbered = table.take(kept).renumbered(where)
+        if np.any(renumbered.left >= renumbered.right):
+            raise ValueError("earlier evidence and documents are not in the same order")
+        return renumbered
+
+
+def group_documents(groups: Sequence[str]) -> dict[str, int]:
+    """Documents per language group, from each document's group name."""
+    names, counts = np.unique(np.asarray(groups, dtype=str), return_counts=True)
+    return dict(zip(names.tolist(), counts.tolist(), strict=True))
+
+
 def link_documents(
     vectors: np.ndarray | VectorFile,
     offsets: np.ndarray,
@@ -67,6 +160,7 @@ def link_documents(
     *,
     engine: Engine | None = None,
     stats: dict[str, StageStats] | None = None,
+    earlier: EvidenceTable | None = None,
 ) -> Links:
     """Candidates then align, from sentence vectors: the stages between embed and cluster.
 
@@ -85,6 +179,11 @@ def link_documents(
             decides which pairs keep their aligned sentences as evidence).
         engine: where null terms and alignments are computed.
         stats: wall time per stage is added here.
+        earlier: evidence already computed for some pairs (``dedup add``: the
+            state's pairs, documents numbered as given). Those pairs are not
+            aligned again; their evidence is kept as it was, scored with the
+            statistics of its time, and takes part in the linked-partner
+            rounds like fresh evidence. None: every candidate is aligned.
     """
     engine = engine or LocalEngine()
     stats = stats if stats is not None else {}
@@ -98,7 +197,16 @@ def link_documents(
         stage.items = len(pairs)
     with timed(stats, "align", "pairs") as stage:
         inputs = AlignInputs.build(centred, offsets, usable, doc_groups, sentences, config.align)
-        parts = _align(pairs, inputs, doc_groups, config, engine, "aligning")
+        parts = []
+        if earlier is not None and len(earlier):
+            earlier_pairs = np.stack([earlier.left, earlier.right], axis=1)
+            parts.append(earlier)
+            stage.cached = len(earlier)
+            fresh = new_pairs(pairs, earlier_pairs)
+            pairs = np.concatenate([earlier_pairs, fresh])
+        else:
+            fresh = pairs
+        parts += _align(fresh, inputs, doc_groups, config, engine, "aligning")
         # a story in dozens of languages: its versions link to each other through
         # their strong links, so the pairs among a document's linked partners are
         # aligned too, round after round, until no new pair is proposed

@@ -113,9 +113,7 @@ class LinkCache:
         """The evidence and document vectors stored under ``key``, or None."""
         path = self.folder / f"{key}.npz"
         try:
-            with np.load(path, allow_pickle=False) as stored:
-                arrays = {name: stored[name] for name in stored.files}
-            evidence = EvidenceTable(*(arrays[name] for name in EvidenceTable.FIELDS))
+            evidence, arrays = EvidenceTable.load(path)
         except FileNotFoundError:
             return None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
@@ -131,8 +129,7 @@ class LinkCache:
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
-                columns = {name: getattr(table, name) for name in EvidenceTable.FIELDS}
-                np.savez(handle, **columns, doc_vectors=doc_vectors)
+                table.save(handle, doc_vectors=doc_vectors)
             os.replace(tmp, self.folder / f"{key}.npz")
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

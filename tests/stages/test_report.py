@@ -56,6 +56,7 @@ FILES = [
     "report.md",
     # the state dedup add grows (dedup.state); state.json last: a killed run leaves none
     "documents.jsonl.gz",
+    "evidence.npz",
     "changes.jsonl",
     "state.json",
 ]

@@ -1,0 +1,105 @@
+"""Link (candidates then align) with evidence from before: kept, never aligned twice."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dedup import PipelineConfig
+from dedup.engines import LocalEngine
+from dedup.engines.checkpoint import CheckpointEngine
+from dedup.records import EvidenceTable
+from dedup.stages.embed import VectorFile
+from dedup.stages.link import REFRESH_GROWTH, EarlierEvidence, link_documents
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _aligned(engine: CheckpointEngine) -> int:
+    """Pairs ``engine`` was asked to align (first round and linked rounds)."""
+    return sum(engine.computed.get(desc, 0) for desc in ("aligning", "aligning linked"))
+
+
+def test_earlier_pairs_are_kept_and_only_the_others_aligned(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    from scale import make_corpus
+
+    make_corpus(300, tmp_path, languages=4, topics=5, seed=3)
+    vectors = VectorFile(tmp_path / "vectors.npy")
+    offsets, groups = np.load(tmp_path / "offsets.npy"), np.load(tmp_path / "groups.npy")
+    usable = np.ones(len(vectors), dtype=bool)
+
+    def link(earlier: EvidenceTable | None, folder: str) -> tuple[EvidenceTable, int]:
+        engine = CheckpointEngine(LocalEngine(), tmp_path / folder)
+        stats: dict = {}
+        links = link_documents(
+            vectors, offsets, usable, groups, None, PipelineConfig(), engine=engine,
+            stats=stats, earlier=earlier,
+        )  # fmt: skip
+        assert stats["align"].cached == (len(earlier) if earlier is not None else None)
+        return links.evidence, _aligned(engine)
+
+    everything, aligned_all = link(None, "all")
+    assert aligned_all == len(everything) > 1000
+    # a third of the pairs known from before, with the scores they had: the same
+    # evidence comes out, and only the other pairs are aligned
+    third = np.arange(0, len(everything), 3)
+    same, aligned = link(everything.take(third), "third")
+    assert same == everything
+    assert aligned == len(everything) - len(third)
+    # an earlier score is kept as it was, not recomputed with today's statistics
+    marked = everything.take(third)
+    marked.score[:] = 0.0
+    kept, _ = link(marked, "marked")
+    pairs = {
+        (int(a), int(b)): float(s)
+        for a, b, s in zip(kept.left, kept.right, kept.score, strict=True)
+    }
+    assert all(
+        pairs[(int(a), int(b))] == 0.0 for a, b in zip(marked.left, marked.right, strict=True)
+    )
+
+
+def _table(pairs: list[tuple[int, int, float]]) -> EvidenceTable:
+    left, right, score = (np.array(column) for column in zip(*pairs, strict=True))
+    return EvidenceTable(left, right, score, np.ones(len(left), dtype=np.int64))
+
+
+def _earlier(basis: dict[str, int]) -> EarlierEvidence:
+    """a, b, c, d (usable sentences 3, 3, 2, 4) in English but d (German), three pairs."""
+    pairs = _table([(0, 1, 0.9), (1, 3, 0.8), (2, 3, 0.4)])
+    return EarlierEvidence(["a", "b", "c", "d"], pairs, np.array([3, 3, 2, 4]), basis)
+
+
+def _kept(table: EvidenceTable) -> list[tuple[int, int, float]]:
+    return list(zip(table.left.tolist(), table.right.tolist(), table.score.tolist(), strict=True))
+
+
+def test_earlier_evidence_is_renumbered_and_loses_documents_not_there() -> None:
+    earlier = _earlier({"en": 3, "de": 1})
+    # b is a copy now (not among the documents linked); x is new, in a new group
+    among = earlier.among(["a", "c", "d", "x"], np.array([3, 2, 4, 5]), ["en", "en", "de", "fr"])
+    assert _kept(among) == [(1, 2, 0.4)]
+    assert len(earlier.among(["x"], np.array([1]), ["en"])) == 0
+    with pytest.raises(ValueError, match="same order"):
+        earlier.among(["d", "c"], np.array([4, 2]), ["de", "en"])
+
+
+def test_a_pair_is_scored_again_when_its_statistics_or_sentences_moved() -> None:
+    earlier = _earlier({"en": 3, "de": 1})
+    ids, groups = ["a", "b", "c", "d"], ["en", "en", "en", "de"]
+    assert _kept(earlier.among(ids, np.array([3, 3, 2, 4]), groups)) == _kept(earlier.evidence)
+    # c lost a sentence to boilerplate: its pair goes
+    assert _kept(earlier.among(ids, np.array([3, 3, 1, 4]), groups)) == [(0, 1, 0.9), (1, 3, 0.8)]
+    # German grew from one document to two: its statistics moved, its pairs go
+    grown = earlier.among([*ids, "e"], np.array([3, 3, 2, 4, 1]), [*groups, "de"])
+    assert _kept(grown) == [(0, 1, 0.9)]
+    assert earlier.basis_after({"en": 3, "de": 2}) == {"en": 3, "de": 2}
+    # English by one document in three: within REFRESH_GROWTH, kept, basis unchanged
+    assert REFRESH_GROWTH < 4 / 3
+    assert earlier.refreshed({"en": 4, "de": 1}) == {"en"}
+    assert earlier.refreshed({"en": 3, "de": 1}) == set()
+    assert earlier.basis_after({"en": 3, "de": 1, "fr": 2}) == {"en": 3, "de": 1, "fr": 2}
