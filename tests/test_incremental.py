@@ -222,6 +222,23 @@ def test_an_addition_aligns_only_the_pairs_the_state_does_not_hold(tmp_path: Pat
     assert not grown.result.stages["align"].cached
 
 
+def test_a_state_without_evidence_is_aligned_whole_and_one_unreadable_is_an_error(
+    tmp_path: Path,
+) -> None:
+    state, config = _state(tmp_path, _records([f"old{i}" for i in range(8)]))
+    (state / "evidence.npz").unlink()  # a state an older dedup made
+    said: list[str] = []
+    added = add(_records(["new0"]), state, config, encoder=CountingEncoder(), log=said.append)
+    assert any("no evidence.npz" in line for line in said)
+    assert not added.result.stages["align"].cached
+    assert _pairs_by_id(state)  # written again for the next addition
+    (state / "evidence.npz").write_bytes(b"torn")
+    before = _files(state)
+    with pytest.raises(StateError, match=r"evidence\.npz: unreadable"):
+        add(_records(["new1"]), state, config, encoder=CountingEncoder())
+    assert _files(state) == before
+
+
 def test_a_changed_text_under_a_known_id_is_an_error_and_nothing_changes(
     tmp_path: Path,
 ) -> None:
