@@ -203,6 +203,7 @@ def _write_evidence(handle: IO[bytes], result: RunResult, basis: dict[str, int] 
         handle,
         doc_ids=np.array([doc.id for doc in result.documents], dtype=str),
         usable_counts=usable_counts(result.usable, offsets),
+        searched=result.primary_of == np.arange(len(result.primary_of)),
         basis_groups=np.array(sorted(basis), dtype=str),
         basis_docs=np.array([basis[g] for g in sorted(basis)], dtype=np.int64),
     )
@@ -221,7 +222,9 @@ def read_evidence(folder: Path) -> EarlierEvidence | None:
     try:
         evidence, extra = EvidenceTable.load(path)
         basis = dict(zip(extra["basis_groups"].tolist(), extra["basis_docs"].tolist(), strict=True))
-        return EarlierEvidence(extra["doc_ids"].tolist(), evidence, extra["usable_counts"], basis)
+        return EarlierEvidence(
+            extra["doc_ids"].tolist(), evidence, extra["usable_counts"], extra["searched"], basis
+        )
     except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise StateError(f"{path}: unreadable ({err}); nothing was changed") from err
 

@@ -46,6 +46,12 @@ import numpy as np
 
 #: extra hits asked of faiss to make up for those in the query's own document.
 _OWN_DOC_SLACK = 8
+#: a document searched on its own (``dedup add``: a new document among settled
+#: ones whose neighbours are not searched again) asks for this many times the
+#: neighbours. A run pairs A and B when either is among the other's nearest; a
+#: settled document does not search, so a pair a run finds from its side (the
+#: new document among its nearest) has to be found from the new one's.
+QUERY_REACH = 2
 #: approximate search re-ranks this many times k hits on 8-bit scalar codes.
 _REFINE_FACTOR = 4
 #: rows read and centred at a time (bounds memory on large corpora).
@@ -319,21 +325,30 @@ def row_blocks(vectors: np.ndarray | CentredVectors) -> Iterator[tuple[int, np.n
             yield start, as_float32(vectors[start : start + BLOCK_ROWS])
 
 
-def _knn(read: RowReader, rows: np.ndarray, k: int, config: CandidateConfig) -> np.ndarray:
-    """``(len(rows), k)`` positions in ``rows`` of each row's nearest rows by inner product.
+def _knn(
+    read: RowReader,
+    rows: np.ndarray,
+    k: int,
+    config: CandidateConfig,
+    queries: np.ndarray | None = None,
+) -> np.ndarray:
+    """``(len(queries), k)`` positions in ``rows`` of each query's nearest rows by inner product.
 
     Exact up to ``config.exact_search_limit`` rows; above, an inverted-file index
-    of product-quantised codes with re-ranking (-1 where fewer than ``k`` were found).
+    of product-quantised codes with re-ranking (-1 where fewer than ``k`` were
+    found). ``queries`` are positions in ``rows`` (None: every row); the index
+    holds every row whichever are queried, so a query's hits do not depend on
+    which others are queried.
     """
     import faiss
 
     n = len(rows)
+    queried = rows if queries is None else rows[queries]
     dim = read(rows[:1]).shape[1]
     if n <= config.exact_search_limit:
         index = faiss.IndexFlatIP(dim)
-        vectors = np.ascontiguousarray(read(rows))
-        index.add(vectors)
-        return index.search(vectors, k)[1]
+        index.add(np.ascontiguousarray(read(rows)))
+        return index.search(np.ascontiguousarray(read(queried)), k)[1]
     # sqrt(n) / 2 lists of ~2 sqrt(n) rows: a query scans search_probes lists. The
     # lists hold 4-bit product-quantised codes, scanned with SIMD lookups ("fast
     # scan", André et al. 2015), and the best 4k hits are re-ranked on 8-bit
@@ -363,10 +378,10 @@ def _knn(read: RowReader, rows: np.ndarray, k: int, config: CandidateConfig) -> 
     lists.nprobe = config.search_probes
     faiss.downcast_index(index).k_factor = _REFINE_FACTOR
     hits = [
-        index.search(np.ascontiguousarray(read(rows[start : start + SEARCH_ROWS])), k)[1]
-        for start in range(0, n, SEARCH_ROWS)
+        index.search(np.ascontiguousarray(read(queried[start : start + SEARCH_ROWS])), k)[1]
+        for start in range(0, len(queried), SEARCH_ROWS)
     ]
-    return np.concatenate(hits)
+    return np.concatenate(hits) if hits else np.zeros((0, k), dtype=np.int64)
 
 
 def _pairs(left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -391,6 +406,7 @@ def candidate_pairs(
     sentence_doc: np.ndarray,
     usable: np.ndarray,
     config: CandidateConfig,
+    queries: np.ndarray | None = None,
 ) -> np.ndarray:
     """Unique document pairs ``(a, b)``, ``a < b``, sorted, as an ``(m, 2)`` int64 array.
 
@@ -401,27 +417,36 @@ def candidate_pairs(
         sentence_doc: ``(n_sent,)`` document of each sentence, non-decreasing.
         usable: ``(n_sent,)`` bool, False for boilerplate (never a reason to pair).
         config: neighbour counts and search settings.
+        queries: ``(n_docs,)`` bool, the documents whose neighbours are
+            searched (``dedup add``: those whose pairs no earlier evidence
+            holds), each asking for ``QUERY_REACH`` times the neighbours; every
+            pair has a queried document. None: every document, as a run does.
     """
     n_docs = len(doc_vectors)
+    reach = 1 if queries is None else QUERY_REACH
+    queried = np.arange(n_docs) if queries is None else np.flatnonzero(queries)
     found = [np.zeros((0, 2), dtype=np.int64)]
-    if n_docs > 1:
-        k = min(config.doc_neighbours + 1, n_docs)
-        hits = _knn(row_reader(doc_vectors), np.arange(n_docs), k, config)
-        rows = np.repeat(np.arange(n_docs), k)
+    if n_docs > 1 and len(queried):
+        k = min(reach * config.doc_neighbours + 1, n_docs)
+        hits = _knn(row_reader(doc_vectors), np.arange(n_docs), k, config, queried)
+        rows = np.repeat(queried, k)
         cols = hits.reshape(-1)
         keep = cols >= 0
         found.append(_pairs(rows[keep], cols[keep]))
     sentence_rows = lead_rows(sentence_doc, usable, config.lead_sentences)
-    if config.sentence_neighbours and len(sentence_rows) > 1:
-        k = min(config.sentence_neighbours + _OWN_DOC_SLACK, len(sentence_rows))
-        hits = _knn(row_reader(sentence_vectors), sentence_rows, k, config)
-        own = sentence_doc[sentence_rows]
+    lead_queries = None if queries is None else np.flatnonzero(queries[sentence_doc[sentence_rows]])
+    searched = len(sentence_rows) if lead_queries is None else len(lead_queries)
+    if config.sentence_neighbours and len(sentence_rows) > 1 and searched:
+        neighbours = reach * config.sentence_neighbours
+        k = min(neighbours + _OWN_DOC_SLACK, len(sentence_rows))
+        hits = _knn(row_reader(sentence_vectors), sentence_rows, k, config, lead_queries)
+        own = sentence_doc[sentence_rows if lead_queries is None else sentence_rows[lead_queries]]
         valid = hits >= 0
         other = np.where(valid, sentence_doc[sentence_rows[np.maximum(hits, 0)]], -1)
         other = np.where(other == own[:, None], -1, other)
-        # keep the first `sentence_neighbours` hits in other documents
+        # keep the first `neighbours` hits in other documents
         rank = np.cumsum(other >= 0, axis=1)
-        take = (other >= 0) & (rank <= config.sentence_neighbours)
+        take = (other >= 0) & (rank <= neighbours)
         left = np.broadcast_to(own[:, None], other.shape)[take]
         found.append(_pairs(left, other[take]))
     # unique rows through one int64 code per pair (np.unique(axis=0) sorts row views: slow)

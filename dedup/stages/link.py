@@ -66,6 +66,21 @@ REFRESH_GROWTH = 1.25
 
 
 @dataclass(frozen=True)
+class HeldEvidence:
+    """Earlier evidence that holds for the documents linked now (:meth:`EarlierEvidence.among`).
+
+    Attributes:
+        evidence: the earlier pairs kept, documents numbered as linked now.
+        settled: ``(n_docs,)`` bool, documents whose candidate pairs with one
+            another are all in ``evidence``: their neighbours are not searched
+            again (see :func:`~dedup.stages.candidates.candidate_pairs`).
+    """
+
+    evidence: EvidenceTable
+    settled: np.ndarray
+
+
+@dataclass(frozen=True)
 class EarlierEvidence:
     """Evidence computed before, for documents named by id (what a state keeps),
     and what it was computed with.
@@ -83,6 +98,8 @@ class EarlierEvidence:
         usable_counts: ``(n,)`` usable sentences of each document when its
             pairs were scored (a document only loses usable sentences as the
             corpus grows, so a count that changed is a mask that changed).
+        searched: ``(n,)`` bool, the documents whose neighbours were searched
+            (the primaries; a copy was not linked at all).
         basis: documents (primaries) of each language group when its
             statistics were last taken as current; every pair of the group
             was scored with statistics of at least that many documents.
@@ -91,6 +108,7 @@ class EarlierEvidence:
     doc_ids: Sequence[str]
     evidence: EvidenceTable
     usable_counts: np.ndarray
+    searched: np.ndarray
     basis: dict[str, int]
 
     def refreshed(self, group_docs: dict[str, int]) -> set[str]:
@@ -109,15 +127,18 @@ class EarlierEvidence:
 
     def among(
         self, ids: Sequence[str], usable_counts: np.ndarray, groups: Sequence[str]
-    ) -> EvidenceTable:
+    ) -> HeldEvidence:
         """The earlier pairs that still hold for documents ``ids``, renumbered to
-        positions in ``ids``.
+        positions in ``ids``, and the documents they settle.
 
         A pair is dropped when a document is not in ``ids`` (it became a
         copy, or is not in this corpus), when a document's usable sentences
         changed, or when a group of its two documents was :meth:`refreshed`;
         the candidate search finds it again if it still is a candidate, and
-        it is aligned with today's statistics.
+        it is aligned with today's statistics. A document is settled when none
+        of that applies to it and its neighbours were searched before: its
+        candidates are the earlier ones, and the pairs of a new document with
+        it are found from the new document's side.
 
         Args:
             ids: the documents linked now, in id order.
@@ -141,7 +162,9 @@ class EarlierEvidence:
         renumbered = table.take(kept).renumbered(where)
         if np.any(renumbered.left >= renumbered.right):
             raise ValueError("earlier evidence and documents are not in the same order")
-        return renumbered
+        settled = np.zeros(len(ids), dtype=bool)
+        settled[where[holds & np.asarray(self.searched, dtype=bool)]] = True
+        return HeldEvidence(renumbered, settled)
 
 
 def group_documents(groups: Sequence[str]) -> dict[str, int]:
@@ -160,7 +183,7 @@ def link_documents(
     *,
     engine: Engine | None = None,
     stats: dict[str, StageStats] | None = None,
-    earlier: EvidenceTable | None = None,
+    earlier: HeldEvidence | None = None,
 ) -> Links:
     """Candidates then align, from sentence vectors: the stages between embed and cluster.
 
@@ -183,7 +206,9 @@ def link_documents(
             state's pairs, documents numbered as given). Those pairs are not
             aligned again; their evidence is kept as it was, scored with the
             statistics of its time, and takes part in the linked-partner
-            rounds like fresh evidence. None: every candidate is aligned.
+            rounds like fresh evidence. Only the documents it does not settle
+            search for neighbours, so every candidate has an unsettled
+            document. None: every document searches, every candidate is aligned.
     """
     engine = engine or LocalEngine()
     stats = stats if stats is not None else {}
@@ -193,15 +218,24 @@ def link_documents(
         doc_centred = language_centred(
             doc_vectors, doc_groups, np.ones(len(doc_groups)), config.candidates.centering_prior
         )
-        pairs = candidate_pairs(doc_centred, centred, sentence_doc, usable, config.candidates)
+        settled = earlier.settled if earlier is not None else np.zeros(len(doc_groups), bool)
+        pairs = candidate_pairs(
+            doc_centred,
+            centred,
+            sentence_doc,
+            usable,
+            config.candidates,
+            queries=~settled if settled.any() else None,
+        )
         stage.items = len(pairs)
     with timed(stats, "align", "pairs") as stage:
         inputs = AlignInputs.build(centred, offsets, usable, doc_groups, sentences, config.align)
         parts = []
-        if earlier is not None and len(earlier):
-            earlier_pairs = np.stack([earlier.left, earlier.right], axis=1)
-            parts.append(earlier)
-            stage.cached = len(earlier)
+        if earlier is not None and len(earlier.evidence):
+            held = earlier.evidence
+            earlier_pairs = np.stack([held.left, held.right], axis=1)
+            parts.append(held)
+            stage.cached = len(held)
             fresh = new_pairs(pairs, earlier_pairs)
             pairs = np.concatenate([earlier_pairs, fresh])
         else:

@@ -279,3 +279,44 @@ def test_approximate_search_hits_do_not_depend_on_the_query_batch(
     default = candidates._knn(read, np.arange(6000), 9, config)
     monkeypatch.setattr(candidates, "SEARCH_ROWS", 700)
     assert np.array_equal(candidates._knn(read, np.arange(6000), 9, config), default)
+
+
+@pytest.mark.parametrize("exact_search_limit", [20_000, 100])
+def test_queried_documents_find_their_pairs_and_settled_ones_search_no_more(
+    monkeypatch: pytest.MonkeyPatch, exact_search_limit: int
+) -> None:
+    """``dedup add``: only the unsettled documents search (the index still holds every
+    row, exact or approximate), and ask for ``QUERY_REACH`` times the neighbours, so
+    they also find the pairs a run would find from a settled document's side."""
+    from dedup.stages import candidates
+
+    rng = np.random.default_rng(5)
+    n_docs = 400
+    topics = _unit(rng.standard_normal((80, DIM)))
+    docs = _unit(topics[rng.integers(0, 80, n_docs)] + 0.4 * rng.standard_normal((n_docs, DIM)))
+    sentence_doc = np.repeat(np.arange(n_docs), 3)
+    sentences = _unit(docs[sentence_doc] + 0.3 * rng.standard_normal((len(sentence_doc), DIM)))
+    docs, sentences = docs.astype(np.float32), sentences.astype(np.float32)
+    usable = np.ones(len(sentence_doc), dtype=bool)
+    config = CandidateConfig(
+        doc_neighbours=5, sentence_neighbours=2, exact_search_limit=exact_search_limit
+    )
+    queries = np.zeros(n_docs, dtype=bool)
+    queries[rng.choice(n_docs, 40, replace=False)] = True
+
+    def pairs(mask: np.ndarray | None) -> set[tuple[int, int]]:
+        found = candidate_pairs(docs, sentences, sentence_doc, usable, config, queries=mask)
+        return set(map(tuple, found.tolist()))
+
+    everything = pairs(None)
+    theirs = {p for p in everything if queries[p[0]] or queries[p[1]]}
+    wide = pairs(queries)
+    assert all(queries[a] or queries[b] for a, b in wide)
+    monkeypatch.setattr(candidates, "QUERY_REACH", 1)
+    own = pairs(queries)
+    # reach 1 finds what the queried documents themselves propose in a run; reach 2
+    # more of the pairs a run finds from the other side as well
+    assert own <= everything and own < theirs
+    assert own <= wide
+    assert len(wide & theirs) > len(own & theirs)
+    assert len(wide & theirs) >= 0.9 * len(theirs)

@@ -13,7 +13,7 @@ from dedup.engines import LocalEngine
 from dedup.engines.checkpoint import CheckpointEngine
 from dedup.records import EvidenceTable
 from dedup.stages.embed import VectorFile
-from dedup.stages.link import REFRESH_GROWTH, EarlierEvidence, link_documents
+from dedup.stages.link import REFRESH_GROWTH, EarlierEvidence, HeldEvidence, link_documents
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -37,7 +37,8 @@ def test_earlier_pairs_are_kept_and_only_the_others_aligned(tmp_path: Path) -> N
         stats: dict = {}
         links = link_documents(
             vectors, offsets, usable, groups, None, PipelineConfig(), engine=engine,
-            stats=stats, earlier=earlier,
+            stats=stats,
+            earlier=None if earlier is None else HeldEvidence(earlier, np.zeros(len(groups), bool)),
         )  # fmt: skip
         assert stats["align"].cached == (len(earlier) if earlier is not None else None)
         return links.evidence, _aligned(engine)
@@ -69,9 +70,13 @@ def _table(pairs: list[tuple[int, int, float]]) -> EvidenceTable:
 
 
 def _earlier(basis: dict[str, int]) -> EarlierEvidence:
-    """a, b, c, d (usable sentences 3, 3, 2, 4) in English but d (German), three pairs."""
+    """a, b, c, d (usable sentences 3, 3, 2, 4) in English but d (German), three
+    pairs, and e, a copy (never searched)."""
     pairs = _table([(0, 1, 0.9), (1, 3, 0.8), (2, 3, 0.4)])
-    return EarlierEvidence(["a", "b", "c", "d"], pairs, np.array([3, 3, 2, 4]), basis)
+    searched = np.array([True, True, True, True, False])
+    return EarlierEvidence(
+        ["a", "b", "c", "d", "e"], pairs, np.array([3, 3, 2, 4, 3]), searched, basis
+    )
 
 
 def _kept(table: EvidenceTable) -> list[tuple[int, int, float]]:
@@ -82,8 +87,15 @@ def test_earlier_evidence_is_renumbered_and_loses_documents_not_there() -> None:
     earlier = _earlier({"en": 3, "de": 1})
     # b is a copy now (not among the documents linked); x is new, in a new group
     among = earlier.among(["a", "c", "d", "x"], np.array([3, 2, 4, 5]), ["en", "en", "de", "fr"])
-    assert _kept(among) == [(1, 2, 0.4)]
-    assert len(earlier.among(["x"], np.array([1]), ["en"])) == 0
+    assert _kept(among.evidence) == [(1, 2, 0.4)]
+    # a, c and d searched before and hold; x is new: it searches
+    assert among.settled.tolist() == [True, True, True, False]
+    assert len(earlier.among(["x"], np.array([1]), ["en"]).evidence) == 0
+    # e was a copy, is a primary now: never searched, so not settled
+    assert earlier.among(["a", "e"], np.array([3, 3]), ["en", "en"]).settled.tolist() == [
+        True,
+        False,
+    ]
     with pytest.raises(ValueError, match="same order"):
         earlier.among(["d", "c"], np.array([4, 2]), ["de", "en"])
 
@@ -91,12 +103,17 @@ def test_earlier_evidence_is_renumbered_and_loses_documents_not_there() -> None:
 def test_a_pair_is_scored_again_when_its_statistics_or_sentences_moved() -> None:
     earlier = _earlier({"en": 3, "de": 1})
     ids, groups = ["a", "b", "c", "d"], ["en", "en", "en", "de"]
-    assert _kept(earlier.among(ids, np.array([3, 3, 2, 4]), groups)) == _kept(earlier.evidence)
-    # c lost a sentence to boilerplate: its pair goes
-    assert _kept(earlier.among(ids, np.array([3, 3, 1, 4]), groups)) == [(0, 1, 0.9), (1, 3, 0.8)]
+    same = earlier.among(ids, np.array([3, 3, 2, 4]), groups)
+    assert _kept(same.evidence) == _kept(earlier.evidence)
+    assert same.settled.all()
+    # c lost a sentence to boilerplate: its pair goes, and c searches again
+    lost = earlier.among(ids, np.array([3, 3, 1, 4]), groups)
+    assert _kept(lost.evidence) == [(0, 1, 0.9), (1, 3, 0.8)]
+    assert lost.settled.tolist() == [True, True, False, True]
     # German grew from one document to two: its statistics moved, its pairs go
-    grown = earlier.among([*ids, "e"], np.array([3, 3, 2, 4, 1]), [*groups, "de"])
-    assert _kept(grown) == [(0, 1, 0.9)]
+    grown = earlier.among([*ids, "x"], np.array([3, 3, 2, 4, 1]), [*groups, "de"])
+    assert _kept(grown.evidence) == [(0, 1, 0.9)]
+    assert grown.settled.tolist() == [True, True, True, False, False]
     assert earlier.basis_after({"en": 3, "de": 2}) == {"en": 3, "de": 2}
     # English by one document in three: within REFRESH_GROWTH, kept, basis unchanged
     assert REFRESH_GROWTH < 4 / 3
