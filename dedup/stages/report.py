@@ -400,30 +400,32 @@ def _utf8(make: Callable[[], str]) -> Callable[[IO[bytes]], object]:
 
 
 def write_json(document: dict[str, object], handle: IO[bytes]) -> None:
-    """``json.dumps(document, ensure_ascii=False, indent=1)`` and a newline, written to
-    ``handle`` one top-level value (and one item of a top-level list) at a time.
+    """``document`` as JSON written to ``handle``: one top-level key a line, and each
+    item of a top-level list (a cluster of ``clusters.json``) compact on a line of its own.
 
-    The same bytes as the one-string form (nesting only adds indentation, and
-    a string never holds a raw line break), without the whole file as one
+    Written one value (one item) at a time, never the whole file as one
     string: the clusters of a large corpus, every aligned sentence included,
-    are hundreds of MB of JSON.
+    are hundreds of MB of JSON. Items are compact because Python's JSON
+    encoder runs in C only without indentation (about 5x faster on a large
+    ``clusters.json``), and a cluster a line is what ``grep`` and ``jq -c``
+    read best.
     """
 
-    def dumped(value: object, depth: int) -> str:
-        return json.dumps(value, ensure_ascii=False, indent=1).replace("\n", "\n" + " " * depth)
+    def dumped(value: object) -> str:
+        return json.dumps(value, ensure_ascii=False)
 
     handle.write(b"{")
     for number, (key, value) in enumerate(document.items()):
-        head = ("," if number else "") + "\n " + json.dumps(key, ensure_ascii=False) + ": "
+        head = ("," if number else "") + "\n " + dumped(key) + ": "
         if isinstance(value, ClusterRecords) and not len(value):
             value = []  # no cluster: written as the empty list it stands for
         if isinstance(value, list | ClusterRecords) and len(value):
             handle.write((head + "[").encode("utf-8"))
             for position, item in enumerate(value):
-                handle.write(((",\n  " if position else "\n  ") + dumped(item, 2)).encode("utf-8"))
+                handle.write(((",\n  " if position else "\n  ") + dumped(item)).encode("utf-8"))
             handle.write(b"\n ]")
         else:
-            handle.write((head + dumped(value, 1)).encode("utf-8"))
+            handle.write((head + dumped(value)).encode("utf-8"))
     handle.write(b"\n}\n" if document else b"}\n")
 
 

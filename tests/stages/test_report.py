@@ -364,8 +364,9 @@ def test_cluster_ids_are_zero_padded_and_widen() -> None:
     assert cluster_ids(SimpleNamespace(labels=np.zeros(0, dtype=np.int64))) == []
 
 
-def test_write_json_streams_the_bytes_of_one_json_dumps(written) -> None:
-    """clusters.json is written value by value, yet is byte for byte json.dumps(indent=1)."""
+def test_write_json_streams_one_key_and_one_list_item_a_line(written) -> None:
+    """clusters.json is written value by value: it reads back as the document, with
+    each top-level key, and each item of a top-level list, on a line of its own."""
     _result, out, _ = written
     documents = [
         json.loads((out / "clusters.json").read_text(encoding="utf-8")),
@@ -377,8 +378,15 @@ def test_write_json_streams_the_bytes_of_one_json_dumps(written) -> None:
     for document in documents:
         handle = io.BytesIO()
         write_json(document, handle)
-        expected = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
-        assert handle.getvalue().decode("utf-8") == expected
+        text = handle.getvalue().decode("utf-8")
+        assert json.loads(text) == document and text.endswith("}\n")
+        lines = text.splitlines()[1:-1]
+        # a list opens on its key's line, an item a line, and closes on its own
+        expected = [len(v) + 2 if isinstance(v, list) and v else 1 for v in document.values()]
+        assert len(lines) == sum(expected)
+    clusters = json.loads((out / "clusters.json").read_text(encoding="utf-8"))["clusters"]
+    lines = (out / "clusters.json").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line.rstrip(",")) for line in lines if line.startswith("  {")] == clusters
 
 
 def test_cluster_records_are_made_as_read_the_same_each_time() -> None:
