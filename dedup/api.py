@@ -43,7 +43,13 @@ from dedup.records import SegmentedDocument
 from dedup.result import RunResult, StageStats, timed
 from dedup.stages.boilerplate import PrimaryView, usable_counts, usable_sentences
 from dedup.stages.cluster import canonical_labels, cluster_documents, pooled_groups
-from dedup.stages.copies import copy_joins, find_copies, furniture_lines, own_text
+from dedup.stages.copies import (
+    copy_joins,
+    distinct_furniture,
+    find_copies,
+    furniture_lines,
+    own_text,
+)
 from dedup.stages.document_cache import DocumentCache
 from dedup.stages.embed import (
     EmbeddingCache,
@@ -157,8 +163,10 @@ def run(
     # and only the documents missing from the cache are worked on
     with DocumentCache(cache_root(config.cache_dir) / "documents", log=say) as known:
         with timed(stats, "copies", "documents") as stage:
-            primary_of = find_copies(texts, ids, config.copies, cache=known)
-            joins = copy_joins(texts, primary_of, config.copies)
+            # lines in >= 3 distinct texts, counted once for both (the near-copy test's)
+            shared = distinct_furniture(texts) if config.copies.threshold < 1 else None
+            primary_of = find_copies(texts, ids, config.copies, cache=known, furniture=shared)
+            joins = copy_joins(texts, primary_of, config.copies, shared)
             stage.items = len(documents)
             stage.cached = known.hits["signatures"]
         with timed(stats, "langid", "documents") as stage:

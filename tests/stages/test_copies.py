@@ -11,6 +11,9 @@ from dedup.stages.copies import (
     CopyConfig,
     _band_groups,
     _jaccard,
+    _normalise,
+    copy_joins,
+    distinct_furniture,
     find_copies,
     lsh_bands,
     shingle_hashes,
@@ -170,6 +173,31 @@ def test_briefs_sharing_one_long_footer_are_not_copies() -> None:
     primary = find_copies(texts, [f"b{i:02d}" for i in range(len(texts))], CopyConfig())
     assert len(set(briefs)) == len(briefs)
     assert list(primary) == list(range(len(texts)))
+
+
+def test_shared_furniture_gives_what_each_step_counts_alone() -> None:
+    """The run counts furniture once for find_copies and copy_joins: the same lines
+    each counts on its own, so the same groups and the same figures."""
+    _briefs, texts = briefs_under_one_footer()
+    texts = [*texts, texts[0].upper(), texts[1] + " Updated."]  # an exact and a near copy
+    keys = [f"b{i:02d}" for i in range(len(texts))]
+    furniture = distinct_furniture(texts)
+    assert any("copyright 2024" in line for line in furniture)
+    primary = find_copies(texts, keys, CopyConfig())
+    assert np.array_equal(find_copies(texts, keys, CopyConfig(), furniture=furniture), primary)
+    assert (primary != np.arange(len(texts))).sum() == 2
+    joins = copy_joins(texts, primary, CopyConfig())
+    assert copy_joins(texts, primary, CopyConfig(), furniture) == joins
+
+
+def test_normalise_folds_case_and_every_unicode_space_as_a_regex_would() -> None:
+    import re
+    import sys
+
+    spaces = [chr(c) for c in range(sys.maxunicode + 1) if re.fullmatch(r"\s", chr(c))]
+    assert "\u00a0" in spaces and "\u3000" in spaces
+    text = "  Ünïcode" + "".join(spaces) + "SPACES\n\tend "
+    assert _normalise(text) == re.sub(r"\s+", " ", text.casefold()).strip() == "ünïcode spaces end"
 
 
 def test_shingle_hashes_stand_for_the_shingles_themselves() -> None:
