@@ -133,10 +133,11 @@ class ClusterRecords:
 
     Every cluster's record (members, links, each aligned sentence pair with
     both texts) held at once was ~200 MB at 100,000 documents, and grows
-    with the corpus; ``clusters.json``, ``report.html`` and ``report.md``
-    each read them in turn, so they are made again for each (the same
-    records every time), and only the links' positions are kept between.
-    Iterating gives dicts, largest cluster first; ``len()`` is the count.
+    with the corpus; ``clusters.json`` reads them all, in turn, and only the
+    links' positions are kept between. ``report.html`` and ``report.md``
+    show the first few clusters: they read :meth:`sizes` and make only
+    those (:meth:`record_at`). Iterating gives dicts, largest cluster first;
+    ``len()`` is the count.
     """
 
     def __init__(self, result: RunResult) -> None:
@@ -160,9 +161,20 @@ class ClusterRecords:
         return len(self._ids)
 
     def __iter__(self) -> Iterator[dict[str, object]]:
-        for label in range(len(self._ids)):
-            if self._member_starts[label + 1] > self._member_starts[label]:
-                yield self._record(label)
+        for label in self._labels():
+            yield self._record(int(label))
+
+    def sizes(self) -> list[int]:
+        """Each cluster's size, in the order iterating gives them (nothing is made)."""
+        return np.diff(self._member_starts)[self._labels()].tolist()
+
+    def record_at(self, rank: int) -> dict[str, object]:
+        """The ``rank``-th record iterating gives, made alone: a view that shows the
+        first few clusters makes only those."""
+        return self._record(int(self._labels()[rank]))
+
+    def _labels(self) -> np.ndarray:
+        return np.flatnonzero(np.diff(self._member_starts) > 0)
 
     def _record(self, label: int) -> dict[str, object]:
         result = self._result

@@ -122,18 +122,18 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
     info = report["summary"]
     max_clusters = limits.html_clusters if html else limits.md_detailed + limits.md_table
     max_singles = limits.html_singletons if html else limits.md_singletons
-    # the clusters are read once, as they come (clusters.json's may be made as they
-    # are read): only those shown are kept, the others counted
-    multi, singles, n_multi, n_singles = [], [], 0, 0
-    for cluster in report["clusters"]:
-        if cluster["size"] > 1:
-            n_multi += 1
-            if len(multi) < max_clusters:
-                multi.append(cluster)
-        else:
-            n_singles += 1
-            if len(singles) < max_singles:
-                singles.append(cluster)
+    # only the clusters shown are made (report.ClusterRecords makes a record when
+    # asked for), the others counted by size; a list of records works as well
+    records = report["clusters"]
+    if hasattr(records, "record_at"):
+        sizes, record_at = records.sizes(), records.record_at
+    else:
+        sizes, record_at = [c["size"] for c in records], records.__getitem__
+    multi_ranks = [rank for rank, size in enumerate(sizes) if size > 1]
+    single_ranks = [rank for rank, size in enumerate(sizes) if size <= 1]
+    n_multi, n_singles = len(multi_ranks), len(single_ranks)
+    multi = [record_at(rank) for rank in multi_ranks[:max_clusters]]
+    singles = [record_at(rank) for rank in single_ranks[:max_singles]]
     max_links = limits.html_links if html else limits.md_links
     max_pairs = limits.html_pairs if html else limits.md_pairs
     sentence_limit = None if html else limits.md_sentence

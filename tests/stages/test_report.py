@@ -398,6 +398,9 @@ def test_cluster_records_are_made_as_read_the_same_each_time() -> None:
     first = list(records)
     assert list(records) == first and len(records) == len(first) == 3
     assert [c["id"] for c in first] == cluster_ids(result)
+    # a view asks for sizes and for the records it shows, one by one: the same records
+    assert records.sizes() == [c["size"] for c in first]
+    assert [records.record_at(rank) for rank in range(len(first))] == first
     report = {"summary": summary(result), "clusters": records}
     listed = {**report, "clusters": first}
     assert render_html(result, report) == render_html(result, listed)
