@@ -17,9 +17,11 @@ What an addition does, in order:
 3. clusters the state's documents and the new ones with the state's
    settings (:func:`dedup.api.run`); everything cached (each document's
    copies signature, language and sentences, every sentence vector) is
-   read, not recomputed, so only the new documents are encoded, and the
-   pairs the state holds evidence for (``evidence.npz``) are not aligned
-   again: only the pairs the candidate search finds that are new;
+   read, not recomputed, so only the new documents are encoded; the pairs
+   the state holds evidence for (``evidence.npz``) are not aligned again,
+   and only the documents they do not settle (new ones, those of a
+   language whose statistics moved, those whose boilerplate changed)
+   search for neighbours (:meth:`dedup.stages.link.EarlierEvidence.among`);
 4. names the clusters after the ones they continue
    (:func:`dedup.stages.lineage.carry_ids`) and logs every change;
 5. writes the report, the documents, ``state.json`` and the extended
@@ -28,13 +30,15 @@ What an addition does, in order:
 What is frozen and what is recomputed: the statistics the scores rest on
 (language means, the null model, boilerplate counts) are recomputed over
 the union, and the new pairs are scored with them; a pair the state holds
-keeps the score it was given with the statistics of its time. The clusters
+keeps the score it was given with the statistics of its time, until its
+language grew by :data:`~dedup.stages.link.REFRESH_GROWTH`. The clusters
 therefore differ from a one-shot ``dedup run`` over everything where a
 score moved across the threshold as the corpus grew (measured by
 ``bench/add_batches.py --agreement``, README "Growing a result"). Not
-incremental yet: the candidate search runs over the whole union, every
-sentence vector is read again (from the cache) for the statistics, and the
-state is read and written whole; ``docs/design.md`` says what comes next.
+incremental yet: the statistics read every sentence vector again (from
+the cache), the candidate index is built again over every document, and
+the state is read and written whole; ``docs/design.md`` says what comes
+next.
 """
 
 from __future__ import annotations

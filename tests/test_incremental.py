@@ -215,6 +215,9 @@ def test_an_addition_aligns_only_the_pairs_the_state_does_not_hold(tmp_path: Pat
     assert all("new0" in pair for pair in after.keys() - before)
     assert added.result.stages["align"].cached == len(before)
     assert added.result.stages["align"].items == len(after)
+    # only the new document searched: the search proposed its pairs alone (8 others;
+    # all nine searching would propose all 36 pairs)
+    assert 0 < added.result.stages["candidates"].items <= 8
     # four more: the corpus grew by half, its statistics moved, every pair is scored again
     grown = add(
         _records([f"new{i}" for i in range(1, 5)]), state, config, encoder=CountingEncoder()
