@@ -223,7 +223,9 @@ def test_killed_at_a_random_moment_of_a_stage_the_rerun_reads_back_what_was_done
     command = _command(corpus, model, cache, tmp_path / "out")
     marking = [command[0], "-c", _MARKING, str(marks), *command[3:]]
     seconds = {name: s["seconds"] for name, s in expected_run["stages"].items()}  # type: ignore[union-attr]
-    delay = random.Random(stage).uniform(0, seconds.get(stage, 0.5))
+    # within the first half of the stage's reference time: the killed run may
+    # be faster than the reference, and a kill is seen only at the next poll
+    delay = random.Random(stage).uniform(0, seconds.get(stage, 0.5) / 2)
     entered = [0.0]
 
     def in_stage_long_enough() -> int:
@@ -235,8 +237,10 @@ def test_killed_at_a_random_moment_of_a_stage_the_rerun_reads_back_what_was_done
     _kill_when(marking, in_stage_long_enough, 1)
     reached = [name for name in STAGES if (marks / name).exists()]
     assert stage in reached
-    # before the report nothing is written (the report writes one whole file at a time)
-    assert stage == "report" or not (tmp_path / "out" / "assignments.csv").exists()
+    # before the report nothing is written (the report writes one whole file at a
+    # time); a kill meant for a short stage may land in a later one, so the test
+    # is of what the killed run reached, not of the stage it was meant for
+    assert "report" in reached or not (tmp_path / "out" / "assignments.csv").exists()
     kept = _finished_shards(cache)
 
     done = _run(command)
