@@ -29,21 +29,26 @@ def _table(out: str) -> dict[str, list[str]]:
     return rows
 
 
-@pytest.mark.slow
-def test_smoke_mode_prints_speed_ratio_cosine_and_stability(
-    e5_folder: Path, e5_onnx, e5_fast, model_cache: Path
-) -> None:
-    # e5_onnx, e5_fast: the ONNX backends are built (once per session) before the script runs
+def _smoke(script: Path, model_cache: Path) -> str:
+    """What ``script --smoke`` prints, run on the test session's model cache."""
     env = {**os.environ, "DEDUP_CACHE": str(model_cache)}
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--smoke"],
+        [sys.executable, str(script), "--smoke"],
         env=env,
         capture_output=True,
         text=True,
         timeout=600,
         check=True,
     )
-    out = done.stdout
+    return done.stdout
+
+
+@pytest.mark.slow
+def test_smoke_mode_prints_speed_ratio_cosine_and_stability(
+    e5_folder: Path, e5_onnx, e5_fast, model_cache: Path
+) -> None:
+    # e5_onnx, e5_fast: the ONNX backends are built (once per session) before the script runs
+    out = _smoke(SCRIPT, model_cache)
     assert "3 lines ->" in out and "threads 1" in out and "load avg after" in out
     rows = _table(out)
     assert set(rows) == {
@@ -94,24 +99,15 @@ def test_int8_per_row_smoke_prints_each_variant_with_its_cosine(
     e5_onnx, e5_fast, model_cache: Path
 ) -> None:
     # e5_onnx, e5_fast: fp32 and int8 ONNX built (once per session) before the script runs
-    script = SCRIPT.parent / "int8_per_row.py"
-    env = {**os.environ, "DEDUP_CACHE": str(model_cache)}
-    done = subprocess.run(
-        [sys.executable, str(script), "--smoke"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
+    out = _smoke(SCRIPT.parent / "int8_per_row.py", model_cache)
     rows = {
         line[:42].strip(): line[42:].split()
-        for line in done.stdout.splitlines()
+        for line in out.splitlines()
         if line.startswith(("onnx", "per-row int8 ("))
     }
-    assert len(rows) == 4, done.stdout
+    assert len(rows) == 4, out
     (per_row,) = [values for name, values in rows.items() if name.startswith("per-row")]
     assert float(per_row[0]) > 0
     assert float(per_row[4]) >= 0.99  # cosine min to fp32: the same model, in int8
     assert rows["onnx fp32, 32 rows a run"][3:] == ["1.00000", "1.00000"]
-    assert "alone vs in batches of 32" in done.stdout
+    assert "alone vs in batches of 32" in out
