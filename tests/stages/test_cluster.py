@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import statistics
 
 import numpy as np
 import pytest
@@ -74,6 +75,37 @@ def test_cohesion_keeps_apart_a_related_story_linked_far_below_its_own_links() -
     # without the cohesion test the two stories merge
     loose = ClusterConfig(threshold=CONFIG.threshold, cohesion=0.0)
     assert len(set(cluster_documents(list("abcd"), evidence, np.arange(4), loose).tolist())) == 1
+
+
+def test_a_weak_language_version_joins_a_tight_cluster_a_same_event_report_does_not() -> None:
+    """Cohesion for one document: its language's links set the reference.
+
+    Three versions of a story in well-known languages link at 0.9; a fourth
+    document links to each at 0.5. As a version in a language whose links all
+    sit near 0.5 (four more stories, each linked at 0.5 to that language), it
+    joins: 0.5 is what that language reaches. As a report in a language whose
+    links sit at 0.9 (a second report of the event), it stays apart:
+    0.5 < 0.6 x 0.9.
+    """
+    config = ClusterConfig(threshold=0.45, cohesion=0.6)
+
+    def corpus(other_links: float) -> tuple[list[PairEvidence], np.ndarray]:
+        evidence = [ev(0, 1, 0.9), ev(0, 2, 0.9), ev(1, 2, 0.9)]
+        evidence += [ev(d, 3, 0.5) for d in range(3)]
+        groups = [0, 1, 2, 3]  # the fourth document is language 3
+        for _story in range(4):  # other stories: a language-3 version and a version in 4
+            three, four = len(groups), len(groups) + 1
+            groups += [3, 4]
+            evidence.append(ev(three, four, other_links))
+        return evidence, np.array(groups)
+
+    weak_evidence, weak_groups = corpus(other_links=0.5)
+    keys = [f"d{i:02d}" for i in range(len(weak_groups))]
+    labels = cluster_documents(keys, weak_evidence, weak_groups, config)
+    assert len({labels[d] for d in range(4)}) == 1
+    strong_evidence, strong_groups = corpus(other_links=0.9)
+    labels = cluster_documents(keys, strong_evidence, strong_groups, config)
+    assert labels[0] == labels[1] == labels[2] != labels[3]
 
 
 def test_two_documents_of_one_language_need_a_direct_link() -> None:
@@ -182,6 +214,17 @@ def _naive_average_linkage(
     owner = {k: frozenset([k]) for k in keys}
     theta = config.threshold
     strong = sorted((e for e in edges if e[2] >= theta), key=lambda e: (-e[2], *sorted(e[:2])))
+    # each language's level: the median of its links' scores, one per end
+    ends: dict[int, list[float]] = {}
+    for a, b, pair_score in strong:
+        ends.setdefault(lang[a], []).append(pair_score)
+        ends.setdefault(lang[b], []).append(pair_score)
+    every = [v for values in ends.values() for v in values]
+    overall = statistics.median(every) if every else 1.0
+    level = {
+        k: statistics.median(ends[lang[k]]) if len(ends.get(lang[k], [])) >= 5 else overall
+        for k in keys
+    }
     for a, b, _ in strong:
         x, y = owner[a], owner[b]
         if x == y:
@@ -193,8 +236,13 @@ def _naive_average_linkage(
         if any(lang[i] == lang[j] and s(i, j) < theta for i in x for j in y):
             continue
         inside = [s(i, j) for c in (x, y) for i, j in itertools.combinations(sorted(c), 2)]
-        if inside and sum(cross) / len(cross) < config.cohesion * sum(inside) / len(inside):
-            continue
+        if inside:
+            reference = sum(inside) / len(inside)
+            for c in (x, y):
+                if len(c) == 1:
+                    reference = min(reference, level[next(iter(c))])
+            if sum(cross) / len(cross) < config.cohesion * reference:
+                continue
         for d in x | y:
             owner[d] = x | y
     return set(owner.values())
@@ -297,6 +345,7 @@ def test_components_clustered_apart_give_the_merges_of_one_pass_over_all_pairs()
     from dedup.stages.cluster import (
         _merge_clusters,
         canonical_labels,
+        language_levels,
         largest_component,
         link_components,
     )
@@ -309,9 +358,14 @@ def test_components_clustered_apart_give_the_merges_of_one_pass_over_all_pairs()
     evidence = [ev(a, b, float(rng.choice([0.1, 0.2, 0.35, 0.5, 0.8, 0.95]))) for a, b in pairs]
     table = EvidenceTable.of(evidence)
     config = ClusterConfig(threshold=0.45)
+    links = table.score >= config.threshold
+    levels = language_levels(groups, table.left[links], table.right[links], table.score[links])
     whole = canonical_labels(
         np.array(
-            _merge_clusters(keys, table.left, table.right, table.score, groups, config), np.int64
+            _merge_clusters(
+                keys, table.left, table.right, table.score, groups, levels[groups], config
+            ),
+            np.int64,
         ),
         keys,
     )
