@@ -78,7 +78,7 @@ def test_cohesion_keeps_apart_a_related_story_linked_far_below_its_own_links() -
 
 
 def test_a_weak_language_version_joins_a_tight_cluster_a_same_event_report_does_not() -> None:
-    """Cohesion for one document: its language's links set the reference.
+    """Cohesion and the average test for one document: its language's links set the bar.
 
     Three versions of a story in well-known languages link at 0.9; a fourth
     document links to each at 0.5. As a version in a language whose links all
@@ -104,6 +104,15 @@ def test_a_weak_language_version_joins_a_tight_cluster_a_same_event_report_does_
     labels = cluster_documents(keys, weak_evidence, weak_groups, config)
     assert len({labels[d] for d in range(4)}) == 1
     strong_evidence, strong_groups = corpus(other_links=0.9)
+    labels = cluster_documents(keys, strong_evidence, strong_groups, config)
+    assert labels[0] == labels[1] == labels[2] != labels[3]
+
+    # the average test too: one link at 0.5 and two pairs at 0.3 average 0.37,
+    # under the threshold, but above 0.6 x 0.5 for a language that links at 0.5
+    for evidence in (weak_evidence, strong_evidence):
+        evidence[4:6] = [ev(1, 3, 0.3), ev(2, 3, 0.3)]
+    labels = cluster_documents(keys, weak_evidence, weak_groups, config)
+    assert len({labels[d] for d in range(4)}) == 1
     labels = cluster_documents(keys, strong_evidence, strong_groups, config)
     assert labels[0] == labels[1] == labels[2] != labels[3]
 
@@ -231,16 +240,18 @@ def _naive_average_linkage(
             continue
         cross = [s(i, j) for i in x for j in y]
         links = sum(score >= theta for score in cross)
-        if sum(cross) < theta * len(cross) and links < config.link_share * len(cross):
+        single = [next(iter(c)) for c in (x, y) if len(c) == 1][:1]
+        reach = level[single[0]] if single and config.cohesion else None
+        need = theta if reach is None else min(theta, config.cohesion * reach)
+        if sum(cross) < need * len(cross) and links < config.link_share * len(cross):
             continue
         if any(lang[i] == lang[j] and s(i, j) < theta for i in x for j in y):
             continue
         inside = [s(i, j) for c in (x, y) for i, j in itertools.combinations(sorted(c), 2)]
         if inside:
             reference = sum(inside) / len(inside)
-            for c in (x, y):
-                if len(c) == 1:
-                    reference = min(reference, level[next(iter(c))])
+            if reach is not None:
+                reference = min(reference, reach)
             if sum(cross) / len(cross) < config.cohesion * reference:
                 continue
         for d in x | y:
