@@ -56,9 +56,10 @@ class ClusterConfig:
         threshold: the least pair score (share of the shorter document's
             sentences aligned in order with confident partners, with a
             one-sentence prior) and the least average cross-cluster score for
-            a merge (for one document joining, see ``cohesion``). Lower finds more excerpts and weak-language translations;
-            higher keeps more same-event reports apart. ``dedup eval --sweep``
-            shows the trade-off on a labelled sample.
+            a merge (for one document joining, see ``cohesion``). Lower finds
+            more excerpts and weak-language translations; higher keeps more
+            same-event reports apart. ``dedup eval --sweep`` shows the
+            trade-off on a labelled sample.
         cohesion: a merge also needs the average cross-cluster score to reach
             this share of the average score *within* the two clusters (the
             "relative closeness" of Chameleon clustering, Karypis, Han &
