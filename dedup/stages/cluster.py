@@ -218,7 +218,7 @@ def cluster_documents(
         right,
         score,
         veto_groups,
-        levels[groups] if len(groups) else levels,
+        levels[groups],
         config,
     )
     owners = (engine or LocalEngine(processes=1)).map_chunks(
@@ -243,13 +243,10 @@ def language_levels(
     German ones at 0.9. The median is the level a translation into that
     language reaches here; a group with fewer than :data:`LEVEL_MIN_LINKS`
     link ends takes the median of all links, and a corpus without links 1.0
-    (the cap then changes nothing). Measured with the median (in-sample, the
-    four development sets; README, Quality): as the cohesion reference,
-    flores-dev 0.835 -> 0.843, flores-many 0.852 -> 0.857, ntrex-wide
-    0.983 -> 0.986, ntrex-dev unchanged; the lower quartile instead lets a
-    same-event report in a well-known language into ntrex-dev's clusters
-    (0.993 -> 0.989). In the average test too: flores-many 0.857 -> 0.866,
-    the others unchanged.
+    (the cap then changes nothing). Why the median and not a lower
+    quantile: the lower quartile let second reports of one event in a
+    well-known language into its stories' clusters (figures with the
+    command: README, Quality).
     """
     n_groups = int(groups.max()) + 1 if len(groups) else 0
     ends = np.concatenate([link_left, link_right])
