@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python bench/run_benchmarks.py                  # all four sets
     .venv/bin/python bench/run_benchmarks.py ntrex-dev --out /tmp/bench
     .venv/bin/python bench/run_benchmarks.py --threshold 0.4  # another setting
+    .venv/bin/python bench/run_benchmarks.py --cluster orphan_share=0  # adoption off
 
 Each set is run with the same settings, written to ``--out/<set>/``, and
 scored by the independent reference scorer (``bench/score_reference.py``:
@@ -76,6 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--model", default=None, help="model name or path")
     parser.add_argument("--threshold", type=float, default=None, help="cluster threshold")
+    parser.add_argument(
+        "--cluster",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any other ClusterConfig setting, e.g. --cluster orphan_share=0.35 (repeatable)",
+    )
     args = parser.parse_args(argv)
     unknown = sorted(set(args.sets) - set(SETS))
     if unknown:
@@ -84,11 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     from dedup import PipelineConfig
     from dedup.stages.cluster import ClusterConfig
 
-    config = PipelineConfig(model=args.model, cache_dir=args.cache)
+    settings: dict[str, float] = {}
+    for item in args.cluster:
+        name, _, value = item.partition("=")
+        if name not in ClusterConfig.__dataclass_fields__ or not value:
+            parser.error(f"--cluster {item}: expected NAME=VALUE, NAME a ClusterConfig field")
+        settings[name] = float(value)
     if args.threshold is not None:
-        config = PipelineConfig(
-            model=args.model, cache_dir=args.cache, cluster=ClusterConfig(args.threshold)
-        )
+        settings["threshold"] = args.threshold
+    config = PipelineConfig(
+        model=args.model, cache_dir=args.cache, cluster=ClusterConfig(**settings)
+    )
     rows = []
     for name in args.sets or SETS:
         scores, result, wall = run_set(name, args.out, config)

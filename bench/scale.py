@@ -111,7 +111,9 @@ def measure(folder: Path) -> dict[str, float]:
     links = link_documents(vectors, offsets, usable, groups, None, config, stats=stats)
     begin = time.perf_counter()
     keys = [f"d{i:08d}" for i in range(len(groups))]
-    labels = cluster_documents(keys, links.evidence, groups, config.cluster)
+    labels = cluster_documents(
+        keys, links.evidence, groups, config.cluster, doc_sentences=np.diff(offsets)
+    )
     cluster_seconds = time.perf_counter() - begin
     return {
         "documents": len(groups),

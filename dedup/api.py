@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,7 +43,7 @@ from dedup.engines.checkpoint import CheckpointEngine
 from dedup.records import SegmentedDocument
 from dedup.result import RunResult, StageStats, timed
 from dedup.stages.boilerplate import PrimaryView, usable_counts, usable_sentences
-from dedup.stages.cluster import canonical_labels, cluster_documents, pooled_groups
+from dedup.stages.cluster import Adoption, canonical_labels, cluster_documents, pooled_groups
 from dedup.stages.copies import (
     copy_joins,
     distinct_furniture,
@@ -333,14 +334,21 @@ def run(
                 "one-document-per-language rule off for labels that hold several languages: "
                 + ", ".join(group_names[g] for g in np.flatnonzero(pooled))
             )
+        adoptions: list[Adoption] = []
         primary_labels = cluster_documents(
             [ids[d] for d in primaries],
             local_evidence,
             primary_groups,
             config.cluster,
             pooled,
+            doc_sentences=usable_counts(usable[view.rows], view.offsets),
+            adoptions=adoptions,
             engine=engine,
         )
+        adoptions = [  # numbered as the documents are
+            replace(a, document=int(primaries[a.document]), closest=int(primaries[a.closest]))
+            for a in adoptions
+        ]
         labels_of_primary = dict(zip(primaries.tolist(), primary_labels.tolist(), strict=True))
         labels = canonical_labels(np.array([labels_of_primary[int(p)] for p in primary_of]), ids)
         representatives = choose_representatives(labels, segmented, usable, config.prefer_languages)
@@ -363,6 +371,7 @@ def run(
         group_names=group_names,
         primary_of=primary_of,
         copy_joins=joins,
+        adoptions=adoptions,
         pooled_groups=[group_names[g] for g in np.flatnonzero(pooled)],
         stages=stats,
         model_name=getattr(encoder, "name", type(encoder).__name__),

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dedup.records import EvidenceTable
+from dedup.stages.boilerplate import usable_counts
 from dedup.stages.cluster import cluster_documents
 
 if TYPE_CHECKING:
@@ -264,11 +265,13 @@ def recluster(result: RunResult, threshold: float) -> np.ndarray:
     primaries = np.flatnonzero(primary_of == np.arange(n_docs))
     local = np.full(n_docs, -1, dtype=np.int64)
     local[primaries] = np.arange(len(primaries))
+    offsets = np.r_[0, np.cumsum([len(seg.sentences) for seg in result.segmented])]
     labels = cluster_documents(
         [result.documents[d].id for d in primaries],
         EvidenceTable.of(result.evidence).renumbered(local),
         np.asarray(result.doc_groups)[primaries],
         replace(result.config.cluster, threshold=threshold),
+        doc_sentences=usable_counts(np.asarray(result.usable), offsets)[primaries],
     )
     return labels[local[primary_of]]
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dedup.records import Document, PairEvidence, SegmentedDocument, SkippedInput
+from dedup.stages.cluster import Adoption
 from dedup.stages.copies import CopyJoin
 from dedup.stages.lineage import first_lineage
 
@@ -79,6 +80,8 @@ class RunResult:
             of (itself for a primary); copies skip the expensive stages.
         copy_joins: why each copy is one (its Jaccard and own-text figures
             against its primary), copies in document order.
+        adoptions: why each document without a link of its own joined its
+            cluster (:func:`dedup.stages.cluster.adopt_alone`), strongest first.
         pooled_groups: language groups whose links show several languages
             under one label; the one-document-per-language rule of the
             clustering is off for them (see
@@ -113,6 +116,7 @@ class RunResult:
     encoded_sentences: int = 0
     windowed_texts: int = 0
     copy_joins: list[CopyJoin] = field(default_factory=list)
+    adoptions: list[Adoption] = field(default_factory=list)
     pooled_groups: list[str] = field(default_factory=list)
     cluster_names: list[str] | None = None
 

@@ -25,6 +25,7 @@ from dedup.evaluation import (
     threshold_range,
 )
 from dedup.records import PairEvidence
+from dedup.stages.cluster import ClusterConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SCORER = REPO / "bench" / "score_reference.py"
@@ -247,7 +248,11 @@ class _Run:
         self.evidence = evidence
         self.doc_groups = np.array(groups)
         self.primary_of = np.array(primary_of)
-        self.config = PipelineConfig()
+        # the linkage alone (d4 would be adopted at 0.5: tests/stages/test_cluster.py)
+        self.config = PipelineConfig(cluster=ClusterConfig(orphan_share=0))
+        # three usable sentences a document (adoption weighs scores by length)
+        self.segmented = [type("Seg", (), {"sentences": ("s",) * 3})() for _ in ids]
+        self.usable = np.ones(3 * len(ids), dtype=bool)
 
 
 def test_recluster_joins_copies_to_their_primary() -> None:

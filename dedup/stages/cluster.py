@@ -30,6 +30,13 @@ pair scores:
   (Yiddish read as Hebrew, Shan as Burmese, unknown Latin-script languages)
   would otherwise keep a story's versions in those languages apart.
 
+* a document the linkage leaves alone is then **adopted** by the one cluster
+  it agrees with far more than with anything else, when it agrees with it as
+  a whole version and as much as its language allows (:func:`adopt_alone`):
+  a translation into a language the encoder barely knows has no link at all,
+  yet scores 0.25-0.45 against every version of its story and less against
+  every other.
+
 The cross-cluster sums are kept up to date as clusters merge, so each merge
 costs the number of neighbours of the cluster with fewer of them, not the
 product of the cluster sizes.
@@ -81,11 +88,30 @@ class ClusterConfig:
             average falls below the threshold while most pairs link. A
             majority of links is agreement too (what it changed on the
             development sets: README, Quality). Above 1 turns it off.
+
+        orphan_share: a document the linkage leaves alone joins the cluster it
+            agrees with most (see :func:`adopt_alone`) when its average over
+            that cluster's members, each pair score scaled by the shorter
+            document's share of the longer one's sentences, reaches this share
+            of its language's level. A translation into a language the encoder
+            barely knows scores 0.25-0.45 against every version of its story,
+            under the threshold, so no link brings it in; a second report of
+            an event in a well-known language scores as much against a few
+            versions but its language's level is 0.9. Lower adopts more
+            weak-language versions and more wrong documents. 0 turns
+            adoption off.
+        orphan_margin: ...and when that average is at least this many times
+            its average with the next best cluster or document: a weak
+            translation agrees with one story and with nothing else as well
+            (the document-level counterpart of align's z-scores), a document
+            of a crowded topic agrees with several at once.
     """
 
     threshold: float = 0.45
     cohesion: float = 0.6
     link_share: float = 0.5
+    orphan_share: float = 0.4
+    orphan_margin: float = 1.3
 
     def __post_init__(self) -> None:
         if not 0 < self.threshold <= 1:
@@ -94,10 +120,40 @@ class ClusterConfig:
             raise ValueError(f"cohesion must be in [0, 1], got {self.cohesion}")
         if self.link_share <= 0:
             raise ValueError(f"link_share must be > 0, got {self.link_share}")
+        if self.orphan_share < 0 or self.orphan_margin < 1:
+            raise ValueError(
+                f"need orphan_share >= 0 and orphan_margin >= 1, "
+                f"got {self.orphan_share} and {self.orphan_margin}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """Why a document without a link of its own joined a cluster (:func:`adopt_alone`;
+    the report shows it as the cluster's evidence for that document).
+
+    Attributes:
+        document: the document adopted (an index).
+        closest: the member it scored highest with (an index).
+        agreement: its mean of ``score x shorter / longer`` over the members.
+        next_best: the same against the next best cluster or document (0: none).
+        bar: ``orphan_share`` x its language's level, which ``agreement`` reached.
+        scored: members it has a scored pair with (the others count 0).
+        members: the cluster's size as the linkage left it (the mean's count).
+    """
+
+    document: int
+    closest: int
+    agreement: float
+    next_best: float
+    bar: float
+    scored: int
+    members: int
 
 
 #: a language group with fewer link ends than this takes the corpus-wide level
-#: (see :func:`language_levels`): a median of a handful of scores is noise.
+#: in the linkage and the threshold in adoption (see :func:`language_levels`,
+#: :func:`adopt_alone`): a median of a handful of scores is noise.
 LEVEL_MIN_LINKS = 5
 
 #: the most openers (see :func:`pooled_groups`) a label of one language shows:
@@ -171,6 +227,8 @@ def cluster_documents(
     config: ClusterConfig,
     pooled: np.ndarray | None = None,
     *,
+    doc_sentences: np.ndarray | None = None,
+    adoptions: list[Adoption] | None = None,
     engine: Engine | None = None,
 ) -> np.ndarray:
     """A cluster number for every document, numbered largest cluster first.
@@ -191,6 +249,11 @@ def cluster_documents(
         config: the threshold.
         pooled: ``(n_groups,)`` bool, the groups the one-document-per-language
             rule does not apply to; None measures them (:func:`pooled_groups`).
+        doc_sentences: ``(n_docs,)`` usable sentences of each document, which
+            :func:`adopt_alone` weighs pair scores by; None takes every pair's
+            two documents as equally long (its score as it is).
+        adoptions: a list that receives an :class:`Adoption` for each document
+            :func:`adopt_alone` placed (the labels alone cannot say why).
         engine: where the components are clustered (default: this process).
 
     Returns:
@@ -227,11 +290,146 @@ def cluster_documents(
     owner = np.arange(len(groups), dtype=np.int64)
     for (docs, _pairs), local_owner in zip(jobs, owners, strict=True):
         owner[docs] = docs[local_owner]
+    if config.orphan_share:
+        # like the levels, over the whole corpus: a document left alone has no
+        # link, so it is in no component of the clusters it may join
+        owner, adopted = adopt_alone(
+            owner,
+            table,
+            doc_sentences,
+            veto_groups,
+            language_levels(
+                groups, left[strong], right[strong], score[strong], thin_level=config.threshold
+            )[groups],
+            doc_keys,
+            config,
+        )
+        if adoptions is not None:
+            adoptions.extend(adopted)
     return canonical_labels(owner, doc_keys)
 
 
+def adopt_alone(
+    owner: np.ndarray,
+    table: EvidenceTable,
+    doc_sentences: np.ndarray | None,
+    veto_groups: np.ndarray,
+    doc_levels: np.ndarray,
+    doc_keys: Sequence[str],
+    config: ClusterConfig,
+) -> tuple[np.ndarray, list[Adoption]]:
+    """Each document the linkage left alone joins the cluster it agrees with most,
+    where it agrees with that one far more than with anything else.
+
+    Why: the linkage merges along links (pairs at or above the threshold). A
+    translation into a language the encoder barely knows scores 0.25-0.45
+    against every version of its story, so it has no link, or one that the
+    average test turns down; it stays alone although every version agrees
+    with it. What sets it apart from a document of the same topic is the
+    shape of its evidence, not any one score: it agrees with all versions of
+    one story and with nothing else as well (LASER's margin criterion, at the
+    level of documents), and it is a whole version, not a few shared facts.
+    So, for a document ``d`` alone and each cluster or document ``u`` it has
+    a scored pair with, the *agreement* is the mean over ``u``'s members of
+    ``score x shorter / longer`` (usable sentences; a pair never proposed
+    counts 0): an excerpt or a brief matching three sentences of a long
+    article counts for its share of it. ``d`` joins its best cluster ``c`` (two
+    or more documents) when
+
+    * agreement(d, c) >= ``orphan_share`` x the level of ``d``'s language
+      (:func:`language_levels`; a language with too few links to measure
+      takes the threshold, the lowest level a link has: its documents rarely
+      link, as a language the encoder barely knows does, or it has few
+      documents here; the margin then carries the decision), and
+    * agreement(d, c) >= ``orphan_margin`` x ``d``'s next best agreement, and
+    * ``c`` holds no document of ``d``'s language (the one-document-per-language
+      rule, off for pooled labels as in the linkage).
+
+    Adoptions are taken strongest first (ties by id), so two documents of one
+    language never both join one cluster and the result does not depend on
+    the order of the documents. One pass over the pairs of the documents left
+    alone, against the clusters as the linkage left them: a document adopted
+    does not adopt others (no chaining through weak evidence).
+
+    Returns:
+        ``(n_docs,)`` the owner (a member's index) of each document's cluster,
+        and the adoptions made, strongest first.
+    """
+    n_docs = len(owner)
+    owner = owner.copy()
+    if not n_docs or not len(table.left):
+        return owner, []
+    size = np.bincount(owner, minlength=n_docs)
+    alone = size[owner] == 1
+    left, right = table.left, table.right
+    agreement = table.score.copy()
+    if doc_sentences is not None:
+        sentences = np.asarray(doc_sentences, dtype=np.float64)
+        longer = np.maximum(np.maximum(sentences[left], sentences[right]), 1.0)
+        agreement *= table.shorter / longer
+    from_left, from_right = alone[left], alone[right]
+    orphan = np.concatenate([left[from_left], right[from_right]])
+    if not len(orphan):
+        return owner, []
+    partner = np.concatenate([right[from_left], left[from_right]])
+    unit = owner[partner]
+    value = np.concatenate([agreement[from_left], agreement[from_right]])
+    key_rank = np.empty(n_docs, dtype=np.int64)
+    key_rank[sorted(range(n_docs), key=doc_keys.__getitem__)] = np.arange(n_docs)
+    # the agreement of each (document alone, cluster) as one sum over its pairs,
+    # and the member it scored highest with (the report names it)
+    pair_keys, where = np.unique(orphan * n_docs + unit, return_inverse=True)
+    where = where.ravel()
+    sums = np.bincount(where, weights=value)
+    scored = np.bincount(where)
+    by_value = np.lexsort((key_rank[partner], -value, where))
+    closest = partner[by_value[np.r_[0, np.cumsum(scored)[:-1]]]]
+    orphan, unit = pair_keys // n_docs, pair_keys % n_docs
+    mean = sums / size[unit]
+    unit_rank = np.full(n_docs, n_docs, dtype=np.int64)
+    np.minimum.at(unit_rank, owner, key_rank)  # a cluster's smallest id breaks ties
+    order = np.lexsort((unit_rank[unit], -mean, orphan))
+    orphan, unit, mean = orphan[order], unit[order], mean[order]
+    closest, scored = closest[order], scored[order]
+    first = np.flatnonzero(np.r_[True, orphan[1:] != orphan[:-1]])
+    has_second = np.r_[first[1:], len(orphan)] - first > 1
+    second = np.zeros(len(first))
+    second[has_second] = mean[first[has_second] + 1]
+    best, best_mean, who = unit[first], mean[first], orphan[first]
+    bars = config.orphan_share * doc_levels[who]
+    wanted = (size[best] >= 2) & (best_mean >= bars) & (best_mean >= config.orphan_margin * second)
+    wanted = np.flatnonzero(wanted)
+    wanted = wanted[np.lexsort((key_rank[who[wanted]], -best_mean[wanted]))]
+    languages: dict[int, set[int]] = {int(target): set() for target in best[wanted]}
+    for d in np.flatnonzero(np.isin(owner, best[wanted])).tolist():
+        languages[int(owner[d])].add(int(veto_groups[d]))
+    adopted = []
+    for index in wanted.tolist():
+        d, target = int(who[index]), int(best[index])
+        if int(veto_groups[d]) in languages[target]:
+            continue
+        languages[target].add(int(veto_groups[d]))
+        owner[d] = target
+        adopted.append(
+            Adoption(
+                d,
+                int(closest[first[index]]),
+                round(float(best_mean[index]), 4),
+                round(float(second[index]), 4),
+                round(float(bars[index]), 4),
+                int(scored[first[index]]),
+                int(size[target]),
+            )
+        )
+    return owner, adopted
+
+
 def language_levels(
-    groups: np.ndarray, link_left: np.ndarray, link_right: np.ndarray, link_score: np.ndarray
+    groups: np.ndarray,
+    link_left: np.ndarray,
+    link_right: np.ndarray,
+    link_score: np.ndarray,
+    thin_level: float | None = None,
 ) -> np.ndarray:
     """``(n_groups,)``: the median score of the links (pairs at or above the
     threshold) with a document of each language group at one end.
@@ -242,8 +440,8 @@ def language_levels(
     versions of a story link at 0.5-0.6 to every other version, English and
     German ones at 0.9. The median is the level a translation into that
     language reaches here; a group with fewer than :data:`LEVEL_MIN_LINKS`
-    link ends takes the median of all links, and a corpus without links 1.0
-    (the cap then changes nothing). Why the median and not a lower
+    link ends takes ``thin_level`` (None: the median of all links, and in a
+    corpus without links 1.0, where the cap then changes nothing). Why the median and not a lower
     quantile: the lower quartile let second reports of one event in a
     well-known language into its stories' clusters (figures with the
     command: README, Quality).
@@ -251,8 +449,9 @@ def language_levels(
     n_groups = int(groups.max()) + 1 if len(groups) else 0
     ends = np.concatenate([link_left, link_right])
     values = np.concatenate([link_score, link_score])
-    overall = float(np.median(values)) if len(values) else 1.0
-    levels = np.full(n_groups, overall)
+    if thin_level is None:
+        thin_level = float(np.median(values)) if len(values) else 1.0
+    levels = np.full(n_groups, thin_level)
     end_groups = groups[ends]
     order = np.argsort(end_groups, kind="stable")
     starts = np.searchsorted(end_groups[order], np.arange(n_groups + 1))

@@ -20,7 +20,11 @@ leaves a half-written file):
   language mix, representative, members (id, language, sentences,
   characters, title, url, date, input_lang) and ``links``: every pair of
   members whose score cleared the threshold, with the aligned sentence pairs
-  (texts, cosine, z, weight) that make the score.
+  (texts, cosine, z, weight) that make the score (``kind`` ``aligned``); each
+  copy found before alignment (``copy``: its Jaccard and own-text figures);
+  each document adopted without a link of its own (``adopted``: its
+  agreement with the cluster, the bar and its next best, see
+  :func:`dedup.stages.cluster.adopt_alone`).
 * ``report.html`` and ``report.md``: the same summary and clusters for people
   (see :mod:`dedup.stages.report_views`).
 * ``skipped.csv``: ``origin,doc_id,reason`` for inputs that did not become
@@ -54,7 +58,7 @@ import numpy as np
 from dedup.files import atomic_write
 from dedup.records import Document, EvidenceTable
 from dedup.result import RunResult, cluster_ids
-from dedup.stages.cluster import largest_component, link_components
+from dedup.stages.cluster import Adoption, largest_component, link_components
 from dedup.stages.copies import CopyJoin
 from dedup.stages.report_views import render_html, render_markdown
 from dedup.state import PENDING, STATE, FileWriter, first_state, locked, state_files
@@ -156,6 +160,9 @@ class ClusterRecords:
         self._copy_joins: dict[int, list[CopyJoin]] = {}
         for join in result.copy_joins:
             self._copy_joins.setdefault(int(labels[join.copy]), []).append(join)
+        self._adoptions: dict[int, list[Adoption]] = {}
+        for adoption in result.adoptions:
+            self._adoptions.setdefault(int(labels[adoption.document]), []).append(adoption)
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -183,6 +190,7 @@ class ClusterRecords:
         docs = [segmented[i] for i in indices.tolist()]
         links = [self._aligned_link(int(p)) for p in self._links_of(label)]
         links += [_copy_link(result, join) for join in self._copy_joins.get(label, [])]
+        links += [_adopted_link(result, a) for a in self._adoptions.get(label, [])]
         return {
             "id": self._ids[label],
             "size": len(docs),
@@ -241,6 +249,24 @@ def _copy_link(result: RunResult, join: CopyJoin) -> dict[str, object]:
         "jaccard": round(join.jaccard, 4),
         "own_text_found": None if join.own_text_found is None else round(join.own_text_found, 4),
         "furniture_share": round(join.furniture_share, 4),
+        "aligned": [],
+    }
+
+
+def _adopted_link(result: RunResult, adoption: Adoption) -> dict[str, object]:
+    """A document without a link of its own, adopted by its cluster, as a link of
+    its cluster: to the member it scored highest with, with the figures that decided."""
+    return {
+        "kind": "adopted",
+        "left": result.documents[adoption.closest].id,
+        "right": result.documents[adoption.document].id,
+        "score": adoption.agreement,
+        "coverage": None,
+        "agreement": adoption.agreement,
+        "next_best": adoption.next_best,
+        "bar": adoption.bar,
+        "scored": adoption.scored,
+        "members": adoption.members,
         "aligned": [],
     }
 

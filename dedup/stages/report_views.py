@@ -177,7 +177,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
                 {
                     **link,
                     "kind": link.get("kind", "aligned"),
-                    "why": copy_evidence(link) if link.get("kind") == "copy" else "",
+                    "why": _why(link),
                     "left_lang": langs.get(link["left"], ""),
                     "right_lang": langs.get(link["right"], ""),
                     "pairs": pairs,
@@ -283,8 +283,8 @@ def _cluster_data(cluster: dict) -> dict:
     links = []
     for link in cluster["links"]:
         left, right = position[link["left"]], position[link["right"]]
-        if link["kind"] == "copy":
-            links.append({"kind": "copy", "left": left, "right": right, "why": link["why"]})
+        if link["kind"] in ("copy", "adopted"):
+            links.append({"kind": link["kind"], "left": left, "right": right, "why": link["why"]})
             continue
         for a in link["pairs"]:
             texts[left][a["left_sentence"]] = a["left_text"]
@@ -414,6 +414,24 @@ def copy_evidence(link: dict) -> str:
     return words
 
 
+def adoption_evidence(link: dict) -> str:
+    """Why a document without a link of its own was adopted, in words (see
+    :func:`dedup.stages.cluster.adopt_alone`)."""
+    return (
+        f"agreement {link['agreement']:.3f} with the cluster's {link['members']} "
+        f"documents (mean of score x shorter / longer, {link['scored']} of them scored); "
+        f"its language's bar {link['bar']:.3f}; its next best {link['next_best']:.3f}; "
+        f"highest with {link['left']}"
+    )
+
+
+def _why(link: dict) -> str:
+    kind = link.get("kind", "aligned")
+    if kind == "copy":
+        return copy_evidence(link)
+    return adoption_evidence(link) if kind == "adopted" else ""
+
+
 def _row(cells: Iterable[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
@@ -479,6 +497,13 @@ def render_markdown(result: RunResult, report: dict, limits: ViewLimits | None =
                 out += [
                     f"**{e(link['right'])}** is a copy of **{e(link['left'])}** (found before "
                     f"alignment): {copy_evidence(link)}.",
+                    "",
+                ]
+                continue
+            if link["kind"] == "adopted":
+                out += [
+                    f"**{e(link['right'])}** ({e(link['right_lang'])}) has no link of its own "
+                    f"and was adopted: {e(link['why'])}.",
                     "",
                 ]
                 continue

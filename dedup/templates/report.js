@@ -111,6 +111,11 @@
         el("span", "mono", left.id),
         " ", el("span", "note", "(found before alignment: " + link.why + ")"));
     }
+    if (link.kind === "adopted") {
+      return add(el("p", "link adopted"), el("span", "mono", right.id),
+        " has no link of its own and was adopted ",
+        el("span", "note", "(" + link.why + ")"));
+    }
     var details = el("details", "link");
     var n = link.pairs.length + link.more_pairs;
     var summary = add.apply(null, [el("summary")].concat(idAndLang(left), [" ↔ "],

@@ -27,6 +27,7 @@ from dedup.records import (
     SkippedInput,
 )
 from dedup.result import RunResult, StageStats
+from dedup.stages.cluster import Adoption
 from dedup.stages.keep import choose_representatives
 from dedup.stages.report import cluster_ids, format_summary, summary, write_json, write_report
 
@@ -415,3 +416,32 @@ def test_cluster_records_are_made_as_read_the_same_each_time() -> None:
     written = io.BytesIO()
     write_json({"clusters": ClusterRecords(empty)}, written)
     assert json.loads(written.getvalue()) == {"clusters": []}
+
+
+def test_an_adopted_document_shows_why_in_every_file(tmp_path: Path) -> None:
+    """A document joined without a link of its own (``cluster.adopt_alone``) has
+    the figures that decided as its cluster's evidence: clusters.json, report.md
+    and the data report.html renders."""
+    labels = np.array([0, 1, 0, 1, 0, 0])  # fa (4) adopted by the first cluster
+    result = dataclasses.replace(
+        make_result(),
+        labels=labels,
+        adoptions=[Adoption(4, 0, 0.3312, 0.1204, 0.18, 3, 3)],
+    )
+    result = dataclasses.replace(
+        result,
+        representatives=choose_representatives(labels, result.segmented, result.usable),
+    )
+    out = tmp_path / "out"
+    write_report(result, out)
+    data = json.loads((out / "clusters.json").read_text(encoding="utf-8"))
+    first = data["clusters"][0]
+    (adopted,) = [link for link in first["links"] if link["kind"] == "adopted"]
+    assert (adopted["left"], adopted["right"]) == ("el/000", "fa")
+    assert (adopted["agreement"], adopted["next_best"], adopted["bar"]) == (0.3312, 0.1204, 0.18)
+    assert (adopted["scored"], adopted["members"], adopted["aligned"]) == (3, 3, [])
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "**fa** (fa) has no link of its own and was adopted: agreement 0.331" in markdown
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert '"kind": "adopted"' in html or '"kind":"adopted"' in html
+    assert "its next best 0.120" in html
