@@ -324,17 +324,25 @@ def _read_summaries(
     Centring subtracts each language's mean sentence vector, each document
     weighing 1 (:func:`~dedup.stages.candidates.language_means`). A document's
     vector is the mean of its usable sentence vectors (all of them if none is
-    usable), L2-normalised.
+    usable), L2-normalised. The language means count the same sentences:
+    boilerplate is often in another language than the document (an English
+    site footer under a Persian brief), and with it in the mean a language
+    with a few short documents is centred on its footers' language, so its
+    own sentences keep their common language direction and two unrelated
+    ones look alike (two one-sentence Persian briefs under a ten-line English
+    footer met at cosine 0.52).
     """
     n_docs = len(doc_groups)
     row_groups = doc_groups[sentence_doc]
     n_groups = int(doc_groups.max()) + 1 if n_docs else 0
-    weights = 1.0 / np.bincount(sentence_doc, minlength=n_docs)[sentence_doc]
     has_usable = np.bincount(sentence_doc[usable], minlength=n_docs) > 0
     # a sentence counts if it is usable, or if its document has no usable sentence
     counted = usable | ~has_usable[sentence_doc]
+    weights = 1.0 / np.maximum(np.bincount(sentence_doc[counted], minlength=n_docs), 1)
+    weights = np.where(counted, weights[sentence_doc], 0.0)
+    mean_groups = np.where(counted, row_groups, -1)  # rows keyed -1 are left out of the sums
     group_sums, doc_vectors = group_sums_and_document_means(
-        vectors, (row_groups, n_groups, weights), sentence_doc, counted, n_docs
+        vectors, (mean_groups, n_groups, weights), sentence_doc, counted, n_docs
     )
     mass = np.bincount(row_groups, weights=weights, minlength=n_groups)
     means = shrunk_means(group_sums, mass, config.candidates.centering_prior)

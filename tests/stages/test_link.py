@@ -120,3 +120,27 @@ def test_a_pair_is_scored_again_when_its_statistics_or_sentences_moved() -> None
     assert earlier.refreshed({"en": 4, "de": 1}) == {"en"}
     assert earlier.refreshed({"en": 3, "de": 1}) == set()
     assert earlier.basis_after({"en": 3, "de": 1, "fr": 2}) == {"en": 3, "de": 1, "fr": 2}
+
+
+def test_language_means_leave_boilerplate_out() -> None:
+    """A language's mean is that of its documents' own sentences: a footer in
+    another language under its documents does not move it. Two documents of
+    language 0 (one sentence each, plus a boilerplate footer sentence in the
+    direction of language 1) and one of language 1: language 0's mean is
+    its own two sentences' mean shrunk towards the corpus mean, whatever the
+    footers hold."""
+    from dedup.stages.candidates import shrunk_means
+    from dedup.stages.link import _read_summaries
+
+    own = np.array([[1.0, 0.2, 0, 0], [1.0, -0.2, 0, 0]])
+    footer = np.array([0, 0, 1.0, 0])
+    vectors = np.array([own[0], footer, own[1], footer, [0, 0, 0.9, 0.1]], dtype=np.float32)
+    sentence_doc = np.array([0, 0, 1, 1, 2])
+    usable = np.array([True, False, True, False, True])
+    config = PipelineConfig()
+    centred, _ = _read_summaries(vectors, sentence_doc, usable, np.array([0, 0, 1]), config)
+    counted = vectors[usable].astype(np.float64)
+    sums = np.stack([counted[:2].sum(axis=0), counted[2]])
+    expected = shrunk_means(sums, np.array([2.0, 1.0]), config.candidates.centering_prior)
+    np.testing.assert_allclose(centred.means, expected, rtol=1e-6)
+    assert centred.means[0][2] < 0.5 * centred.means[1][2]  # not pulled to the footer
