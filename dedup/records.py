@@ -50,6 +50,31 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` for a 1-d array, by sorting.
+
+    Why: numpy 2.4's plain ``np.unique`` (no ``return_*``) takes a hash-table
+    path that is ~20x slower than a sort on millions of int64 pair codes (3.7 s
+    against 0.2 s for 3.5 million, measured here); the pair sets of a large
+    corpus are exactly that.
+    """
+    ordered = np.sort(np.asarray(values).ravel())
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
+
+
+def sorted_difference(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``np.setdiff1d(values, known)`` (the sorted unique values not in ``known``), by
+    sorting and binary search; see :func:`sorted_unique` for why not numpy's own."""
+    unique = sorted_unique(values)
+    known = np.sort(np.asarray(known).ravel())
+    if not len(known) or not len(unique):
+        return unique
+    position = np.minimum(np.searchsorted(known, unique), len(known) - 1)
+    return unique[known[position] != unique]
+
+
 def concat_ranges(begins: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``concatenate([arange(b, e) for b, e in zip(begins, ends)])`` and where each
     range begins in it (``(len + 1,)``), without a Python loop."""

@@ -54,7 +54,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from dedup.engines import usable_cpus
-from dedup.records import ALIGNED_DTYPE, EvidenceTable, concat_ranges
+from dedup.records import ALIGNED_DTYPE, EvidenceTable, concat_ranges, sorted_unique
 from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
 
 _NUMBER = re.compile(r"\d+")
@@ -429,7 +429,7 @@ def null_keys(pairs: np.ndarray, doc_groups: np.ndarray) -> np.ndarray:
             right * slots + doc_groups[left],
         ]
     )
-    return np.unique(codes)
+    return sorted_unique(codes)
 
 
 def null_quadratics(

@@ -44,6 +44,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dedup.records import sorted_difference, sorted_unique
+
 #: extra hits asked of faiss to make up for those in the query's own document.
 _OWN_DOC_SLACK = 8
 #: a document searched on its own (``dedup add``: a new document among settled
@@ -450,7 +452,7 @@ def candidate_pairs(
         left = np.broadcast_to(own[:, None], other.shape)[take]
         found.append(_pairs(left, other[take]))
     # unique rows through one int64 code per pair (np.unique(axis=0) sorts row views: slow)
-    codes = np.unique(np.concatenate(found).astype(np.int64) @ np.array([max(n_docs, 1), 1]))
+    codes = sorted_unique(np.concatenate(found).astype(np.int64) @ np.array([max(n_docs, 1), 1]))
     return np.stack(np.divmod(codes, max(n_docs, 1)), axis=1)
 
 
@@ -492,7 +494,7 @@ def linked_partner_pairs(
         return np.zeros((0, 2), dtype=np.int64)
     pairs = np.concatenate(found).astype(np.int64)
     n = int(pairs.max()) + 1
-    codes = np.unique(pairs[:, 0] * n + pairs[:, 1])
+    codes = sorted_unique(pairs[:, 0] * n + pairs[:, 1])
     return np.stack(np.divmod(codes, n), axis=1)
 
 
@@ -503,5 +505,5 @@ def new_pairs(proposed: np.ndarray, known: np.ndarray) -> np.ndarray:
     if not len(proposed):
         return proposed
     n = int(max(proposed.max(), known.max() if len(known) else 0)) + 1
-    codes = np.setdiff1d(proposed[:, 0] * n + proposed[:, 1], known[:, 0] * n + known[:, 1])
+    codes = sorted_difference(proposed[:, 0] * n + proposed[:, 1], known[:, 0] * n + known[:, 1])
     return np.stack(np.divmod(codes, n), axis=1)

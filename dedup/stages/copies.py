@@ -46,6 +46,8 @@ from typing import Protocol
 
 import numpy as np
 
+from dedup.records import sorted_unique
+
 FURNITURE_TEXTS = 3
 """A line in this many distinct texts is furniture (as align's boilerplate rule)."""
 OWN_FOUND = 0.5
@@ -114,7 +116,7 @@ def shingle_hashes(text: str, size: int) -> np.ndarray:
     hashes ^= hashes >> np.uint64(27)
     hashes *= np.uint64(0x94D049BB133111EB)
     hashes ^= hashes >> np.uint64(31)
-    return np.unique(hashes)
+    return sorted_unique(hashes)
 
 
 def _common(a: np.ndarray, b: np.ndarray) -> int:
