@@ -240,6 +240,7 @@ def run(
 
     windowed_before = getattr(encoder, "windowed_texts", 0)
     usable = usable_sentences(sentences, view, config.align.boilerplate_docs)
+    primary_usable = usable_counts(usable[view.rows], view.offsets)  # per primary
     link_cache = LinkCache(cache_root(config.cache_dir) / "links")
     link_key = links_key(
         fingerprint=encoder.fingerprint,
@@ -308,7 +309,7 @@ def run(
                 stats=stats,
                 earlier=earlier.among(
                     [ids[d] for d in primaries],
-                    usable_counts(usable[view.rows], view.offsets),
+                    primary_usable,
                     [group_names[g] for g in primary_groups],
                 )
                 if earlier
@@ -341,7 +342,7 @@ def run(
             primary_groups,
             config.cluster,
             pooled,
-            doc_sentences=usable_counts(usable[view.rows], view.offsets),
+            doc_sentences=primary_usable,
             adoptions=adoptions,
             engine=engine,
         )
