@@ -230,12 +230,13 @@ class SentenceNull:
                 sum1[g] += mine.sum(axis=0, dtype=np.float64)
                 sum2[g] += (mine.T @ mine).astype(np.float64)
         count[-1], sum1[-1], sum2[-1] = count[:-1].sum(), sum1[:-1].sum(0), sum2[:-1].sum(0)
-        bases = np.zeros((n_groups + 1, dim, keep_rank), dtype=np.float32)
+        # one basis vector a row (rank x dim), so a row's projection is rank dot products
+        bases = np.zeros((n_groups + 1, keep_rank, dim), dtype=np.float32)
         scales = np.zeros((n_groups + 1, keep_rank), dtype=np.float32)
         residual = np.zeros(n_groups + 1)
         for g, mine_blocks in few_rows.items():
             mine = np.concatenate(mine_blocks)
-            bases[g, :, : len(mine)] = mine.T
+            bases[g, : len(mine)] = mine
             scales[g, : len(mine)] = 1.0
         summarised = [g for g in range(n_groups + 1) if count[g] and g not in few_rows]
         # one eigendecomposition per group, on every core (LAPACK releases the GIL;
@@ -246,18 +247,8 @@ class SentenceNull:
         ):
             leading = pool.map(lambda g: _leading_eigen(sum2[g], keep_rank), summarised)
             for g, (vectors, values, rest) in zip(summarised, leading, strict=True):
-                bases[g], scales[g], residual[g] = vectors, values, rest
+                bases[g], scales[g], residual[g] = vectors.T, values, rest
         return cls(count, sum1, bases, scales, residual, prior)
-
-    def quadratic(self, rows: np.ndarray, group: int) -> np.ndarray:
-        """``x^T S2 x`` of every row (float32 ``(n, dim)``) for one group slot."""
-        projected = rows @ self.bases[group]
-        squares = projected * projected
-        out = (squares @ self.scales[group]).astype(np.float64)
-        if self.residual[group]:
-            lengths = np.einsum("ij,ij->i", rows, rows) - squares.sum(axis=1)
-            out += self.residual[group] * np.maximum(lengths, 0.0)
-        return out
 
 
 def _leading_eigen(matrix: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -447,21 +438,19 @@ def null_quadratics(
     docs, groups = np.divmod(np.asarray(keys, dtype=np.int64), slots)
     chunk_docs = np.unique(docs)
     index, starts = inputs.rows_of_docs(chunk_docs)
-    with threadpool_limits(1, user_api="blas"):  # small products: threads only add waiting
-        rows = inputs.read(index)
-        sum1 = rows.astype(np.float64) @ inputs.null.sum1.T  # (rows, slots)
-        own = np.zeros((len(rows), 2))
-        kernels.own_document_sums(rows, starts, own)
-        # each key's rows, in key order; then one product per group for all its keys
-        position = np.searchsorted(chunk_docs, docs)
-        key_index, key_starts = concat_ranges(starts[position], starts[position + 1])
-        values = np.zeros((len(key_index), 2))
-        key_of_row = np.repeat(np.arange(len(docs)), np.diff(key_starts))
-        row_groups = groups[key_of_row]
-        for group in np.unique(groups).tolist():
-            mine = np.flatnonzero(row_groups == group)
-            values[mine, 0] = sum1[key_index[mine], group]
-            values[mine, 1] = inputs.null.quadratic(rows[key_index[mine]], group)
+    rows = inputs.read(index)
+    own = np.zeros((len(rows), 2))
+    kernels.own_document_sums(rows, starts, own)
+    # each key's rows, in key order, with the key's group; the terms row by row
+    # (not per group as matrix products: a row's terms must not depend on its chunk)
+    position = np.searchsorted(chunk_docs, docs)
+    key_index, key_starts = concat_ranges(starts[position], starts[position + 1])
+    values = np.zeros((len(key_index), 2))
+    row_groups = np.repeat(groups, np.diff(key_starts))
+    null = inputs.null
+    kernels.null_terms(
+        rows, key_index, row_groups, null.sum1, null.bases, null.scales, null.residual, values
+    )
     return [(values, chunk_docs, own)]
 
 
