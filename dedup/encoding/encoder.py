@@ -121,7 +121,7 @@ class Encoder:
             one per core). Process-wide in torch; per model in ONNX Runtime.
         backend: ``"auto"``, ``"torch"``, ``"onnx"`` or ``"onnx-int8"`` (see
             the module docstring). An ONNX backend is built into the cache on
-            first use (~20 s, needs torch once) and later loads without torch;
+            first use (~14 s, needs torch once) and later loads without torch;
             it runs fixed row counts, so ``batch_size`` applies to torch on
             the CPU only.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"`` (see the module

@@ -7,6 +7,7 @@ columns are, where they are exact.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -111,3 +112,11 @@ def test_int8_per_row_smoke_prints_each_variant_with_its_cosine(
     assert float(per_row[4]) >= 0.99  # cosine min to fp32: the same model, in int8
     assert rows["onnx fp32, 32 rows a run"][3:] == ["1.00000", "1.00000"]
     assert "alone vs in batches of 32" in out
+
+
+@pytest.mark.slow
+def test_model_build_smoke_finds_every_step_and_times_the_load(e5_fast, model_cache: Path) -> None:
+    # e5_fast: the int8 ONNX folder is built (once per session) before the script runs
+    out = _smoke(SCRIPT.parent / "model_build.py", model_cache)
+    figures = json.loads(out.strip().splitlines()[-1])
+    assert 0 < figures["load the built model"] < 60

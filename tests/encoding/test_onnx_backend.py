@@ -23,7 +23,10 @@ from dedup.encoding.encoder import (
 from dedup.encoding.onnx_backend import (
     META_FILE,
     MODEL_FILE,
+    TABLE_FILE,
+    TOKENIZER_FILE,
     BackendUnsupportedError,
+    OnnxModel,
     check_supported,
     padded_batch,
 )
@@ -107,6 +110,31 @@ def test_int8_backend_is_built_and_keyed_apart(
     built = onnx_folder(resolve(cache_dir=e5_folder.parents[1]), "onnx-int8", e5_folder.parents[1])
     assert (built / MODEL_FILE).is_file() and (built / META_FILE).is_file()
     assert not list(built.parent.glob(f"{built.name}.tmp-*"))
+
+
+@pytest.mark.slow
+def test_the_word_table_lies_beside_the_graph_and_gives_the_same_vectors(
+    e5_fast: Encoder, e5_folder: Path, tmp_path: Path
+) -> None:
+    """The built folder keeps the word-embedding table as external data: the graph
+    file is small, the table file is the table. A folder with the table inside the
+    graph (as built before) gives the same bytes."""
+    import onnx
+
+    cache = e5_folder.parents[1]
+    built = onnx_folder(resolve(cache_dir=cache), "onnx-int8", cache)
+    assert (built / MODEL_FILE).stat().st_size < 64 << 20
+    assert (built / TABLE_FILE).stat().st_size == 250_037 * 384 * 4
+    inline = tmp_path / built.name
+    inline.mkdir()
+    onnx.save(onnx.load(str(built / MODEL_FILE)), str(inline / MODEL_FILE))  # table inside
+    for name in (META_FILE, TOKENIZER_FILE):
+        (inline / name).write_bytes((built / name).read_bytes())
+    assert not (inline / TABLE_FILE).exists()
+    apart, inside = OnnxModel(built, threads=1), OnnxModel(inline, threads=1)
+    seqs = apart.tokenize(["Der Rat hat den Haushalt gebilligt.", "ሰላም", "x" * 300])
+    ids, mask = padded_batch(seqs, apart.meta["pad_id"])
+    assert apart.pooled(ids, mask).tobytes() == inside.pooled(ids, mask).tobytes()
 
 
 @pytest.mark.slow
