@@ -45,7 +45,7 @@ Why the table lies apart: it is most of the model (250,037 x 384 float32,
 384 MB against 21 MB of int8 graph), and inside the graph it is one protobuf
 field that every load parses and copies. Apart, ONNX Runtime maps the file,
 and a run touches only the rows of the tokens it meets: a session loads in
-0.05 s instead of 0.83 s and a process holds ~300 MB less after encoding
+~0.1 s instead of 1-3 s and a process holds ~260 MB less after encoding
 (measured side by side on one built model, README "Models").
 
 Every build is checked before it is kept: the exported graph must reproduce
