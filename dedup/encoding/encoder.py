@@ -32,11 +32,14 @@ unchanged).
 The backend is part of :attr:`Encoder.fingerprint`.
 
 Static models (a sentence-transformers folder whose first module is
-``StaticEmbedding``, e.g. a model2vec distillation) run on torch as a bag of
-token vectors: tokens without special tokens, one ``EmbeddingBag`` mean per
-text, no attention and so no window (:data:`STATIC_WINDOW`). Far faster than
-a transformer and far weaker; ``bench/pipeline_scale.py`` uses one as its
-stand-in encoder.
+``StaticEmbedding``, e.g. a model2vec distillation) run as a bag of token
+vectors: tokens without special tokens, one ``EmbeddingBag`` mean per text,
+no attention and so no window (:data:`STATIC_WINDOW`). On the CPU a plain
+one runs in numpy from its memory-mapped table (torch's vectors to float32
+rounding, keyed apart: :mod:`dedup.encoding.static_backend`); others through
+sentence-transformers.
+Far faster than a transformer and far weaker; ``bench/pipeline_scale.py``
+uses one as its stand-in encoder.
 
 Devices (``Encoder(device=...)``, ``dedup run --device``): ``"cpu"``, ``"cuda"``
 or ``"auto"`` (the default: a CUDA GPU when one is usable, else the CPU; see
@@ -162,7 +165,21 @@ class Encoder:
         self.prefix = resolved.prefix
         self.batch_size = batch_size
         self.windowed_texts = 0
-        if self.backend == "torch":
+        static = None
+        if self.backend == "torch" and self.device == "cpu":
+            from dedup.encoding.static_backend import StaticTable
+
+            static = StaticTable.of(resolved.folder)
+        if static is not None:
+            # a plain static model: a mean of rows, in numpy from the mapped table
+            self._static = static
+            self._tokenizer = static.tokenizer
+            self.dim = static.dim
+            self._head, self._tail = [], []
+            self.max_tokens = int(resolved.max_tokens or STATIC_WINDOW)
+            self._tokenize = self._tokenize_static
+            self._pooled = static.pooled
+        elif self.backend == "torch":
             self._torch, st = _load(resolved.folder, threads, self.device)
             self._st = st
             self._tokenizer = st.tokenizer
@@ -208,7 +225,9 @@ class Encoder:
                 f"profile {self.name!r} says dim {resolved.profile.dim}, the model has {self.dim}"
             )
         self._window = self.max_tokens - len(self._head) - len(self._tail)
-        self.fingerprint = fingerprint(resolved, self.backend, self.max_tokens, self.device)
+        self.fingerprint = fingerprint(
+            resolved, self.backend, self.max_tokens, self.device, static_in_numpy=static is not None
+        )
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         """Return a ``(len(texts), dim)`` float32 array of L2-normalised vectors.
@@ -391,9 +410,19 @@ def rows_per_run(backend: str, device: str) -> Callable[[int], int] | None:
     return cuda_rows if device == "cuda" else None
 
 
-def fingerprint(resolved: ResolvedModel, backend: str, max_tokens: int, device: str = "cpu") -> str:
+def fingerprint(
+    resolved: ResolvedModel,
+    backend: str,
+    max_tokens: int,
+    device: str = "cpu",
+    *,
+    static_in_numpy: bool = False,
+) -> str:
     """16 hex digits naming what decides a vector: weights, backend, device, prefix,
-    window, text rules. CPU keys are those of the versions before devices."""
+    window, text rules. CPU keys are those of the versions before devices.
+    ``static_in_numpy``: a static model pooled in numpy
+    (:mod:`dedup.encoding.static_backend`), whose sums of long texts round
+    differently from torch's."""
     key = {
         "weights": resolved.weights_id,
         "prefix": resolved.prefix,
@@ -407,6 +436,8 @@ def fingerprint(resolved: ResolvedModel, backend: str, max_tokens: int, device: 
             key["backend"] += "/one-window-per-run"
         else:
             key["backend"] += f"/fixed-shape/{ONNX_RUN_TOKENS}-tokens/{ONNX_MAX_ROWS}-rows"
+    if static_in_numpy:
+        key["pooling"] = "numpy/mean/in-order-sum"
     if device != "cpu":
         key["device"] = f"{device}/{gpu_name()}"
         if backend == "torch":

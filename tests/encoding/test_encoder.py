@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from dedup.encoding import Encoder, normalize_text
+from dedup.encoding.encoder import fingerprint
+from dedup.encoding.registry import resolve
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -149,7 +151,7 @@ def test_static_model_folder_is_a_bag_of_token_vectors(model_cache: Path, e5_fol
     enc = Encoder(str(standin_model(model_cache)))
     assert (enc.dim, enc.prefix, enc.backend) == (384, "", "torch")
     texts = ["Der Rat hat am Montag den Haushalt gebilligt.", "Taxes stay flat.", ""]
-    rows = enc._st[0].embedding.weight.detach().numpy()
+    rows = np.asarray(enc._static.table)
     for text, vector in zip(texts[:2], enc.encode(texts), strict=False):
         ids = enc._tokenizer.encode(text, add_special_tokens=False).ids
         mean = rows[ids].mean(axis=0)
@@ -159,3 +161,37 @@ def test_static_model_folder_is_a_bag_of_token_vectors(model_cache: Path, e5_fol
     assert enc.token_counts(texts) == [
         len(enc._tokenizer.encode(t, add_special_tokens=False).ids) for t in texts
     ]
+
+
+@pytest.mark.slow
+def test_static_model_in_numpy_gives_torchs_vectors_keyed_apart(
+    model_cache: Path, e5_folder: Path
+) -> None:
+    """The stand-in runs in numpy from its mapped table (no torch): each text's pooled
+    vector is the one sentence-transformers' StaticEmbedding gives, the same bytes for
+    short texts and to float32 rounding for long ones, whose sums torch adds in another
+    order; so the fingerprint says numpy pooled it."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from pipeline_scale import standin_model
+
+    folder = standin_model(model_cache)
+    enc = Encoder(str(folder))
+    assert isinstance(enc._static.table, np.memmap)
+    texts = ["Der Rat hat am Montag den Haushalt gebilligt.", "", "ሰላም ለዓለም", "x " * 700]
+    seqs = enc._tokenize(texts)
+    module = SentenceTransformer(str(folder), device="cpu", local_files_only=True)[0]
+    lengths = [len(s) for s in seqs]
+    features = {
+        "input_ids": torch.tensor([t for s in seqs for t in s], dtype=torch.long),
+        "offsets": torch.tensor(np.cumsum([0, *lengths[:-1]]), dtype=torch.long),
+    }
+    with torch.inference_mode():
+        want = module(features)["sentence_embedding"].numpy()
+    got = enc._static.pooled(seqs)
+    assert got[:3].tobytes() == want[:3].tobytes()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    plain = fingerprint(resolve(str(folder)), "torch", enc.max_tokens)
+    assert enc.fingerprint != plain
