@@ -361,9 +361,10 @@ class Encoder:
         """A static model's input: all windows' tokens in one row, with each one's
         start (``EmbeddingBag``'s ``offsets``); each bag is reduced on its own, so a
         vector does not depend on its batch."""
+        from dedup.encoding.static_backend import flat_bags
+
         torch = self._torch
-        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-        flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lengths.sum()))
+        flat, lengths = flat_bags(seqs)
         features: dict[str, Any] = {
             "input_ids": torch.from_numpy(flat).to(self.device),
             "offsets": torch.from_numpy(np.cumsum(lengths) - lengths).to(self.device),

@@ -76,8 +76,7 @@ class StaticTable:
     def pooled(self, seqs: list[list[int]], width: int = 0) -> np.ndarray:
         """``(len(seqs), dim)`` float32: each token list's mean row (zeros for an
         empty one, as ``EmbeddingBag`` gives). ``width`` is unused (no padding)."""
-        lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
-        flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lengths.sum()))
+        flat, lengths = flat_bags(seqs)
         out = np.zeros((len(seqs), self.dim), dtype=np.float32)
         filled = lengths > 0
         if filled.any():
@@ -87,9 +86,18 @@ class StaticTable:
         return out
 
 
+def flat_bags(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """All token lists in one int64 row and each one's length (``EmbeddingBag``'s
+    input, without a Python loop per row)."""
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    flat = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lengths.sum()))
+    return flat, lengths
+
+
 def _mapped_table(path: Path) -> np.ndarray | None:
     """The one float32 ``embedding.weight`` of a safetensors file, memory-mapped;
-    None for any other content. The format: an 8-byte little-endian header
+    None for any other content. Read by hand because the safetensors library
+    hands numpy a copy, not a map. The format: an 8-byte little-endian header
     length, a JSON header of each tensor's dtype, shape and byte range, the data."""
     try:
         with path.open("rb") as handle:
