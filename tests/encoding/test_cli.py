@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from dedup.encoding.cli import models_group
-from dedup.encoding.onnx_backend import MODEL_FILE, ONNX_BACKEND_VERSION
+from dedup.encoding.openvino_backend import MODEL_XML, OPENVINO_BACKEND_VERSION
 
 
 def test_list_shows_every_profile_and_its_state(tmp_path: Path) -> None:
@@ -34,12 +34,12 @@ def test_build_prints_the_folder_then_list_shows_it_built(
     runner = CliRunner()
     result = runner.invoke(models_group, ["--cache-dir", str(model_cache), "build"])
     assert result.exit_code == 0, result.output
-    # the model's folder, then that of its default backend's ONNX build
-    folder, onnx = result.output.strip().splitlines()
+    # the model's folder, then that of its default backend's OpenVINO build
+    folder, built = result.output.strip().splitlines()
     assert folder == str(e5_folder)
-    expected = f"{e5_folder.name}-onnx-int8-{ONNX_BACKEND_VERSION}"
-    assert Path(onnx) == e5_folder.parent / expected
-    assert (Path(onnx) / MODEL_FILE).is_file()
+    expected = f"{e5_folder.name}-openvino-int8-{OPENVINO_BACKEND_VERSION}"
+    assert Path(built) == e5_folder.parent / expected
+    assert (Path(built) / MODEL_XML).is_file()
     listing = runner.invoke(models_group, ["--cache-dir", str(model_cache)]).output
     e5 = next(line for line in listing.splitlines() if line.startswith("multilingual-e5-small"))
     assert " built " in e5 and str(e5_folder) in e5

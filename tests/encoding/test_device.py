@@ -77,7 +77,7 @@ def test_on_a_gpu_auto_runs_torch_and_keys_say_so(
     resolved = resolve(None, cache_dir=model_cache)
     choose = encoder_module._choose_backend
     assert choose("auto", resolved, "auto") == ("torch", "cuda")
-    assert choose("auto", resolved, "cpu") == ("onnx-int8", "cpu")
+    assert choose("auto", resolved, "cpu") == ("openvino-int8", "cpu")
     assert choose("onnx", resolved, "cuda") == ("onnx", "cuda")
     monkeypatch.setenv(encoder_module.BACKEND_ENV, "onnx-int8")
     assert choose("auto", resolved, "auto") == ("onnx-int8", "cuda")

@@ -35,9 +35,9 @@ def test_shipped_profiles() -> None:
     assert (minilm.prefix, minilm.max_tokens, minilm.dim) == ("", 256, 384)
     assert not minilm.multilingual
     assert dict(e5.calibration) == {}
-    # the default model on int8 ONNX (bit-stable, the fastest, F1 of fp32 on the dev sets);
-    # others on torch
-    assert (e5.backend, minilm.backend) == ("onnx-int8", "torch")
+    # the default model on int8 OpenVINO (bit-stable, the fastest, F1 of fp32 on the dev
+    # sets); others on torch
+    assert (e5.backend, minilm.backend) == ("openvino-int8", "torch")
 
 
 def test_profiles_are_the_repository_models_folder() -> None:
