@@ -186,3 +186,33 @@ def test_neighbour_index_benchmark_compares_every_variant(
     assert float(default["recall"]) >= 0.6, default
     assert float(default["recall"]) >= float(float16["recall"]) - 0.02
     assert int(default["bytes_per_row"]) < int(float16["bytes_per_row"])
+
+
+@pytest.mark.slow
+def test_a_warm_re_run_imports_no_model_runtime_and_no_numeric_library(
+    dedup_cache: Path, tmp_path: Path
+) -> None:
+    """What keeps a warm re-run at ~0.2 s: documents, vectors and links come from the
+    caches, so the model, its runtimes and the libraries of the stages that computed
+    them are never imported (boilerplate and clustering, redone on every run, may
+    import scipy: only when they meet their case, as scipy.special once cost every
+    run 0.1 s of 0.4)."""
+    code = (
+        "import sys\n"
+        "from dedup.cli import main\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as done:\n    assert not done.code\n"
+        "heavy = ('torch', 'sentence_transformers', 'onnxruntime', 'openvino', 'nncf',\n"
+        "         'numba', 'faiss', 'datasketch', 'py3langid')\n"
+        "print(sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    args = ["run", str(REPO / "seeds"), "--out", str(tmp_path / "out")]
+    args += ["--cache-dir", str(dedup_cache)]
+    for _ in range(2):  # cold (or warm, when the session's cache has the seeds), then warm
+        out = subprocess.run(
+            [sys.executable, "-c", code, *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
