@@ -70,6 +70,7 @@ from typing import Any
 
 import numpy as np
 
+from dedup.encoding import device as device_module
 from dedup.encoding.device import cuda_missing, gpu_name, resolve_device
 from dedup.encoding.onnx_backend import ONNX_BACKEND_VERSION, padded_batch
 from dedup.encoding.openvino_backend import OPENVINO_BACKEND_VERSION, OPENVINO_BACKENDS
@@ -82,6 +83,10 @@ WINDOWING = "stride=window,content-token-weighted-mean/1"
 PAD_MULTIPLE = 8
 #: overrides ``backend="auto"`` (e.g. ``torch`` to rule out ONNX Runtime).
 BACKEND_ENV = "DEDUP_ENCODER_BACKEND"
+#: what ``"auto"`` runs instead of a profile's openvino-int8 on a CPU without
+#: int8 dot products (the default before OpenVINO: ONNX Runtime's int8 scales
+#: activations per run, not once for all texts)
+WITHOUT_INT8_DOT = "onnx-int8"
 #: fp32 ONNX runs hold about this many tokens (rows x padded width), see :func:`onnx_rows`.
 ONNX_RUN_TOKENS = 256
 #: and at most this many windows.
@@ -444,6 +449,9 @@ def fingerprint(
     }
     if backend in OPENVINO_BACKENDS:
         key["backend"] = f"{backend}/{OPENVINO_BACKEND_VERSION}/static-scales/free-rows/f32"
+        # OpenVINO runs int8 otherwise without VNNI: other vectors (cosine ~0.998)
+        dot = "int8-dot" if device_module.cpu_has_int8_dot_product() else "no-int8-dot"
+        key["backend"] += f"/{dot}"
     elif backend != "torch":  # torch keys stay those of earlier versions
         key["backend"] = f"{backend}/{ONNX_BACKEND_VERSION}"
         if backend == "onnx-int8":
@@ -564,12 +572,23 @@ def _choose_backend(backend: str, resolved: ResolvedModel, device: str) -> tuple
 
 
 def _named_backend(backend: str, resolved: ResolvedModel) -> str:
-    """``backend``, or for ``"auto"`` ``$DEDUP_ENCODER_BACKEND``, else the profile's, else torch."""
+    """``backend``, or for ``"auto"`` ``$DEDUP_ENCODER_BACKEND``, else the profile's, else torch.
+
+    A profile's ``openvino-int8`` needs a CPU with int8 dot products (VNNI):
+    elsewhere ``"auto"`` takes :data:`WITHOUT_INT8_DOT` instead, whose vectors
+    stay as close to fp32 there (a backend named by the user is kept).
+    """
     if backend == "auto":
         backend = os.environ.get(BACKEND_ENV) or (
             resolved.profile.backend if resolved.profile else "torch"
         )
         where = f"${BACKEND_ENV}" if os.environ.get(BACKEND_ENV) else "backend"
+        if (
+            where == "backend"
+            and backend in OPENVINO_BACKENDS
+            and not device_module.cpu_has_int8_dot_product()
+        ):
+            backend = WITHOUT_INT8_DOT
     else:
         where = "backend"
     if backend not in BACKENDS:
