@@ -19,6 +19,10 @@ import pytest
 
 # Nothing in the tests may wait on a network (same rule as tests/encoding).
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Each test session builds the models it uses in its own cache (the build is
+# code under test), never reusing this machine's model store; the store's own
+# tests set it themselves (tests/encoding/test_registry.py).
+os.environ.setdefault("DEDUP_MODEL_STORE", "none")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -74,7 +74,14 @@ from dedup.encoding import device as device_module
 from dedup.encoding.device import cuda_missing, gpu_name, resolve_device
 from dedup.encoding.onnx_backend import ONNX_BACKEND_VERSION, padded_batch
 from dedup.encoding.openvino_backend import OPENVINO_BACKEND_VERSION, OPENVINO_BACKENDS
-from dedup.encoding.registry import BACKENDS, ResolvedModel, build_atomically, cache_root, resolve
+from dedup.encoding.registry import (
+    BACKENDS,
+    ResolvedModel,
+    build_atomically,
+    cache_root,
+    resolve,
+    stored,
+)
 
 # Part of the fingerprint: change these when text cleaning or windowing changes.
 TEXT_NORMALISATION = "nfc+no-control/1"
@@ -597,7 +604,8 @@ def _named_backend(backend: str, resolved: ResolvedModel) -> str:
 
 
 def backend_folder(resolved: ResolvedModel, backend: str, cache_dir: Path | str | None) -> Path:
-    """Where the built (ONNX or OpenVINO) ``backend`` of ``resolved`` is, or will be.
+    """Where the built (ONNX or OpenVINO) ``backend`` of ``resolved`` is, or will be
+    (in the cache, or in the machine's model store when built only there).
 
     Next to the converted folder for the default model
     (``<cache>/models/multilingual-e5-small-<key>-onnx-int8-<version>``); for a
@@ -607,7 +615,7 @@ def backend_folder(resolved: ResolvedModel, backend: str, cache_dir: Path | str 
     if resolved.folder.name != base:
         base = f"{resolved.folder.name}-{base}"
     version = OPENVINO_BACKEND_VERSION if backend in OPENVINO_BACKENDS else ONNX_BACKEND_VERSION
-    return cache_root(cache_dir) / "models" / f"{base}-{backend}-{version}"
+    return stored(cache_root(cache_dir) / "models" / f"{base}-{backend}-{version}")
 
 
 def ensure_backend(

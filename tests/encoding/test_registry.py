@@ -278,3 +278,37 @@ def test_hub_id_in_the_local_cache_resolves_to_its_snapshot(
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines() == [str(snapshot), "'' 256"]
+
+
+def test_a_model_built_in_the_machine_store_serves_every_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run with its own --cache-dir reuses the folders built in the machine's
+    model store (same name: same source digest, converter and backend versions),
+    and builds into its cache only what the store lacks; its own build wins."""
+    from dedup.encoding.encoder import backend_folder
+    from dedup.encoding.registry import MODEL_STORE_ENV, ResolvedModel, model_folder
+
+    profile = load_profiles()["multilingual-e5-small"]
+    store, cache = tmp_path / "store", tmp_path / "cache"
+    monkeypatch.setenv(MODEL_STORE_ENV, "none")
+    in_cache = model_folder(profile, cache)
+    assert in_cache.parent == cache / "models"
+    resolved = ResolvedModel(profile.name, in_cache, in_cache.name, "", 512, profile)
+    backend_in_cache = backend_folder(resolved, "openvino-int8", cache)
+    monkeypatch.setenv(MODEL_STORE_ENV, str(store))
+    assert model_folder(profile, cache) == in_cache  # nothing built anywhere yet
+    for name in (in_cache.name, backend_in_cache.name):
+        (store / name).mkdir(parents=True)
+    assert model_folder(profile, cache) == store / in_cache.name
+    assert backend_folder(resolved, "openvino-int8", cache) == store / backend_in_cache.name
+    assert backend_folder(resolved, "onnx", cache).parent == cache / "models"  # not in store
+    in_cache.mkdir(parents=True)
+    assert model_folder(profile, cache) == in_cache
+    monkeypatch.setenv(MODEL_STORE_ENV, "none")
+    assert backend_folder(resolved, "openvino-int8", cache) == backend_in_cache
+    monkeypatch.delenv(MODEL_STORE_ENV)
+    default_models = tmp_path / "default" / "models"  # unset: the default cache's models
+    monkeypatch.setenv("DEDUP_CACHE", str(default_models.parent))
+    (default_models / backend_in_cache.name).mkdir(parents=True)
+    assert backend_folder(resolved, "openvino-int8", cache).parent == default_models
