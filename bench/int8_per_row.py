@@ -1,9 +1,11 @@
-"""Int8 with per-row activation scales: batch-independent int8, measured against today's backends.
+"""Int8 with per-row activation scales: batch-independent int8, measured against the ONNX backends.
 
-Today's ``onnx-int8`` backend scales each product's activations per tensor at
-run time, so a vector would depend on its batch companions and the Encoder
-runs one window at a time (issue 18). Scaled per *row* (per token), each
-row's int8 codes depend on that row alone, so windows can be batched. This
+The ``onnx-int8`` backend (the default until stop 34, when OpenVINO int8 with
+static scales replaced it: ``dedup/encoding/openvino_backend.py``) scales each
+product's activations per tensor at run time, so a vector would depend on its
+batch companions and the Encoder runs one window at a time (issue 18).
+Scaled per *row* (per token), each row's int8 codes depend on that row
+alone, so windows can be batched. This
 script builds that graph from the fp32 ONNX backend's fused graph, by hand
 (ONNX Runtime's quantiser has no per-row mode, and ``MatMulInteger`` takes
 only a per-tensor zero point): every product ``x @ W`` becomes
@@ -15,8 +17,9 @@ with ``W8``, ``w_scale`` symmetric int8 per output channel; the fused
 ``Attention`` ops become a per-row int8 QKV product and ONNX Runtime's
 ``MultiHeadAttention`` (``--keep-attention`` leaves them fp32). Then it
 encodes the same sentences with each variant, interleaved, best of
-``--repeat``, and prints sent/s, the ratios to fp32 ONNX and to today's
-int8 default, and cosine to fp32 (mean, min).
+``--repeat``, and prints sent/s, the ratios to fp32 ONNX and to the ONNX
+int8 backend, and cosine to fp32 (mean, min). Kept as the record of why
+ONNX Runtime's int8 was not batched (docs/design.md, "Encoding speed").
 
     python bench/int8_per_row.py [--limit 500] [--threads 2] [--repeat 3] [--keep-attention]
                                  [--smoke]
@@ -163,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
         variants = {
             "onnx fp32, 32 rows a run": ("fp32", 32),
-            "onnx-int8, 1 window a run (default)": ("int8", 1),
+            "onnx-int8, 1 window a run": ("int8", 1),
             f"per-row int8 ({products} products), 32 rows": ("per-row", 32),
             "onnx-int8, 32 rows (not bit-stable)": ("int8", 32),
         }
