@@ -70,7 +70,7 @@ from typing import Any
 
 import numpy as np
 
-from dedup.encoding import device as device_module
+import dedup.encoding.device as device_module
 from dedup.encoding.device import cuda_missing, gpu_name, resolve_device
 from dedup.encoding.onnx_backend import ONNX_BACKEND_VERSION, padded_batch
 from dedup.encoding.openvino_backend import OPENVINO_BACKEND_VERSION, OPENVINO_BACKENDS
