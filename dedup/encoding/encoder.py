@@ -226,18 +226,18 @@ class Encoder:
             if self.backend in OPENVINO_BACKENDS:
                 from dedup.encoding.openvino_backend import OpenVinoModel
 
-                self._onnx: Any = OpenVinoModel(folder, threads)
+                self._runtime: Any = OpenVinoModel(folder, threads)
             else:
                 from dedup.encoding.onnx_backend import OnnxModel
 
-                self._onnx = OnnxModel(folder, threads, self.device)
-            meta = self._onnx.meta
+                self._runtime = OnnxModel(folder, threads, self.device)
+            meta = self._runtime.meta
             self._head, self._tail = list(meta["head"]), list(meta["tail"])
             self._pad_id = int(meta["pad_id"])
             self.dim = int(meta["dim"])
             self.max_tokens = int(resolved.max_tokens or meta["max_tokens"])
-            self._tokenize = self._onnx.tokenize
-            self._pooled = self._pooled_onnx
+            self._tokenize = self._runtime.tokenize
+            self._pooled = self._pooled_runtime
         # Windows per run, by padded width: a fixed shape (see _forward); None:
         # batches of batch_size, each window padded to its own width (torch on a
         # CPU; on ONNX only bench/encode_speed.py's free shapes, not bit-stable).
@@ -399,8 +399,8 @@ class Encoder:
                 features = module(features)
         return features["sentence_embedding"].float().cpu().numpy()
 
-    def _pooled_onnx(self, seqs: list[list[int]], width: int) -> np.ndarray:
-        return self._onnx.pooled(*padded_batch(seqs, self._pad_id, width))
+    def _pooled_runtime(self, seqs: list[list[int]], width: int) -> np.ndarray:
+        return self._runtime.pooled(*padded_batch(seqs, self._pad_id, width))
 
 
 def onnx_rows(width: int, tokens: int = ONNX_RUN_TOKENS) -> int:
