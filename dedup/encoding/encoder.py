@@ -62,6 +62,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -90,6 +92,11 @@ WINDOWING = "stride=window,content-token-weighted-mean/1"
 PAD_MULTIPLE = 8
 #: overrides ``backend="auto"`` (e.g. ``torch`` to rule out ONNX Runtime).
 BACKEND_ENV = "DEDUP_ENCODER_BACKEND"
+#: the OpenVINO build runs in a child process (see ``_build_in_child``);
+#: ``bench/model_build.py`` sets this False to time its steps in-process
+BUILD_IN_CHILD = True
+#: a child build that dies of a signal is tried this many times in all
+CHILD_BUILD_TRIES = 2
 #: what ``"auto"`` runs instead of a profile's openvino-int8 on a CPU without
 #: int8 dot products (the default before OpenVINO: ONNX Runtime's int8 scales
 #: activations per run, not once for all texts)
@@ -636,41 +643,97 @@ def ensure_backend(
 def _ensure_built(
     resolved: ResolvedModel, backend: str, cache_dir: Path | str | None, threads: int | None
 ) -> Path:
-    """Build the ONNX or OpenVINO backend folder from the torch model if it is not there yet."""
+    """Build the ONNX or OpenVINO backend folder from the torch model if it is not there yet.
+
+    The OpenVINO build runs in a child process (:func:`_build_in_child`); the
+    ONNX builds in this one.
+    """
     folder = backend_folder(resolved, backend, cache_dir)
     if folder.is_dir():
         return folder
+    job = {
+        "folder": str(resolved.folder),
+        "backend": backend,
+        "prefix": resolved.prefix,
+        "max_tokens": resolved.max_tokens,
+        "model": resolved.name,
+        "weights_id": resolved.weights_id,
+        "threads": threads,
+    }
+    if backend in OPENVINO_BACKENDS and BUILD_IN_CHILD:
+        return build_atomically(folder, lambda tmp: _build_in_child(job, tmp))
+    return build_atomically(folder, lambda tmp: build_backend(job, tmp))
 
-    def build(tmp: Path) -> None:
-        from dedup.encoding.onnx_backend import build_onnx, check_supported
 
-        _, st = _load(resolved.folder, threads, "cpu")
-        check_supported(st)
-        head, tail = _special_tokens(st.tokenizer)
-        tokenizer_meta = {
-            "head": head,
-            "tail": tail,
-            "pad_id": st.tokenizer.pad_token_id or 0,
-            "dim": int(st.get_embedding_dimension()),
-            "max_tokens": int(resolved.max_tokens or st.max_seq_length),
-        }
-        provenance = {"model": resolved.name, "weights_id": resolved.weights_id}
-        if backend in OPENVINO_BACKENDS:
-            from dedup.encoding.openvino_backend import build_openvino
+def build_backend(job: dict[str, Any], dest: Path) -> None:
+    """Load the torch model of ``job`` (see :func:`_ensure_built`) and build its
+    ``job["backend"]`` into the empty folder ``dest``, in this process."""
+    from dedup.encoding.onnx_backend import build_onnx, check_supported
 
-            build_openvino(
-                st,
-                tmp,
-                prefix=resolved.prefix,
-                tokenizer_meta=tokenizer_meta,
-                provenance=provenance,
+    _, st = _load(Path(job["folder"]), job["threads"], "cpu")
+    check_supported(st)
+    head, tail = _special_tokens(st.tokenizer)
+    tokenizer_meta = {
+        "head": head,
+        "tail": tail,
+        "pad_id": st.tokenizer.pad_token_id or 0,
+        "dim": int(st.get_embedding_dimension()),
+        "max_tokens": int(job["max_tokens"] or st.max_seq_length),
+    }
+    provenance = {"model": job["model"], "weights_id": job["weights_id"]}
+    if job["backend"] in OPENVINO_BACKENDS:
+        from dedup.encoding.openvino_backend import build_openvino
+
+        build_openvino(
+            st, dest, prefix=job["prefix"], tokenizer_meta=tokenizer_meta, provenance=provenance
+        )
+    else:
+        build_onnx(
+            st, dest, backend=job["backend"], tokenizer_meta=tokenizer_meta, provenance=provenance
+        )
+
+
+def _build_in_child(job: dict[str, Any], dest: Path) -> None:
+    """:func:`build_backend` in a fresh Python process, tried again once if it dies.
+
+    Why: the OpenVINO build loads torch, NNCF (with scikit-learn) and
+    OpenVINO's CPU plugin together, and once in a full test-suite process
+    (faiss, lxml, scikit-learn and ~200 other extension modules loaded, the
+    build in-process) it died of a segmentation fault while compiling the
+    built model for its check, which did not happen again alone. A fresh
+    process holds only what the build needs, a crash there ends the build and
+    not the run, and the run's own process never loads torch for the build
+    (~2 GB it would otherwise keep).
+    """
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from dedup.encoding.encoder import build_backend\n"
+        "build_backend(json.loads(sys.argv[1]), Path(sys.argv[2]))\n"
+    )
+    for attempt in range(1, CHILD_BUILD_TRIES + 1):
+        for leftover in dest.iterdir():  # what a dead child wrote
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+        done = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(job), str(dest)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode == 0:
+            return
+        died = done.returncode < 0  # killed by a signal: a crash, worth one more try
+        if not died or attempt == CHILD_BUILD_TRIES:
+            tail = "\n".join(done.stderr.strip().splitlines()[-12:])
+            raise RuntimeError(
+                f"building the {job['backend']} backend of {job['model']} failed in a child "
+                f"process (exit status {done.returncode}, try {attempt} of "
+                f"{CHILD_BUILD_TRIES}); set {BACKEND_ENV}=onnx-int8 to use ONNX Runtime "
+                f"instead. Its last lines:\n{tail}"
             )
-        else:
-            build_onnx(
-                st, tmp, backend=backend, tokenizer_meta=tokenizer_meta, provenance=provenance
-            )
-
-    return build_atomically(folder, build)
+        print(
+            f"building the {job['backend']} backend died (signal {-done.returncode}); trying again",
+            file=sys.stderr,
+        )
 
 
 def _special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:

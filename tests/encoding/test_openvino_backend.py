@@ -135,3 +135,28 @@ def test_building_sends_and_writes_nothing_outside_the_cache(tmp_path: Path) -> 
         [sys.executable, "-c", code, str(tmp_path / "cache")], env=env, check=True, timeout=600
     )
     assert list((tmp_path / "home").rglob("*")) == []
+
+
+def test_a_build_that_fails_in_its_child_process_says_so(tmp_path: Path) -> None:
+    """The OpenVINO build runs in a child process: its failure is one error naming
+    the backend, the exit status, the way out and the child's last lines."""
+    from dedup.encoding.encoder import _build_in_child
+
+    job = {
+        "folder": str(tmp_path / "no-such-model"),
+        "backend": "openvino-int8",
+        "prefix": "",
+        "max_tokens": 512,
+        "model": "missing-model",
+        "weights_id": "x",
+        "threads": 1,
+    }
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "left-by-a-dead-child").write_text("x", encoding="utf-8")
+    with pytest.raises(RuntimeError, match=r"openvino-int8 backend of missing-model failed") as err:
+        _build_in_child(job, dest)
+    assert "exit status 1, try 1 of 2" in str(err.value)
+    assert "DEDUP_ENCODER_BACKEND=onnx-int8" in str(err.value)
+    assert "no-such-model" in str(err.value)  # the child's own error, passed on
+    assert list(dest.iterdir()) == []
