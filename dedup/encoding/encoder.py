@@ -702,8 +702,9 @@ def _build_in_child(job: dict[str, Any], dest: Path) -> None:
     build in-process) it died of a segmentation fault while compiling the
     built model for its check, which did not happen again alone. A fresh
     process holds only what the build needs, a crash there ends the build and
-    not the run, and the run's own process never loads torch for the build
-    (~2 GB it would otherwise keep).
+    not the run, and the run's own process never loads torch, NNCF or
+    scikit-learn for the build. (A cold ``dedup run seeds`` with the build:
+    41.7 s with the child, 40.1 s in-process, one run each.)
     """
     code = (
         "import json, sys\n"
