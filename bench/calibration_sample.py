@@ -36,6 +36,14 @@ HEADER = """\
 """
 
 
+def read_langs(folder: Path) -> dict[str, str]:
+    """A development set's ``langs.tsv`` (document id -> language), empty where it has none."""
+    if not (folder / "langs.tsv").is_file():
+        return {}
+    with (folder / "langs.tsv").open(encoding="utf-8") as f:
+        return {row["id"]: row["lang"] for row in csv.DictReader(f, delimiter="\t")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-chars", type=int, default=300, help="longest sentence kept [300]")
@@ -43,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO))
     from dedup.stages.segment import split_sentences
 
-    with (FLORES_DEV / "langs.tsv").open(encoding="utf-8") as f:
-        lang_of = {row["id"]: row["lang"] for row in csv.DictReader(f, delimiter="\t")}
+    lang_of = read_langs(FLORES_DEV)
     picked: dict[str, str] = {}
     with (FLORES_DEV / "corpus.jsonl").open(encoding="utf-8") as f:
         for line in f:

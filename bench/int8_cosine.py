@@ -18,7 +18,6 @@ Its last line: ``min_cosine <backend>=<min> ...`` over all sets. ``--smoke``
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 from collections import defaultdict
@@ -27,19 +26,19 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))  # calibration_sample's reader of langs.tsv
 SETS = ("ntrex-dev", "ntrex-wide", "flores-dev", "flores-many")
 
 
 def set_sentences(name: str) -> dict[str, str]:
     """Every distinct sentence of set ``name`` -> the language of its (first) document."""
+    from calibration_sample import read_langs
+
     from dedup.stages.langid import identify
     from dedup.stages.segment import split_sentences
 
     folder = REPO / "bench/data" / name
-    langs: dict[str, str] = {}
-    if (folder / "langs.tsv").is_file():
-        with (folder / "langs.tsv").open(encoding="utf-8") as f:
-            langs = {row["id"]: row["lang"] for row in csv.DictReader(f, delimiter="\t")}
+    langs = read_langs(folder)
     sentences: dict[str, str] = {}
     with (folder / "corpus.jsonl").open(encoding="utf-8") as f:
         for line in f:

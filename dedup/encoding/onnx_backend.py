@@ -63,6 +63,7 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,6 @@ def build_onnx(
         fused.unlink()
     _put_back_word_embeddings(small, dest, full_table[rows], full_table)
     small.unlink()
-    st_model.tokenizer.backend_tokenizer.save(str(dest / TOKENIZER_FILE))
     meta = {
         "backend": backend,
         "backend_version": ONNX_BACKEND_VERSION,
@@ -189,8 +189,28 @@ def build_onnx(
         "torch_version": _version("torch"),
         **provenance,
     }
+    finish_build(
+        st_model,
+        dest,
+        meta,
+        lambda folder: OnnxModel(folder, threads=None),
+        _PROBE_MIN_COSINE[backend],
+    )
+
+
+def finish_build(
+    st_model: Any,
+    dest: Path,
+    meta: dict[str, Any],
+    load: Callable[[Path], Any],
+    min_cosine: float,
+) -> None:
+    """What every built backend folder (ONNX or OpenVINO) ends with: the tokenizer
+    and ``meta`` written, the folder loaded by ``load`` and checked against torch
+    (:func:`_check_against_torch`), its files made readable by all."""
+    st_model.tokenizer.backend_tokenizer.save(str(dest / TOKENIZER_FILE))
     (dest / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    _check_against_torch(st_model, OnnxModel(dest, threads=None), _PROBE_MIN_COSINE[backend])
+    _check_against_torch(st_model, load(dest), min_cosine)
     for path in dest.rglob("*"):
         path.chmod(0o644)
     dest.chmod(0o755)
