@@ -30,6 +30,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,8 +41,9 @@ from dedup.config import PipelineConfig
 from dedup.encoding import cache_root, lazy_encoder
 from dedup.engines import Engine, LocalEngine
 from dedup.engines.checkpoint import CheckpointEngine
-from dedup.records import SegmentedDocument
+from dedup.records import Document, SegmentedView
 from dedup.result import RunResult, StageStats, timed
+from dedup.shelf import FieldView, FlatRows, Picked, Shelf
 from dedup.stages.boilerplate import PrimaryView, usable_counts, usable_sentences
 from dedup.stages.cluster import Adoption, canonical_labels, cluster_documents, pooled_groups
 from dedup.stages.copies import (
@@ -51,7 +53,7 @@ from dedup.stages.copies import (
     furniture_lines,
     own_text,
 )
-from dedup.stages.document_cache import DocumentCache
+from dedup.stages.document_cache import COMMIT_DOCUMENTS, DocumentCache
 from dedup.stages.embed import (
     EmbeddingCache,
     EncoderSpec,
@@ -70,6 +72,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["PipelineConfig", "RunResult", "run"]
+
+#: documents segmented at a time: the document cache commits as often.
+SEGMENT_BLOCK = COMMIT_DOCUMENTS
 
 
 def run(
@@ -148,9 +153,11 @@ def run(
     say = log or (lambda _message: None)
     stats: dict[str, StageStats] = {}
 
+    scratch_root = cache_root(config.cache_dir) / "runs"
     with timed(stats, "ingest", "documents") as stage:
-        ingested = read_input(documents, config.ingest)
-        documents = sorted(ingested.documents, key=lambda doc: doc.id)
+        # the documents stay on disk (see dedup.shelf), read back as each stage needs them
+        ingested = read_input(documents, config.ingest, folder=scratch_root)
+        documents, ids, supplied = _in_id_order(ingested.documents)
         stage.items = ingested.records
     if ingested.skipped:
         first = ingested.skipped[0]
@@ -158,8 +165,7 @@ def run(
             f"skipped {len(ingested.skipped)} input(s), listed in skipped.csv; "
             f"first: {first.origin}: {first.reason}"
         )
-    ids = [doc.id for doc in documents]
-    texts = [doc.text for doc in documents]
+    texts = FieldView(documents, attrgetter("text"))
     # what copies, langid and segment compute per document is looked up first,
     # and only the documents missing from the cache are worked on
     with DocumentCache(cache_root(config.cache_dir) / "documents", log=say) as known:
@@ -175,41 +181,48 @@ def run(
             heads = np.unique(primary_of).tolist()
             # and read on its own text: forty briefs under one English footer are
             # not English (lines in >= 3 articles are furniture, see copies)
-            furniture = furniture_lines([texts[p] for p in heads])
+            furniture = furniture_lines(Picked(texts, np.asarray(heads, dtype=np.int64)))
             # a group whose every member names its language needs only its script
             unlabelled = {
                 int(p)
-                for p, doc in zip(primary_of.tolist(), documents, strict=True)
-                if normalise_supplied(doc.lang) is None
+                for p, lang in zip(primary_of.tolist(), supplied, strict=True)
+                if normalise_supplied(lang) is None
             }
-            own_texts = [own_text(texts[p], furniture) for p in heads]
+            own_texts = FieldView(
+                Picked(texts, np.asarray(heads, dtype=np.int64)),
+                lambda text: own_text(text, furniture),
+            )
             script_only = [p not in unlabelled for p in heads]
             guesses = dict(
                 zip(heads, identify_all(own_texts, known, script_only=script_only), strict=True)
             )
             # a language the input supplies overrides the guess (see with_supplied)
             languages = [
-                with_supplied(guesses[p], doc.lang)
-                for p, doc in zip(primary_of.tolist(), documents, strict=True)
+                with_supplied(guesses[p], lang)
+                for p, lang in zip(primary_of.tolist(), supplied, strict=True)
             ]
             stage.items = len(guesses)
             stage.cached = known.hits["languages"]
         with timed(stats, "segment", "documents") as stage:
-            sentences_of = split_all(
-                texts,
-                [g.lang for g in languages],
-                config.segment,
-                known,
-                scripts=[g.script for g in languages],
-            )
-            segmented = [
-                SegmentedDocument(doc, lang, sentences)
-                for doc, lang, sentences in zip(documents, languages, sentences_of, strict=True)
-            ]
+            # a block of documents at a time, their sentences kept on disk
+            sentences_of: Shelf[tuple[str, ...]] = Shelf(folder=scratch_root)
+            for start in range(0, len(documents), SEGMENT_BLOCK):
+                stop = min(start + SEGMENT_BLOCK, len(documents))
+                sentences_of.extend(
+                    split_all(
+                        texts[start:stop],
+                        [g.lang for g in languages[start:stop]],
+                        config.segment,
+                        known,
+                        scripts=[g.script for g in languages[start:stop]],
+                    )
+                )
+            segmented = SegmentedView(documents, languages, sentences_of)
             stage.items = len(segmented)
             stage.cached = known.hits["sentences"]
-    sentences = [s for seg in segmented for s in seg.sentences]
-    offsets = np.cumsum([0] + [len(seg.sentences) for seg in segmented]).astype(np.int64)
+    offsets = np.zeros(len(documents) + 1, dtype=np.int64)
+    np.cumsum([len(sentences) for sentences in sentences_of], out=offsets[1:])
+    sentences = FlatRows(sentences_of, offsets)
 
     spec = None  # how an engine's workers load the same model (a given encoder is pickled)
     if encoder is None:
@@ -235,7 +248,7 @@ def run(
     primaries = np.flatnonzero(primary_of == np.arange(len(documents)))
     # from here on only primaries (one document per copy group) are processed
     view = PrimaryView.of(primaries, offsets)
-    primary_sentences = [sentences[row] for row in view.rows]
+    primary_sentences = FlatRows(sentences_of, view.offsets, docs=primaries)
     primary_groups = doc_groups[primaries]
 
     windowed_before = getattr(encoder, "windowed_texts", 0)
@@ -260,7 +273,6 @@ def run(
         links = Links(*stored)
         say(f"links of this corpus found in {link_cache.folder}")
     else:
-        scratch_root = cache_root(config.cache_dir) / "runs"
         scratch_root.mkdir(parents=True, exist_ok=True)
         # the run's sentence vectors live in a float16 file, not in memory (see VectorFile);
         # what align computes is kept chunk by chunk, so a killed run resumes (CheckpointEngine)
@@ -381,4 +393,26 @@ def run(
         documents_in=ingested.records,
         encoded_sentences=encoded,
         windowed_texts=getattr(encoder, "windowed_texts", 0) - windowed_before,
+    )
+
+
+def _in_id_order(
+    documents: Sequence[Document],
+) -> tuple[Sequence[Document], list[str], list[str | None]]:
+    """The documents sorted by id, with their ids and supplied languages (one pass).
+
+    The documents are a view (:class:`~dedup.shelf.Picked`): they stay on
+    disk where ingest wrote them, in input order; ids and languages are the
+    only per-document strings a run keeps in memory.
+    """
+    ids: list[str] = []
+    supplied: list[str | None] = []
+    for doc in documents:
+        ids.append(doc.id)
+        supplied.append(doc.lang)
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    return (
+        Picked(documents, np.array(order, dtype=np.int64)),
+        [ids[i] for i in order],
+        [supplied[i] for i in order],
     )

@@ -236,7 +236,7 @@ def _sweep(
         raise EvaluationInputError(str(err)) from err
     pipeline_s = time.perf_counter() - start
     start = time.perf_counter()
-    ids = [doc.id for doc in result.documents]
+    ids = result.ids
     ours = threshold_sweep(result, truth, thresholds)
     naive = baseline_sweep(ids, result.doc_vectors, truth, baseline_thresholds)
     sweep_s = time.perf_counter() - start

@@ -267,7 +267,7 @@ def recluster(result: RunResult, threshold: float) -> np.ndarray:
     local[primaries] = np.arange(len(primaries))
     offsets = np.r_[0, np.cumsum([len(seg.sentences) for seg in result.segmented])]
     labels = cluster_documents(
-        [result.documents[d].id for d in primaries],
+        [result.ids[d] for d in primaries],
         EvidenceTable.of(result.evidence).renumbered(local),
         np.asarray(result.doc_groups)[primaries],
         replace(result.config.cluster, threshold=threshold),
@@ -280,7 +280,7 @@ def threshold_sweep(
     result: RunResult, truth: Mapping[str, Hashable], thresholds: Iterable[float]
 ) -> list[SweepRow]:
     """dedup's own clustering of one run's evidence (:func:`recluster`) at each threshold."""
-    ids = [doc.id for doc in result.documents]
+    ids = result.ids
     rows = []
     for theta in thresholds:
         predicted = dict(zip(ids, recluster(result, theta).tolist(), strict=True))

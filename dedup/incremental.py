@@ -194,7 +194,7 @@ def add(
             )
         previous = _assignments(folder)
         lineage = carry_ids(
-            [doc.id for doc in result.documents],
+            result.ids,
             result.labels,
             previous,
             info.next_cluster,

@@ -146,6 +146,41 @@ class SegmentedDocument:
     sentences: tuple[str, ...]
 
 
+class SegmentedView(Sequence[SegmentedDocument]):
+    """The :class:`SegmentedDocument` of each document, made as it is read from three
+    sequences (a run keeps the documents and their sentences on disk, see
+    :mod:`dedup.shelf`: a list of these records would hold every text twice)."""
+
+    def __init__(
+        self,
+        documents: Sequence[Document],
+        languages: Sequence[LanguageGuess],
+        sentences: Sequence[tuple[str, ...]],
+    ) -> None:
+        if not len(documents) == len(languages) == len(sentences):
+            raise ValueError(
+                f"{len(documents)} documents, {len(languages)} languages, "
+                f"{len(sentences)} sentence lists"
+            )
+        self._parts = (documents, languages, sentences)
+
+    def __len__(self) -> int:
+        return len(self._parts[0])
+
+    @overload
+    def __getitem__(self, index: int) -> SegmentedDocument: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[SegmentedDocument]: ...
+    def __getitem__(self, index: int | slice) -> SegmentedDocument | list[SegmentedDocument]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        documents, languages, sentences = self._parts
+        return SegmentedDocument(documents[index], languages[index], sentences[index])
+
+    def __iter__(self) -> Iterator[SegmentedDocument]:
+        return map(SegmentedDocument, *self._parts)
+
+
 @dataclass(frozen=True, slots=True)
 class AlignedPair:
     """One sentence of each document that the aligner matched.

@@ -60,9 +60,11 @@ class RunResult:
     """Everything a run found, documents in id order.
 
     Attributes:
-        documents: the documents read, sorted by id.
+        documents: the documents read, sorted by id. After :func:`dedup.run`, a
+            sequence read from disk as it is used (:mod:`dedup.shelf`), not a
+            list: index and iterate it; ``list(...)`` holds the corpus in memory.
         skipped: inputs that did not become documents, with reasons.
-        segmented: language and sentences of each document.
+        segmented: language and sentences of each document (from disk too).
         labels: cluster number of each document (0 = largest cluster).
         representatives: for each cluster number, the document kept (see
             :func:`dedup.stages.keep.choose_representatives`).
@@ -97,9 +99,9 @@ class RunResult:
             None: ``c0001`` is the largest cluster, and so on.
     """
 
-    documents: list[Document]
+    documents: Sequence[Document]
     skipped: list[SkippedInput]
-    segmented: list[SegmentedDocument]
+    segmented: Sequence[SegmentedDocument]
     labels: np.ndarray
     representatives: dict[int, int]
     evidence: Sequence[PairEvidence]
@@ -121,9 +123,14 @@ class RunResult:
     cluster_names: list[str] | None = None
 
     @cached_property
+    def ids(self) -> list[str]:
+        """Every document's id, in the order of ``documents`` (read from them once)."""
+        return [doc.id for doc in self.documents]
+
+    @cached_property
     def _position(self) -> dict[str, int]:
         """Each document id's index in ``documents``: made once, on the first look-up."""
-        return {doc.id: index for index, doc in enumerate(self.documents)}
+        return {doc_id: index for index, doc_id in enumerate(self.ids)}
 
     @property
     def doc_vectors(self) -> np.ndarray:
@@ -135,6 +142,14 @@ class RunResult:
             return self.primary_vectors
         return self.primary_vectors[np.searchsorted(primaries, self.primary_of)]
 
+    def index_of(self, doc_id: str) -> int:
+        """The index in ``documents`` (and ``segmented``, ``labels``) of ``doc_id``.
+
+        Raises:
+            KeyError: no document of the run has this id.
+        """
+        return self._position[doc_id]
+
     def cluster_of(self, doc_id: str) -> int:
         """The cluster number of the document with id ``doc_id`` (a dict look-up).
 
@@ -143,7 +158,7 @@ class RunResult:
         Raises:
             KeyError: no document of the run has this id.
         """
-        return int(self.labels[self._position[doc_id]])
+        return int(self.labels[self.index_of(doc_id)])
 
     def clusters(self) -> list[Cluster]:
         """Every cluster, largest first (list index = cluster number), singletons included.
@@ -161,9 +176,9 @@ class RunResult:
             Cluster(
                 id=ids[label],
                 label=label,
-                members=tuple(sorted(self.documents[i].id for i in indices)),
-                representative=self.documents[self.representatives[label]].id,
-                languages=tuple(sorted({self.segmented[i].language.group for i in indices})),
+                members=tuple(sorted(self.ids[i] for i in indices)),
+                representative=self.ids[self.representatives[label]],
+                languages=tuple(sorted({self.group_names[self.doc_groups[i]] for i in indices})),
             )
             for label, indices in enumerate(members)
         ]

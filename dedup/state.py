@@ -201,7 +201,7 @@ def _write_evidence(handle: IO[bytes], result: RunResult, basis: dict[str, int] 
     offsets = np.cumsum([0] + [len(seg.sentences) for seg in result.segmented])
     EvidenceTable.of(result.evidence).save(
         handle,
-        doc_ids=np.array([doc.id for doc in result.documents], dtype=str),
+        doc_ids=np.array(result.ids, dtype=str),
         usable_counts=usable_counts(result.usable, offsets),
         searched=result.primary_of == np.arange(len(result.primary_of)),
         basis_groups=np.array(sorted(basis), dtype=str),

@@ -245,6 +245,7 @@ class _Run:
 
     def __init__(self, ids, evidence, groups, primary_of):
         self.documents = [type("Doc", (), {"id": i})() for i in ids]
+        self.ids = list(ids)
         self.evidence = evidence
         self.doc_groups = np.array(groups)
         self.primary_of = np.array(primary_of)

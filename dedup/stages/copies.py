@@ -39,7 +39,7 @@ sentence aligner finds them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Protocol
@@ -47,11 +47,14 @@ from typing import Protocol
 import numpy as np
 
 from dedup.records import sorted_unique
+from dedup.shelf import Picked
 
 FURNITURE_TEXTS = 3
 """A line in this many distinct texts is furniture (as align's boilerplate rule)."""
 OWN_FOUND = 0.5
 """Least share of one side's own shingles found in the other for a copy."""
+SIGNATURE_BLOCK = 10_000
+"""Distinct texts whose MinHash signatures are held at once (then kept as band keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +113,7 @@ def shingle_hashes(text: str, size: int) -> np.ndarray:
         windows, powers = codes[None, :], _POWERS[: len(codes)]
     else:
         windows, powers = np.lib.stride_tricks.sliding_window_view(codes, size), _POWERS[:size]
-    hashes = (windows * powers).sum(axis=1, dtype=np.uint64)
-    hashes ^= hashes >> np.uint64(30)
-    hashes *= np.uint64(0xBF58476D1CE4E5B9)
-    hashes ^= hashes >> np.uint64(27)
-    hashes *= np.uint64(0x94D049BB133111EB)
-    hashes ^= hashes >> np.uint64(31)
-    return sorted_unique(hashes)
+    return sorted_unique(_mix64((windows * powers).sum(axis=1, dtype=np.uint64)))
 
 
 def _common(a: np.ndarray, b: np.ndarray) -> int:
@@ -193,15 +190,42 @@ def lsh_bands(
     return int(pairs[best, 0]), int(pairs[best, 1])
 
 
-def _band_groups(signatures: np.ndarray, bands: int, rows: int) -> Iterator[np.ndarray]:
-    """Row numbers (ascending) of the signatures that agree on all of one band's rows,
-    for each band and each value shared by two or more signatures."""
-    for band in range(bands):
-        block = np.ascontiguousarray(signatures[:, band * rows : (band + 1) * rows])
-        values = block.view(np.dtype((np.void, block.itemsize * rows))).ravel()
-        _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-        order = np.argsort(inverse.ravel(), kind="stable")
-        for members in np.split(order, np.cumsum(counts)[:-1]):
+def band_keys(signatures: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """``(n, bands)`` uint64: a 64-bit hash of each band of ``rows`` signature values.
+
+    Two signatures agree on a band exactly when its values are equal; their
+    keys are then equal, and two different bands share a key with probability
+    ~2**-64. A shared key only makes a candidate, and every candidate is
+    verified by its exact Jaccard, so the copies found are those the full
+    signatures give, from 8 bytes a band instead of 8 bytes a value.
+    """
+    values = np.ascontiguousarray(signatures[:, : bands * rows], dtype=np.uint64)
+    values = values.reshape(len(signatures), bands, rows)
+    keys = np.zeros((len(signatures), bands), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for row in range(rows):  # a polynomial hash of the band's values, then mixed
+            keys = keys * np.uint64(0x100000001B3) + _mix64(values[:, :, row])
+        return _mix64(keys)
+
+
+def _mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: every input bit moves about half the output bits."""
+    values = values ^ (values >> np.uint64(30))
+    values = values * np.uint64(0xBF58476D1CE4E5B9)
+    values = values ^ (values >> np.uint64(27))
+    values = values * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def _band_groups(keys_of_bands: np.ndarray) -> Iterator[np.ndarray]:
+    """Row numbers (ascending) of the texts that share one band's key, for each band
+    and each key shared by two or more texts (``keys_of_bands``: :func:`band_keys`)."""
+    for band in range(keys_of_bands.shape[1]):
+        keys = keys_of_bands[:, band]
+        order = np.argsort(keys, kind="stable")
+        ordered = keys[order]
+        starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        for members in np.split(order, starts[1:]):
             if len(members) > 1:
                 yield members
 
@@ -230,7 +254,7 @@ def find_copies(
     config: CopyConfig,
     *,
     cache: SignatureCache | None = None,
-    furniture: set[str] | None = None,
+    furniture: FurnitureLines | None = None,
 ) -> np.ndarray:
     """For each text, the index of its copy group's primary (itself if it leads its group).
 
@@ -248,7 +272,6 @@ def find_copies(
         ``(n,)`` int64 array ``primary`` with ``primary[primary[i]] == primary[i]``.
     """
     n = len(texts)
-    normalised = [_normalise(t) for t in texts]
     parent = list(range(n))
 
     def root(x: int) -> int:
@@ -266,8 +289,9 @@ def find_copies(
     first_of: dict[bytes, int] = {}
     distinct: list[int] = []
     digests: list[bytes] = []
-    for index, text in enumerate(normalised):
-        digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+    # (the normalised texts are not kept: as large as the corpus; made again where needed)
+    for index, text in enumerate(texts):
+        digest = hashlib.blake2b(_normalise(text).encode("utf-8"), digest_size=16).digest()
         if digest in first_of:
             join(first_of[digest], index)
         else:
@@ -281,11 +305,11 @@ def find_copies(
 
         def shingles_of(index: int) -> np.ndarray:
             if index not in shingles:
-                shingles[index] = shingle_hashes(normalised[index], config.shingle)
+                shingles[index] = shingle_hashes(_normalise(texts[index]), config.shingle)
             return shingles[index]
 
         if furniture is None:
-            furniture = furniture_lines([texts[i] for i in distinct])
+            furniture = furniture_lines(Picked(texts, np.array(distinct, dtype=np.int64)))
         own: dict[int, np.ndarray] = {}
 
         def own_of(index: int) -> np.ndarray:
@@ -299,22 +323,34 @@ def find_copies(
             found = own_text_found(own_of(a), own_of(b), shingles_of(a), shingles_of(b))
             return found is None or found >= OWN_FOUND
 
-        found = cache.signatures(digests, config) if cache is not None else [None] * len(digests)
-        missing = [k for k, signature in enumerate(found) if signature is None]
+        # signatures a block at a time, each block kept only as its LSH band keys
+        # (8 bytes a band, not 8 bytes a permutation: 64 bytes a text, not 1 KB)
+        bands, rows = lsh_bands(config.threshold, config.num_perm)
+        keys_of_bands = np.empty((len(digests), bands), dtype=np.uint64)
 
         def compute(block: list[int]) -> list[np.ndarray]:
-            return list(minhash_signatures([normalised[distinct[k]] for k in block], config))
+            return list(minhash_signatures([_normalise(texts[distinct[k]]) for k in block], config))
 
         def add(block: list[int], computed: list[np.ndarray]) -> None:
             cache.add_signatures([digests[k] for k in block], computed, config)
 
-        if missing:
-            computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
-            for k, signature in zip(missing, computed, strict=True):
-                found[k] = signature
-        signatures = np.stack([np.asarray(s, dtype=np.uint64) for s in found])
-        bands, rows = lsh_bands(config.threshold, config.num_perm)
-        for members in _band_groups(signatures, bands, rows):
+        for start in range(0, len(digests), SIGNATURE_BLOCK):
+            stop = min(start + SIGNATURE_BLOCK, len(digests))
+            found = (
+                cache.signatures(digests[start:stop], config)
+                if cache is not None
+                else [None] * (stop - start)
+            )
+            missing = [start + k for k, signature in enumerate(found) if signature is None]
+            if missing:
+                computed = (
+                    cache.fill(missing, compute, add) if cache is not None else compute(missing)
+                )
+                for k, signature in zip(missing, computed, strict=True):
+                    found[k - start] = signature
+            signatures = np.stack([np.asarray(s, dtype=np.uint64) for s in found])
+            keys_of_bands[start:stop] = band_keys(signatures, bands, rows)
+        for members in _band_groups(keys_of_bands):
             _link_candidates([distinct[m] for m in members], root, join, similar)
 
     groups: dict[int, list[int]] = {}
@@ -322,21 +358,48 @@ def find_copies(
         groups.setdefault(root(index), []).append(index)
     primary = np.empty(n, dtype=np.int64)
     for members in groups.values():
-        lead = min(members, key=lambda i: (-len(texts[i]), keys[i]))
-        primary[members] = lead
+        if len(members) > 1:
+            primary[members] = min(members, key=lambda i: (-len(texts[i]), keys[i]))
+        else:
+            primary[members] = members
     return primary
 
 
-def furniture_lines(texts: Sequence[str]) -> set[str]:
-    """Normalised lines found in at least :data:`FURNITURE_TEXTS` of ``texts`` (distinct texts)."""
-    line_texts: dict[str, int] = {}
-    for text in texts:
-        for line in {_normalise(line) for line in text.splitlines()} - {""}:
-            line_texts[line] = line_texts.get(line, 0) + 1
-    return {line for line, count in line_texts.items() if count >= FURNITURE_TEXTS}
+FurnitureLines = frozenset[int]
+"""Furniture lines, as 64-bit hashes of their normalised text (:func:`_line_key`).
+
+Hashes, not the lines: counting every line of a corpus by its text held each
+distinct line in memory (a paragraph a line: the corpus's size again)."""
 
 
-def own_text(text: str, furniture: set[str]) -> str:
+def _line_key(normalised_line: str) -> int:
+    """A stable 64-bit hash of a normalised line (two lines share one with p ~ 2**-64)."""
+    digest = hashlib.blake2b(normalised_line.encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(digest.digest(), "little")
+
+
+def on_furniture(line: str, furniture: FurnitureLines) -> bool:
+    """Whether ``line`` (as it is in a text, not normalised) is a furniture line."""
+    return _line_key(_normalise(line)) in furniture
+
+
+def furniture_lines(texts: Iterable[str]) -> FurnitureLines:
+    """Normalised lines found in at least :data:`FURNITURE_TEXTS` of ``texts`` (distinct
+    texts), as :data:`FurnitureLines`; counted as 8-byte hashes in arrays."""
+    per_text = [
+        np.fromiter(
+            {_line_key(line) for line in map(_normalise, text.splitlines()) if line},
+            dtype=np.uint64,
+        )
+        for text in texts
+    ]
+    if not per_text:
+        return frozenset()
+    lines, counts = np.unique(np.concatenate(per_text), return_counts=True)
+    return frozenset(lines[counts >= FURNITURE_TEXTS].tolist())
+
+
+def own_text(text: str, furniture: FurnitureLines) -> str:
     """The lines of ``text`` that are not furniture, as they are (not normalised), or
     all of it when no letter is left.
 
@@ -345,17 +408,17 @@ def own_text(text: str, furniture: set[str]) -> str:
     English footer are not English).
     """
     own = "\n".join(
-        line for line in text.splitlines() if line.strip() and _normalise(line) not in furniture
+        line for line in text.splitlines() if line.strip() and not on_furniture(line, furniture)
     )
     return own if any(ch.isalpha() for ch in own) else text
 
 
-def own_shingles(text: str, furniture: set[str], size: int) -> np.ndarray:
+def own_shingles(text: str, furniture: FurnitureLines, size: int) -> np.ndarray:
     """The shingle hashes of the lines of ``text`` that are not furniture (empty if none is)."""
     own = [
         line
         for line in (_normalise(line) for line in text.splitlines())
-        if line and line not in furniture
+        if line and _line_key(line) not in furniture
     ]
     return shingle_hashes(" ".join(own), size) if own else np.zeros(0, dtype=np.uint64)
 
@@ -389,20 +452,21 @@ class CopyJoin:
     furniture_share: float
 
 
-def distinct_furniture(texts: Sequence[str]) -> set[str]:
+def distinct_furniture(texts: Sequence[str]) -> FurnitureLines:
     """:func:`furniture_lines` of the distinct texts (the first of each normalised
     text), as :func:`find_copies` and :func:`copy_joins` count furniture."""
-    first_of: dict[str, str] = {}
-    for text in texts:
-        first_of.setdefault(_normalise(text), text)
-    return furniture_lines(list(first_of.values()))
+    first_of: dict[bytes, int] = {}  # a digest of each normalised text, not the text
+    for index, text in enumerate(texts):
+        digest = hashlib.blake2b(_normalise(text).encode("utf-8"), digest_size=16).digest()
+        first_of.setdefault(digest, index)
+    return furniture_lines(Picked(texts, np.array(sorted(first_of.values()), dtype=np.int64)))
 
 
 def copy_joins(
     texts: Sequence[str],
     primary: np.ndarray,
     config: CopyConfig,
-    furniture: set[str] | None = None,
+    furniture: FurnitureLines | None = None,
 ) -> list[CopyJoin]:
     """The figures of each copy against its primary (:class:`CopyJoin`), copies in order.
 
@@ -424,7 +488,7 @@ def copy_joins(
         own_a = own_shingles(texts[copy], furniture, config.shingle)
         own_b = own_shingles(texts[lead], furniture, config.shingle)
         lines = [_normalise(line) for line in texts[copy].splitlines()]
-        furniture_chars = sum(len(line) for line in lines if line in furniture)
+        furniture_chars = sum(len(line) for line in lines if _line_key(line) in furniture)
         joins.append(
             CopyJoin(
                 copy=copy,

@@ -100,7 +100,7 @@ def dropped_records(result: RunResult) -> list[Record]:
                 f"{doc.origin}: the record has a field {DUPLICATE_OF!r}, the name the dropped "
                 "corpus gives the id a record duplicates; rename that field"
             )
-        record[DUPLICATE_OF] = result.documents[keep].id
+        record[DUPLICATE_OF] = result.ids[keep]
         records.append(record)
     return records
 

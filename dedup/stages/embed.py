@@ -28,6 +28,7 @@ import numpy as np
 
 from dedup.files import atomic_write
 from dedup.records import concat_ranges
+from dedup.shelf import Picked
 
 if TYPE_CHECKING:
     from dedup.engines import Engine
@@ -623,7 +624,8 @@ def embed_sentences(
     # do not depend on the order of the keys)
     missing_groups = np.flatnonzero(where < 0)
     missing_groups = missing_groups[np.argsort(by_key[starts[missing_groups]], kind="stable")]
-    missing = [sentences[int(row)] for row in by_key[starts[missing_groups]]]
+    # (read chunk by chunk where they lie: a cold run misses every sentence)
+    missing = Picked(sentences, by_key[starts[missing_groups]])
     # one chunk per shard, whatever the engine: the same texts share an encoder call
     shard_rows = SHARD_ROWS
     chunks = engine.imap_chunks(

@@ -64,6 +64,7 @@ import zstandard
 
 from dedup.encoding.encoder import normalize_text
 from dedup.records import Document, SkippedInput
+from dedup.shelf import Shelf
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -580,7 +581,7 @@ class Ingested(NamedTuple):
     ``records == len(documents) + len(skipped)`` always (checked on return).
     """
 
-    documents: list[Document]
+    documents: Sequence[Document]  # a Shelf (on disk) when read by this module
     skipped: list[SkippedInput]
     records: int
 
@@ -612,8 +613,14 @@ def _read_one(
     return reader(source, config, collector)
 
 
-def read_documents(inputs: InputPaths, config: IngestConfig | None = None) -> Ingested:
+def read_documents(
+    inputs: InputPaths, config: IngestConfig | None = None, folder: Path | None = None
+) -> Ingested:
     """Read every document of ``inputs`` (one path or several, ``"-"`` for stdin), in order.
+
+    The documents are kept on disk as they are read (a :class:`~dedup.shelf.Shelf` in
+    ``folder``, the system's temp folder if None), so a corpus larger than memory
+    can be read.
 
     Raises:
         InputError: an input is missing, given twice, or its format is unknown
@@ -626,7 +633,7 @@ def read_documents(inputs: InputPaths, config: IngestConfig | None = None) -> In
     several = len(items) > 1
     excluded = {ident for folder in config.exclude if (ident := _identity(folder)) is not None}
     collector = _Collector()
-    documents: list[Document] = []
+    documents: Shelf[Document] = Shelf(folder=folder)
     given: dict[object, str] = {}
     for item in items:  # before anything is read: an hour of reading, then this error
         key = _input_key(item)
@@ -635,7 +642,7 @@ def read_documents(inputs: InputPaths, config: IngestConfig | None = None) -> In
         given[key] = str(item)
     for item in items:
         try:
-            documents += _read_one(item, several, config, excluded, collector)
+            documents.extend(_read_one(item, several, config, excluded, collector))
         except OSError as err:
             message = f"{escape_name(str(item))}: unreadable ({err.strerror or err})"
             raise InputError(message) from err
@@ -647,17 +654,20 @@ def read_documents(inputs: InputPaths, config: IngestConfig | None = None) -> In
     return Ingested(documents, collector.skipped, collector.records)
 
 
-def read_records(records: Iterable[object], config: IngestConfig | None = None) -> Ingested:
+def read_records(
+    records: Iterable[object], config: IngestConfig | None = None, folder: Path | None = None
+) -> Ingested:
     """Documents from records in memory (what :func:`dedup.run` is given instead of a path).
 
     A record is a mapping with the fields of a JSONL line or an ``(id, text)``
     pair, and is judged as a file's record is: one without an id or text, with
     a duplicate id, or of another type is skipped, ``record N`` (counted from 1
-    in iteration order) naming it.
+    in iteration order) naming it. The documents are kept on disk, as
+    :func:`read_documents` keeps them.
     """
     config = config or IngestConfig()
     collector = _Collector()
-    documents = []
+    documents: Shelf[Document] = Shelf(folder=folder)
     for number, record in enumerate(records, start=1):
         collector.records += 1
         origin = f"record {number}"
@@ -677,21 +687,22 @@ def read_records(records: Iterable[object], config: IngestConfig | None = None) 
     return Ingested(documents, collector.skipped, collector.records)
 
 
-def read_input(documents: object, config: IngestConfig) -> Ingested:
+def read_input(documents: object, config: IngestConfig, folder: Path | None = None) -> Ingested:
     """The documents of any form :func:`dedup.run` takes: a path, several paths, an
     iterable of dicts or ``(id, text)`` pairs, a pandas DataFrame or a ``datasets.Dataset``;
     or what this function returned before (``dedup add`` checks new documents against a
-    state's before it runs them)."""
+    state's before it runs them). ``folder``: where the documents are kept on disk
+    (see :func:`read_documents`)."""
     if isinstance(documents, Ingested):
         return documents
     if isinstance(documents, str | os.PathLike):
-        return read_documents(documents, config)
+        return read_documents(documents, config, folder)
     if (
         isinstance(documents, list | tuple)
         and documents
         and all(isinstance(item, str | os.PathLike) for item in documents)
     ):
-        return read_documents(documents, config)  # several inputs, read as one corpus
+        return read_documents(documents, config, folder)  # several inputs, read as one corpus
     if isinstance(documents, Mapping):  # one record, or a datasets.DatasetDict
         raise TypeError(
             "dedup.run takes a path or an iterable of records, not a mapping "
@@ -707,12 +718,12 @@ def read_input(documents: object, config: IngestConfig) -> Ingested:
             )
     pandas = sys.modules.get("pandas")  # a DataFrame can only exist once pandas is imported
     if pandas is not None and isinstance(documents, pandas.DataFrame):
-        return read_records(_frame_records(documents, pandas), config)
+        return read_records(_frame_records(documents, pandas), config, folder)
     if not isinstance(documents, Iterable):
         raise TypeError(
             f"dedup.run takes a path or an iterable of records, not {type(documents).__name__}"
         )
-    return read_records(documents, config)  # a datasets.Dataset yields its rows as dicts
+    return read_records(documents, config, folder)  # a datasets.Dataset yields its rows as dicts
 
 
 def _column_names(documents: object) -> list[object] | None:

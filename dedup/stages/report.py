@@ -50,6 +50,7 @@ import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from importlib import metadata
+from itertools import islice
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -242,8 +243,8 @@ def _copy_link(result: RunResult, join: CopyJoin) -> dict[str, object]:
     """An exact or near-exact copy, found before alignment, as a link of its cluster."""
     return {
         "kind": "copy",
-        "left": result.documents[join.primary].id,
-        "right": result.documents[join.copy].id,
+        "left": result.ids[join.primary],
+        "right": result.ids[join.copy],
         "score": round(join.jaccard, 4),
         "coverage": 1.0,
         "jaccard": round(join.jaccard, 4),
@@ -258,8 +259,8 @@ def _adopted_link(result: RunResult, adoption: Adoption) -> dict[str, object]:
     its cluster: to the member it scored highest with, with the figures that decided."""
     return {
         "kind": "adopted",
-        "left": result.documents[adoption.closest].id,
-        "right": result.documents[adoption.document].id,
+        "left": result.ids[adoption.closest],
+        "right": result.ids[adoption.document],
         "score": adoption.agreement,
         "coverage": None,
         "agreement": adoption.agreement,
@@ -332,46 +333,49 @@ ASSIGNMENT_COLUMNS = (
     ("date", "string"),
     ("input_lang", "string"),
 )
+#: documents made into one Arrow batch of the assignment table at a time.
+ASSIGNMENT_BLOCK = 10_000
 
 
-def _assignment_rows(result: RunResult) -> list[list[object]]:
+def _assignment_rows(result: RunResult) -> Iterator[list[object]]:
     """One row per document, the values of :data:`ASSIGNMENT_COLUMNS` in order."""
     ids = cluster_ids(result)
     sizes = Counter(result.labels.tolist())
     rep_of = set(result.representatives.values())
     mix = cluster_languages(result)
-    rows: list[list[object]] = []
     for index, seg in enumerate(result.segmented):
         label = int(result.labels[index])
-        rows.append(
-            [
-                seg.doc.id,
-                ids[label],
-                sizes[label],
-                seg.language.group,
-                seg.language.script,
-                index in rep_of,
-                len(seg.sentences),
-                mix[label],
-                *_record_fields(seg.doc).values(),
-            ]
-        )
-    return rows
+        yield [
+            seg.doc.id,
+            ids[label],
+            sizes[label],
+            seg.language.group,
+            seg.language.script,
+            index in rep_of,
+            len(seg.sentences),
+            mix[label],
+            *_record_fields(seg.doc).values(),
+        ]
 
 
 def assignment_table(result: RunResult) -> pa.Table:
     """The assignments as an Arrow table, the one source of ``assignments.csv``,
     ``assignments.parquet`` and :meth:`dedup.result.RunResult.to_pandas`: typed
-    columns, null for a field a record does not have."""
+    columns, null for a field a record does not have. Made
+    :data:`ASSIGNMENT_BLOCK` documents at a time (Arrow's columns are compact;
+    a Python row per document is not)."""
     import pyarrow as pa
 
-    rows = _assignment_rows(result)
     schema = pa.schema([(name, pa.type_for_alias(kind)) for name, kind in ASSIGNMENT_COLUMNS])
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in ASSIGNMENT_COLUMNS]
-    return pa.Table.from_arrays(
-        [pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)],
-        schema=schema,
-    )
+    rows = _assignment_rows(result)
+    batches = []
+    while block := list(islice(rows, ASSIGNMENT_BLOCK)):
+        columns = zip(*block, strict=True)
+        arrays = [
+            pa.array(values, type=field.type) for values, field in zip(columns, schema, strict=True)
+        ]
+        batches.append(pa.RecordBatch.from_arrays(arrays, schema=schema))
+    return pa.Table.from_batches(batches, schema=schema)
 
 
 def _assignments_csv(table: pa.Table) -> str:

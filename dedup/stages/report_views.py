@@ -42,6 +42,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
+from dedup.records import SegmentedDocument
 from dedup.result import RunResult
 from dedup.stages.copies import FURNITURE_TEXTS
 
@@ -118,7 +119,10 @@ def _shown_members(cluster: dict, links: list[dict], limit: int | None) -> set[s
 
 def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool) -> dict:
     """Plain data for the templates: clusters split into multi-document and singletons."""
-    by_id = {seg.doc.id: seg for seg in result.segmented}
+
+    def by_id(doc_id: str) -> SegmentedDocument:  # read where it lies: only those shown
+        return result.segmented[result.index_of(doc_id)]
+
     info = report["summary"]
     max_clusters = limits.html_clusters if html else limits.md_detailed + limits.md_table
     max_singles = limits.html_singletons if html else limits.md_singletons
@@ -148,7 +152,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
         for m in cluster["members"]:
             if m["id"] not in shown:
                 continue
-            seg = by_id[m["id"]]
+            seg = by_id(m["id"])
             langs[m["id"]] = m["lang"]
             members.append(
                 {
@@ -203,7 +207,7 @@ def _view_model(result: RunResult, report: dict, limits: ViewLimits, html: bool)
     singletons = []
     for cluster in singles:
         m = cluster["members"][0]
-        seg = by_id[m["id"]]
+        seg = by_id(m["id"])
         singletons.append(
             {
                 **m,

@@ -1,0 +1,249 @@
+"""Records on disk instead of in memory: a run's documents and sentences.
+
+A corpus's texts are the largest thing a run holds (about 1.5 KB a document
+as Python strings, and as much again for its sentences: ~0.4 GB at 100,000
+documents, ~4 GB at a million), yet every stage reads them once, in order,
+or a few at a time. A :class:`Shelf` keeps them in an unnamed temporary file
+(gone when the shelf is closed or the process ends, even by ``kill -9``) and
+only their end offsets in memory (8 bytes a record); a read is a ``pread``
+and an unpickle. The views (:class:`Picked`, :class:`FieldView`,
+:class:`FlatRows`) give the sequences the stages take (documents in id
+order, their texts, one flat list of sentences) without a copy.
+
+Shelves belong to the process that wrote them: forked workers can read them
+(the file descriptor is inherited and reads carry their own offset), but a
+shelf is not pickled to other machines. What an engine ships, it ships as
+lists (see :meth:`Shelf.__reduce__`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Generic, TypeVar, overload
+
+import numpy as np
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+#: bytes gathered before one write, and read at once when iterating.
+_BLOCK_BYTES = 1 << 22
+
+
+class Shelf(Sequence[T]):
+    """An append-only sequence of picklable records kept in a temporary file.
+
+    ``append``/``extend`` write; indexing, slicing and iteration read. Reads
+    see every record appended before them. Iteration reads ~4 MB at a time,
+    so a full pass costs one sequential read of the file.
+    """
+
+    def __init__(self, records: Iterable[T] = (), folder: str | os.PathLike[str] | None = None):
+        """``folder``: where the temporary file is made (the system's temp folder if None;
+        a run passes its cache's ``runs/``, on the disk it already writes to)."""
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        # the shelf owns its file for its whole life (closed by close() or collection)
+        self._file = tempfile.TemporaryFile(prefix="dedup-shelf-", dir=folder)  # noqa: SIM115
+        self._fd = self._file.fileno()
+        self._ends = array("q")  # where each record ends in the file
+        self._written = 0  # bytes in the file
+        self._pending: list[bytes] = []  # pickled, not yet written
+        self._pending_bytes = 0
+        self.extend(records)
+
+    def append(self, record: T) -> None:
+        data = pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+        self._pending.append(data)
+        self._pending_bytes += len(data)
+        self._ends.append(self._written + self._pending_bytes)
+        if self._pending_bytes >= _BLOCK_BYTES:
+            self._flush()
+
+    def extend(self, records: Iterable[T]) -> None:
+        for record in records:
+            self.append(record)
+
+    def _flush(self) -> None:
+        if self._pending:
+            os.pwrite(self._fd, b"".join(self._pending), self._written)
+            self._written += self._pending_bytes
+            self._pending.clear()
+            self._pending_bytes = 0
+
+    def _span(self, start: int, stop: int) -> tuple[int, int]:
+        """Byte range of records ``start:stop``."""
+        return (self._ends[start - 1] if start else 0), self._ends[stop - 1]
+
+    def _read(self, start: int, stop: int) -> list[T]:
+        """Records ``start:stop`` (``start < stop``) in one read."""
+        self._flush()
+        begin, end = self._span(start, stop)
+        data = memoryview(os.pread(self._fd, end - begin, begin))
+        records = []
+        at = 0
+        for index in range(start, stop):
+            length = self._ends[index] - begin - at
+            records.append(pickle.loads(data[at : at + length]))
+            at += length
+        return records
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(start, stop, step)]
+            return self._read(start, stop) if start < stop else []
+        index = int(index)
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"shelf index {index} out of range ({len(self)} records)")
+        return self._read(index, index + 1)[0]
+
+    def __iter__(self) -> Iterator[T]:
+        start = 0
+        while start < len(self):
+            stop = start + 1
+            begin = self._ends[start - 1] if start else 0
+            while stop < len(self) and self._ends[stop] - begin <= _BLOCK_BYTES:
+                stop += 1
+            yield from self._read(start, stop)
+            start = stop
+
+    def view(self, order: np.ndarray) -> Picked[T]:
+        """The records in ``order`` (indices), read where they lie."""
+        return Picked(self, order)
+
+    def close(self) -> None:
+        """Drop the file now (it goes anyway when the shelf is collected)."""
+        self._file.close()
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        # another process (a spawned worker, a Ray node) cannot read this file:
+        # it gets the records themselves, as a list
+        return list, (list(self),)
+
+
+class Picked(Sequence[T]):
+    """``[records[i] for i in order]``, read as it is used: documents sorted by id,
+    the texts of some documents (any sequence, on a shelf or not)."""
+
+    def __init__(self, records: Sequence[T], order: np.ndarray) -> None:
+        self._records = records
+        self._order = np.asarray(order, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return [self._records[int(i)] for i in self._order[index]]
+        return self._records[int(self._order[index])]
+
+    def __iter__(self) -> Iterator[T]:
+        for index in self._order.tolist():
+            yield self._records[index]
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return list, (list(self),)
+
+
+class FieldView(Sequence[U], Generic[T, U]):
+    """One field of each record of a sequence (e.g. the texts of the documents)."""
+
+    def __init__(self, records: Sequence[T], field: Callable[[T], U]) -> None:
+        self._records = records
+        self._field = field
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @overload
+    def __getitem__(self, index: int) -> U: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[U]: ...
+    def __getitem__(self, index: int | slice) -> U | list[U]:
+        if isinstance(index, slice):
+            return [self._field(record) for record in self._records[index]]
+        return self._field(self._records[index])
+
+    def __iter__(self) -> Iterator[U]:
+        return map(self._field, self._records)
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return list, (list(self),)
+
+
+class FlatRows(Sequence[str]):
+    """The sentences of some documents as one flat sequence of rows.
+
+    ``sentences_of[d]`` is document ``d``'s tuple of sentences; ``docs`` picks
+    and orders the documents (all, in order, if None) and ``offsets`` is where
+    each picked document's rows start (``(len(docs) + 1,)``). A row is read
+    with its document, and the last document read is kept, so reading the rows
+    of one document after another costs one read per document.
+    """
+
+    def __init__(
+        self,
+        sentences_of: Sequence[tuple[str, ...]],
+        offsets: np.ndarray,
+        docs: np.ndarray | None = None,
+    ) -> None:
+        self._sentences_of = sentences_of
+        self._offsets = np.asarray(offsets, dtype=np.int64)
+        self._docs = None if docs is None else np.asarray(docs, dtype=np.int64)
+        self._last: tuple[int, tuple[str, ...]] = (-1, ())
+
+    def _document(self, position: int) -> tuple[str, ...]:
+        if self._last[0] != position:
+            doc = position if self._docs is None else int(self._docs[position])
+            self._last = (position, self._sentences_of[doc])
+        return self._last[1]
+
+    def __len__(self) -> int:
+        return int(self._offsets[-1])
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+    def __getitem__(self, index: int | slice) -> str | list[str]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        row = int(index)
+        if row < 0:
+            row += len(self)
+        if not 0 <= row < len(self):
+            raise IndexError(f"row {index} out of range ({len(self)} rows)")
+        position = int(np.searchsorted(self._offsets, row, side="right")) - 1
+        return self._document(position)[row - int(self._offsets[position])]
+
+    def __iter__(self) -> Iterator[str]:
+        documents = (
+            iter(self._sentences_of)
+            if self._docs is None
+            else (self._sentences_of[d] for d in self._docs.tolist())
+        )
+        for sentences in documents:
+            yield from sentences
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return list, (list(self),)
