@@ -401,9 +401,10 @@ def _in_id_order(
 ) -> tuple[Sequence[Document], list[str], list[str | None]]:
     """The documents sorted by id, with their ids and supplied languages (one pass).
 
-    The documents are a view (:class:`~dedup.shelf.Picked`): they stay on
-    disk where ingest wrote them, in input order; ids and languages are the
-    only per-document strings a run keeps in memory.
+    Documents read by ingest stay on disk (a :class:`~dedup.shelf.Shelf`),
+    copied into id order when the input was in another, so every later pass
+    reads them in blocks; ids and supplied languages are the only
+    per-document strings a run keeps in memory.
     """
     ids: list[str] = []
     supplied: list[str | None] = []
@@ -411,8 +412,12 @@ def _in_id_order(
         ids.append(doc.id)
         supplied.append(doc.lang)
     order = sorted(range(len(ids)), key=ids.__getitem__)
-    return (
-        Picked(documents, np.array(order, dtype=np.int64)),
-        [ids[i] for i in order],
-        [supplied[i] for i in order],
-    )
+    if order != list(range(len(ids))):
+        index = np.array(order, dtype=np.int64)
+        if isinstance(documents, Shelf):  # later stages read it in order, a block at a time
+            documents = documents.reordered(index)
+        else:
+            documents = Picked(documents, index)
+        ids = [ids[i] for i in order]
+        supplied = [supplied[i] for i in order]
+    return documents, ids, supplied

@@ -64,6 +64,16 @@ def test_views_read_in_the_order_and_field_asked() -> None:
     assert texts[-1] == documents[order[-1]].text
 
 
+def test_a_reordered_shelf_holds_the_records_in_the_new_order() -> None:
+    documents = _documents(200)
+    shelf = Shelf(documents)
+    order = np.random.default_rng(1).permutation(200)
+    reordered = shelf.reordered(order)
+    assert isinstance(reordered, Shelf)
+    assert list(reordered) == [documents[i] for i in order]
+    assert list(shelf) == documents  # the first one is unchanged
+
+
 def test_flat_rows_are_the_sentences_of_the_documents_picked() -> None:
     rng = random.Random(3)
     per_doc = [tuple(f"s{d}.{k}" for k in range(rng.randint(0, 5))) for d in range(40)]
@@ -83,6 +93,11 @@ def test_flat_rows_are_the_sentences_of_the_documents_picked() -> None:
     assert [sub[i] for i in range(len(expected))] == expected
     with pytest.raises(IndexError):
         sub[len(expected)]
+    some = np.array(rng.sample(range(len(expected)), 20))
+    assert sub.take(some) == [expected[i] for i in some]
+    assert Picked(sub, some)[:] == [expected[i] for i in some]  # read by take
+    with pytest.raises(IndexError):
+        sub.take(np.array([len(expected)]))
 
 
 def test_a_shelf_sent_to_another_process_arrives_as_a_list() -> None:

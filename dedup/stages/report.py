@@ -57,7 +57,7 @@ from typing import IO, TYPE_CHECKING
 import numpy as np
 
 from dedup.files import atomic_write
-from dedup.records import Document, EvidenceTable
+from dedup.records import Document, EvidenceTable, SegmentedDocument
 from dedup.result import RunResult, cluster_ids
 from dedup.stages.cluster import Adoption, largest_component, link_components
 from dedup.stages.copies import CopyJoin
@@ -188,15 +188,17 @@ class ClusterRecords:
         result = self._result
         segmented = result.segmented
         indices = self._members[self._member_starts[label] : self._member_starts[label + 1]]
-        docs = [segmented[i] for i in indices.tolist()]
-        links = [self._aligned_link(int(p)) for p in self._links_of(label)]
+        # each member read once (from disk, see dedup.shelf), whatever its links
+        by_index = {i: segmented[i] for i in indices.tolist()}
+        docs = list(by_index.values())
+        links = [self._aligned_link(int(p), by_index) for p in self._links_of(label)]
         links += [_copy_link(result, join) for join in self._copy_joins.get(label, [])]
         links += [_adopted_link(result, a) for a in self._adoptions.get(label, [])]
         return {
             "id": self._ids[label],
             "size": len(docs),
             "languages": dict(sorted(Counter(d.language.group for d in docs).items())),
-            "representative": segmented[result.representatives[label]].doc.id,
+            "representative": by_index[result.representatives[label]].doc.id,
             "members": [
                 {
                     "id": d.doc.id,
@@ -215,9 +217,12 @@ class ClusterRecords:
     def _links_of(self, label: int) -> list[int]:
         return self._links[self._link_starts[label] : self._link_starts[label + 1]].tolist()
 
-    def _aligned_link(self, position: int) -> dict[str, object]:
+    def _aligned_link(
+        self, position: int, members: dict[int, SegmentedDocument]
+    ) -> dict[str, object]:
+        """An aligned pair of the cluster whose documents are ``members`` (by index)."""
         pair = self._evidence[position]
-        left, right = self._result.segmented[pair.left], self._result.segmented[pair.right]
+        left, right = members[pair.left], members[pair.right]
         return {
             "kind": "aligned",
             "left": left.doc.id,
