@@ -44,13 +44,12 @@ class Shelf(Sequence[T]):
     """
 
     def __init__(self, records: Iterable[T] = (), folder: str | os.PathLike[str] | None = None):
-        """``folder``: where the temporary file is made (the system's temp folder if None;
-        a run passes its cache's ``runs/``, on the disk it already writes to)."""
-        if folder is not None:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+        """``folder``: where the temporary file is made (a run passes its cache's
+        ``runs/``, on the disk it already writes to); the system's temp folder
+        if None, or if ``folder`` cannot be written (a read-only cache)."""
+        self._folder = folder if folder is not None and _writable(Path(folder)) else None
         # the shelf owns its file for its whole life (closed by close() or collection)
-        self._file = tempfile.TemporaryFile(prefix="dedup-shelf-", dir=folder)  # noqa: SIM115
-        self._folder = folder
+        self._file = tempfile.TemporaryFile(prefix="dedup-shelf-", dir=self._folder)  # noqa: SIM115
         self._fd = self._file.fileno()
         self._ends = array("q")  # where each record ends in the file
         self._written = 0  # bytes in the file
@@ -148,6 +147,15 @@ class Shelf(Sequence[T]):
         # another process (a spawned worker, a Ray node) cannot read this file:
         # it gets the records themselves, as a list
         return list, (list(self),)
+
+
+def _writable(folder: Path) -> bool:
+    """Whether files can be made in ``folder`` (made if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK | os.X_OK)
 
 
 class Picked(Sequence[T]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import random
 from operator import attrgetter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -127,3 +128,12 @@ def test_a_segmented_view_makes_the_records_of_its_three_sequences() -> None:
     assert view[2:5] == expected[2:5]
     with pytest.raises(ValueError, match="9 languages"):
         SegmentedView(documents, languages[:9], sentences)
+
+
+def test_a_folder_that_cannot_be_written_falls_back_to_the_temp_folder(tmp_path: Path) -> None:
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")  # a file where the folder would be: mkdir fails
+    shelf = Shelf(["a", "b"], folder=blocked / "runs")
+    assert list(shelf) == ["a", "b"]
+    here = Shelf(["c"], folder=tmp_path / "runs")
+    assert list(here) == ["c"] and (tmp_path / "runs").is_dir()
