@@ -56,9 +56,11 @@ from typing import TYPE_CHECKING, Any
 
 from dedup.api import run
 from dedup.config import PipelineConfig
+from dedup.encoding import cache_root
 from dedup.engines import Engine
 from dedup.records import Document, EvidenceTable, SkippedInput
 from dedup.result import RunResult
+from dedup.shelf import Shelf
 from dedup.stages.embed import SentenceEncoder
 from dedup.stages.ingest import Ingested, InputPaths, read_documents, read_input
 from dedup.stages.lineage import Change, carry_ids
@@ -165,14 +167,17 @@ def add(
                 f"{folder}: the state was made with other settings than these "
                 f"({info.settings}); add with the state's own"
             )
-        stored = read_documents(folder / DOCUMENTS, config.ingest)
-        incoming = read_input(documents, config.ingest)
+        scratch = cache_root(config.cache_dir) / "runs"  # the texts stay on disk (dedup.shelf)
+        stored = read_documents(folder / DOCUMENTS, config.ingest, scratch)
+        incoming = read_input(documents, config.ingest, scratch)
         fresh, present = _check_against(stored.documents, incoming.documents, folder)
         addition = info.additions + 1
+        n_stored = len(stored.documents)
+        union_documents = stored.documents
+        assert isinstance(union_documents, Shelf)  # read_documents keeps them on one
+        union_documents.extend(fresh)  # the state's documents, then the new ones
         union = Ingested(
-            [*stored.documents, *fresh],
-            incoming.skipped,
-            len(stored.documents) + len(fresh) + len(incoming.skipped),
+            union_documents, incoming.skipped, n_stored + len(fresh) + len(incoming.skipped)
         )
         earlier = read_evidence(folder)
         if earlier is None:
