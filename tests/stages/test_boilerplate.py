@@ -79,3 +79,16 @@ def test_copies_inherit_boilerplate_by_key_and_do_not_count_towards_it() -> None
     usable = usable_sentences(sentences, view, 3)
     # the footer is in three primaries: furniture everywhere, copies included
     assert usable.tolist() == [True, False, True, False, True, False, True, False, True, False]
+
+
+def test_the_primary_view_is_the_rows_of_the_primaries_one_after_another() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(0, 6, 300)  # documents without sentences too
+    offsets = np.r_[0, np.cumsum(lengths)]
+    primaries = np.sort(rng.choice(300, size=170, replace=False))
+    view = PrimaryView.of(primaries, offsets)
+    spans = [list(range(offsets[d], offsets[d + 1])) for d in primaries]
+    assert view.rows.tolist() == [row for span in spans for row in span]
+    assert view.offsets.tolist() == np.r_[0, np.cumsum([len(s) for s in spans])].tolist()
+    empty = PrimaryView.of(np.zeros(0, dtype=np.int64), offsets)
+    assert len(empty.rows) == 0 and empty.offsets.tolist() == [0]
