@@ -340,7 +340,26 @@ def _knn(
     of product-quantised codes with re-ranking (-1 where fewer than ``k`` were
     found). ``queries`` are positions in ``rows`` (None: every row); the index
     holds every row whichever are queried, so a query's hits do not depend on
-    which others are queried.
+    which others are queried. All at once: :func:`_knn_blocks` gives them a
+    batch of queries at a time.
+    """
+    hits = [block for _, block in _knn_blocks(read, rows, k, config, queries)]
+    return np.concatenate(hits) if hits else np.zeros((0, k), dtype=np.int64)
+
+
+def _knn_blocks(
+    read: RowReader,
+    rows: np.ndarray,
+    k: int,
+    config: CandidateConfig,
+    queries: np.ndarray | None = None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """:func:`_knn`'s hits a batch of queries at a time: ``(first query, hits)``.
+
+    Why: the hits of every lead sentence at once, and the arrays made from
+    them, were ~0.5 GB each at a million documents (3 million queries x 21
+    hits x 8 bytes); a batch's hits become pair codes before the next batch
+    is searched. A query's hits do not depend on its batch.
     """
     import faiss
 
@@ -350,7 +369,9 @@ def _knn(
     if n <= config.exact_search_limit:
         index = faiss.IndexFlatIP(dim)
         index.add(np.ascontiguousarray(read(rows)))
-        return index.search(np.ascontiguousarray(read(queried)), k)[1]
+        # one search: faiss's exact search takes another path below 20 queries
+        yield 0, index.search(np.ascontiguousarray(read(queried)), k)[1]
+        return
     # sqrt(n) / 2 lists of ~2 sqrt(n) rows: a query scans search_probes lists. The
     # lists hold 4-bit product-quantised codes, scanned with SIMD lookups ("fast
     # scan", André et al. 2015), and the best 4k hits are re-ranked on 8-bit
@@ -379,16 +400,17 @@ def _knn(
         index.add(np.ascontiguousarray(read(rows[start : start + SEARCH_ROWS])))
     lists.nprobe = config.search_probes
     faiss.downcast_index(index).k_factor = _REFINE_FACTOR
-    hits = [
-        index.search(np.ascontiguousarray(read(queried[start : start + SEARCH_ROWS])), k)[1]
-        for start in range(0, len(queried), SEARCH_ROWS)
-    ]
-    return np.concatenate(hits) if hits else np.zeros((0, k), dtype=np.int64)
+    for start in range(0, len(queried), SEARCH_ROWS):
+        batch = np.ascontiguousarray(read(queried[start : start + SEARCH_ROWS]))
+        yield start, index.search(batch, k)[1]
 
 
-def _pairs(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    pairs = np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1)
-    return pairs[pairs[:, 0] != pairs[:, 1]]
+def _pair_codes(left: np.ndarray, right: np.ndarray, n_docs: int) -> np.ndarray:
+    """The distinct pairs ``(min, max)`` of two documents, each as one int64 code
+    ``min * n_docs + max`` (a document with itself left out), sorted."""
+    low, high = np.minimum(left, right), np.maximum(left, right)
+    different = low != high
+    return sorted_unique(low[different].astype(np.int64) * max(n_docs, 1) + high[different])
 
 
 def lead_rows(sentence_doc: np.ndarray, usable: np.ndarray, lead: int) -> np.ndarray:
@@ -427,32 +449,35 @@ def candidate_pairs(
     n_docs = len(doc_vectors)
     reach = 1 if queries is None else QUERY_REACH
     queried = np.arange(n_docs) if queries is None else np.flatnonzero(queries)
-    found = [np.zeros((0, 2), dtype=np.int64)]
+    # pair codes (see _pair_codes), a batch of queries at a time
+    found = [np.zeros(0, dtype=np.int64)]
     if n_docs > 1 and len(queried):
         k = min(reach * config.doc_neighbours + 1, n_docs)
-        hits = _knn(row_reader(doc_vectors), np.arange(n_docs), k, config, queried)
-        rows = np.repeat(queried, k)
-        cols = hits.reshape(-1)
-        keep = cols >= 0
-        found.append(_pairs(rows[keep], cols[keep]))
+        for start, hits in _knn_blocks(
+            row_reader(doc_vectors), np.arange(n_docs), k, config, queried
+        ):
+            rows = np.repeat(queried[start : start + len(hits)], k)
+            cols = hits.reshape(-1)
+            keep = cols >= 0
+            found.append(_pair_codes(rows[keep], cols[keep], n_docs))
     sentence_rows = lead_rows(sentence_doc, usable, config.lead_sentences)
     lead_queries = None if queries is None else np.flatnonzero(queries[sentence_doc[sentence_rows]])
-    searched = len(sentence_rows) if lead_queries is None else len(lead_queries)
-    if config.sentence_neighbours and len(sentence_rows) > 1 and searched:
+    query_rows = sentence_rows if lead_queries is None else sentence_rows[lead_queries]
+    if config.sentence_neighbours and len(sentence_rows) > 1 and len(query_rows):
         neighbours = reach * config.sentence_neighbours
         k = min(neighbours + _OWN_DOC_SLACK, len(sentence_rows))
-        hits = _knn(row_reader(sentence_vectors), sentence_rows, k, config, lead_queries)
-        own = sentence_doc[sentence_rows if lead_queries is None else sentence_rows[lead_queries]]
-        valid = hits >= 0
-        other = np.where(valid, sentence_doc[sentence_rows[np.maximum(hits, 0)]], -1)
-        other = np.where(other == own[:, None], -1, other)
-        # keep the first `neighbours` hits in other documents
-        rank = np.cumsum(other >= 0, axis=1)
-        take = (other >= 0) & (rank <= neighbours)
-        left = np.broadcast_to(own[:, None], other.shape)[take]
-        found.append(_pairs(left, other[take]))
-    # unique rows through one int64 code per pair (np.unique(axis=0) sorts row views: slow)
-    codes = sorted_unique(np.concatenate(found).astype(np.int64) @ np.array([max(n_docs, 1), 1]))
+        read = row_reader(sentence_vectors)
+        for start, hits in _knn_blocks(read, sentence_rows, k, config, lead_queries):
+            own = sentence_doc[query_rows[start : start + len(hits)]]
+            valid = hits >= 0
+            other = np.where(valid, sentence_doc[sentence_rows[np.maximum(hits, 0)]], -1)
+            other = np.where(other == own[:, None], -1, other)
+            # keep the first `neighbours` hits in other documents
+            rank = np.cumsum(other >= 0, axis=1)
+            take = (other >= 0) & (rank <= neighbours)
+            left = np.broadcast_to(own[:, None], other.shape)[take]
+            found.append(_pair_codes(left, other[take], n_docs))
+    codes = sorted_unique(np.concatenate(found))
     return np.stack(np.divmod(codes, max(n_docs, 1)), axis=1)
 
 

@@ -281,6 +281,36 @@ def test_approximate_search_hits_do_not_depend_on_the_query_batch(
     assert np.array_equal(candidates._knn(read, np.arange(6000), 9, config), default)
 
 
+def test_candidate_pairs_do_not_depend_on_the_query_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each batch of queries becomes pair codes before the next is searched (memory at a
+    million documents); batches of any size, and a batch that ends inside a document's
+    lead sentences, give the same pairs, whoever is queried."""
+    from dedup.stages import candidates
+
+    rng = np.random.default_rng(4)
+    n_docs, n_sent = 1500, 9000
+    topics = rng.standard_normal((150, 48)).astype(np.float32)
+    sentence_doc = np.sort(rng.integers(0, n_docs, n_sent))
+    sentences = topics[sentence_doc % 150] + 0.6 * rng.standard_normal((n_sent, 48))
+    sentences = (sentences / np.linalg.norm(sentences, axis=1, keepdims=True)).astype(np.float32)
+    docs = np.zeros((n_docs, 48), dtype=np.float32)
+    np.add.at(docs, sentence_doc, sentences)
+    docs /= np.maximum(np.linalg.norm(docs, axis=1, keepdims=True), 1e-9)
+    usable = rng.random(n_sent) > 0.1
+    config = CandidateConfig(exact_search_limit=500)  # both channels approximate
+    for queries in (None, rng.random(n_docs) > 0.6):
+        default = candidate_pairs(docs, sentences, sentence_doc, usable, config, queries=queries)
+        with monkeypatch.context() as patched:
+            patched.setattr(candidates, "SEARCH_ROWS", 333)
+            batched = candidate_pairs(
+                docs, sentences, sentence_doc, usable, config, queries=queries
+            )
+        assert len(default) > n_docs
+        assert np.array_equal(batched, default)
+
+
 @pytest.mark.parametrize("exact_search_limit", [20_000, 100])
 def test_queried_documents_find_their_pairs_and_settled_ones_search_no_more(
     monkeypatch: pytest.MonkeyPatch, exact_search_limit: int
