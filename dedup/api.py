@@ -181,17 +181,15 @@ def run(
             heads = np.unique(primary_of).tolist()
             # and read on its own text: forty briefs under one English footer are
             # not English (lines in >= 3 articles are furniture, see copies)
-            furniture = furniture_lines(Picked(texts, np.asarray(heads, dtype=np.int64)))
+            head_texts = Picked(texts, np.asarray(heads, dtype=np.int64))
+            furniture = furniture_lines(head_texts)
             # a group whose every member names its language needs only its script
             unlabelled = {
                 int(p)
                 for p, lang in zip(primary_of.tolist(), supplied, strict=True)
                 if normalise_supplied(lang) is None
             }
-            own_texts = FieldView(
-                Picked(texts, np.asarray(heads, dtype=np.int64)),
-                lambda text: own_text(text, furniture),
-            )
+            own_texts = FieldView(head_texts, lambda text: own_text(text, furniture))
             script_only = [p not in unlabelled for p in heads]
             guesses = dict(
                 zip(heads, identify_all(own_texts, known, script_only=script_only), strict=True)
@@ -242,9 +240,9 @@ def run(
                 getattr(encoder, "backend", None),
                 getattr(encoder, "device", "cpu"),
             )
-    group_names = sorted({seg.language.group for seg in segmented})
+    group_names = sorted({language.group for language in languages})
     group_index = {name: i for i, name in enumerate(group_names)}
-    doc_groups = np.array([group_index[seg.language.group] for seg in segmented], dtype=np.int64)
+    doc_groups = np.array([group_index[language.group] for language in languages], dtype=np.int64)
     primaries = np.flatnonzero(primary_of == np.arange(len(documents)))
     # from here on only primaries (one document per copy group) are processed
     view = PrimaryView.of(primaries, offsets)
