@@ -30,6 +30,8 @@ from typing import IO, overload
 
 import numpy as np
 
+from dedup.shelf import LazySequence
+
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
@@ -152,7 +154,7 @@ class SegmentedDocument:
     sentences: tuple[str, ...]
 
 
-class SegmentedView(Sequence[SegmentedDocument]):
+class SegmentedView(LazySequence[SegmentedDocument]):
     """The :class:`SegmentedDocument` of each document, made as it is read from three
     sequences (a run keeps the documents and their sentences on disk, see
     :mod:`dedup.shelf`: a list of these records would hold every text twice)."""
@@ -173,15 +175,9 @@ class SegmentedView(Sequence[SegmentedDocument]):
     def __len__(self) -> int:
         return len(self._parts[0])
 
-    @overload
-    def __getitem__(self, index: int) -> SegmentedDocument: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[SegmentedDocument]: ...
-    def __getitem__(self, index: int | slice) -> SegmentedDocument | list[SegmentedDocument]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
+    def _item(self, position: int) -> SegmentedDocument:
         documents, languages, sentences = self._parts
-        return SegmentedDocument(documents[index], languages[index], sentences[index])
+        return SegmentedDocument(documents[position], languages[position], sentences[position])
 
     def __iter__(self) -> Iterator[SegmentedDocument]:
         return map(SegmentedDocument, *self._parts)

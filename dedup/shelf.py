@@ -13,7 +13,7 @@ order, their texts, one flat list of sentences) without a copy.
 Shelves belong to the process that wrote them: forked workers can read them
 (the file descriptor is inherited and reads carry their own offset), but a
 shelf is not pickled to other machines. What an engine ships, it ships as
-lists (see :meth:`Shelf.__reduce__`).
+lists (see :class:`LazySequence`, their common base).
 """
 
 from __future__ import annotations
@@ -35,7 +35,35 @@ U = TypeVar("U")
 _BLOCK_BYTES = 1 << 22
 
 
-class Shelf(Sequence[T]):
+class LazySequence(Sequence[T]):
+    """A sequence whose records are read or made when asked for, never held.
+
+    Subclasses give ``__len__`` and ``_item(position)`` (a position in range),
+    and ``_items(index)`` where a slice can be read faster than item by item.
+    Pickled (to a spawned worker, a Ray node) it arrives as a list of its
+    records: the file it reads belongs to this process.
+    """
+
+    def _item(self, position: int) -> T:
+        raise NotImplementedError
+
+    def _items(self, index: slice) -> list[T]:
+        return [self._item(i) for i in range(*index.indices(len(self)))]
+
+    @overload
+    def __getitem__(self, index: int) -> T: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[T]: ...
+    def __getitem__(self, index: int | slice) -> T | list[T]:
+        if isinstance(index, slice):
+            return self._items(index)
+        return self._item(range(len(self))[index])  # negative indices, IndexError
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        return list, (list(self),)
+
+
+class Shelf(LazySequence[T]):
     """An append-only sequence of picklable records kept in a temporary file.
 
     ``append``/``extend`` write; indexing, slicing and iteration read. Reads
@@ -98,22 +126,14 @@ class Shelf(Sequence[T]):
     def __len__(self) -> int:
         return len(self._ends)
 
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[T]: ...
-    def __getitem__(self, index: int | slice) -> T | list[T]:
-        if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            if step != 1:
-                return [self[i] for i in range(start, stop, step)]
-            return self._read(start, stop) if start < stop else []
-        index = int(index)
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"shelf index {index} out of range ({len(self)} records)")
-        return self._read(index, index + 1)[0]
+    def _item(self, position: int) -> T:
+        return self._read(position, position + 1)[0]
+
+    def _items(self, index: slice) -> list[T]:
+        start, stop, step = index.indices(len(self))
+        if step != 1:
+            return super()._items(index)
+        return self._read(start, stop) if start < stop else []
 
     def __iter__(self) -> Iterator[T]:
         start = 0
@@ -143,11 +163,6 @@ class Shelf(Sequence[T]):
         """Drop the file now (it goes anyway when the shelf is collected)."""
         self._file.close()
 
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        # another process (a spawned worker, a Ray node) cannot read this file:
-        # it gets the records themselves, as a list
-        return list, (list(self),)
-
 
 def _writable(folder: Path) -> bool:
     """Whether files can be made in ``folder`` (made if missing)."""
@@ -158,7 +173,7 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)
 
 
-class Picked(Sequence[T]):
+class Picked(LazySequence[T]):
     """``[records[i] for i in order]``, read as it is used: documents sorted by id,
     the texts of some documents (any sequence, on a shelf or not)."""
 
@@ -169,27 +184,21 @@ class Picked(Sequence[T]):
     def __len__(self) -> int:
         return len(self._order)
 
-    @overload
-    def __getitem__(self, index: int) -> T: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[T]: ...
-    def __getitem__(self, index: int | slice) -> T | list[T]:
-        if isinstance(index, slice):
-            take = getattr(self._records, "take", None)  # FlatRows: rows by document
-            if take is not None:
-                return take(self._order[index])
-            return [self._records[int(i)] for i in self._order[index]]
-        return self._records[int(self._order[index])]
+    def _item(self, position: int) -> T:
+        return self._records[int(self._order[position])]
+
+    def _items(self, index: slice) -> list[T]:
+        take = getattr(self._records, "take", None)  # FlatRows: rows by document
+        if take is not None:
+            return take(self._order[index])
+        return [self._records[int(i)] for i in self._order[index]]
 
     def __iter__(self) -> Iterator[T]:
         for index in self._order.tolist():
             yield self._records[index]
 
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return list, (list(self),)
 
-
-class FieldView(Sequence[U], Generic[T, U]):
+class FieldView(LazySequence[U], Generic[T, U]):
     """One field of each record of a sequence (e.g. the texts of the documents)."""
 
     def __init__(self, records: Sequence[T], field: Callable[[T], U]) -> None:
@@ -199,23 +208,17 @@ class FieldView(Sequence[U], Generic[T, U]):
     def __len__(self) -> int:
         return len(self._records)
 
-    @overload
-    def __getitem__(self, index: int) -> U: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[U]: ...
-    def __getitem__(self, index: int | slice) -> U | list[U]:
-        if isinstance(index, slice):
-            return [self._field(record) for record in self._records[index]]
-        return self._field(self._records[index])
+    def _item(self, position: int) -> U:
+        return self._field(self._records[position])
+
+    def _items(self, index: slice) -> list[U]:
+        return [self._field(record) for record in self._records[index]]
 
     def __iter__(self) -> Iterator[U]:
         return map(self._field, self._records)
 
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return list, (list(self),)
 
-
-class FlatRows(Sequence[str]):
+class FlatRows(LazySequence[str]):
     """The sentences of some documents as one flat sequence of rows.
 
     ``sentences_of[d]`` is document ``d``'s tuple of sentences; ``docs`` picks
@@ -245,20 +248,12 @@ class FlatRows(Sequence[str]):
     def __len__(self) -> int:
         return int(self._offsets[-1])
 
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[str]: ...
-    def __getitem__(self, index: int | slice) -> str | list[str]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        row = int(index)
-        if row < 0:
-            row += len(self)
-        if not 0 <= row < len(self):
-            raise IndexError(f"row {index} out of range ({len(self)} rows)")
-        position = int(np.searchsorted(self._offsets, row, side="right")) - 1
-        return self._document(position)[row - int(self._offsets[position])]
+    def _item(self, position: int) -> str:
+        document = int(np.searchsorted(self._offsets, position, side="right")) - 1
+        return self._document(document)[position - int(self._offsets[document])]
+
+    def _items(self, index: slice) -> list[str]:
+        return self.take(np.arange(*index.indices(len(self))))
 
     def take(self, rows: np.ndarray) -> list[str]:
         """``[self[r] for r in rows]``, each row's document found at once (rows of one
@@ -281,6 +276,3 @@ class FlatRows(Sequence[str]):
         )
         for sentences in documents:
             yield from sentences
-
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        return list, (list(self),)
