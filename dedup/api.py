@@ -324,6 +324,7 @@ def run(
                 )
                 if earlier
                 else None,
+                folder=scratch_root,  # the document vectors, in an unnamed file
             )
             if isinstance(link_engine, CheckpointEngine):
                 stats["align"].cached = (stats["align"].cached or 0) + sum(

@@ -30,7 +30,7 @@ from typing import IO, overload
 
 import numpy as np
 
-from dedup.shelf import LazySequence
+from dedup.shelf import LazySequence, take_from
 
 
 @contextmanager
@@ -178,6 +178,17 @@ class SegmentedView(LazySequence[SegmentedDocument]):
     def _item(self, position: int) -> SegmentedDocument:
         documents, languages, sentences = self._parts
         return SegmentedDocument(documents[position], languages[position], sentences[position])
+
+    def take(self, positions: np.ndarray) -> list[SegmentedDocument]:
+        documents, languages, sentences = self._parts
+        return list(
+            map(
+                SegmentedDocument,
+                take_from(documents, positions),
+                take_from(languages, positions),
+                take_from(sentences, positions),
+            )
+        )
 
     def __iter__(self) -> Iterator[SegmentedDocument]:
         return map(SegmentedDocument, *self._parts)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from dedup.config import PipelineConfig
+    from dedup.stages.embed import VectorFile
 
 
 @dataclass
@@ -74,7 +75,9 @@ class RunResult:
         primary_vectors: ``(n_primaries, dim)`` mean of each primary document's
             usable sentence vectors, L2-normalised, before language centring,
             primaries in document order (:attr:`doc_vectors` gives every
-            document's).
+            document's). A run keeps them in an unnamed file
+            (:class:`~dedup.stages.embed.VectorFile`: indexing reads rows,
+            ``numpy.asarray`` all of them), not in memory.
         doc_groups: language group number of each document (index into
             ``group_names``).
         group_names: the language groups, sorted.
@@ -106,7 +109,7 @@ class RunResult:
     representatives: dict[int, int]
     evidence: Sequence[PairEvidence]
     usable: np.ndarray
-    primary_vectors: np.ndarray
+    primary_vectors: np.ndarray | VectorFile
     doc_groups: np.ndarray
     group_names: list[str]
     primary_of: np.ndarray

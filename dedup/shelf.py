@@ -33,6 +33,28 @@ U = TypeVar("U")
 
 #: bytes gathered before one write, and read at once when iterating.
 _BLOCK_BYTES = 1 << 22
+#: records a view reads at a time when iterated (through ``take``).
+_ITER_RECORDS = 4096
+#: :meth:`Shelf.take` reads through a gap of up to this many bytes between two
+#: records it needs rather than making another read.
+_GAP_BYTES = 1 << 14
+
+
+def take_from(records: Sequence[T], positions: np.ndarray) -> list[T]:
+    """``[records[p] for p in positions]``: through :meth:`LazySequence.take` where
+    ``records`` is one (records on disk read a block at a time), else one by one."""
+    if isinstance(records, LazySequence):
+        return records.take(positions)
+    return [records[p] for p in np.asarray(positions, dtype=np.int64).tolist()]
+
+
+def _in_range(positions: np.ndarray, length: int) -> np.ndarray:
+    """``positions`` as int64 with negative ones counted from the end; IndexError
+    for any out of range (as a list's indexing)."""
+    positions = np.asarray(positions, dtype=np.int64).reshape(-1)
+    if len(positions) and (positions.min() < -length or positions.max() >= length):
+        raise IndexError(f"positions out of range ({length} records)")
+    return np.where(positions < 0, positions + length, positions)
 
 
 class LazySequence(Sequence[T]):
@@ -48,7 +70,16 @@ class LazySequence(Sequence[T]):
         raise NotImplementedError
 
     def _items(self, index: slice) -> list[T]:
-        return [self._item(i) for i in range(*index.indices(len(self)))]
+        return self.take(np.arange(*index.indices(len(self))))
+
+    def take(self, positions: np.ndarray) -> list[T]:
+        """``[self[p] for p in positions]``; subclasses read records that lie
+        together at once (see :meth:`Shelf.take`)."""
+        return [self._item(p) for p in _in_range(positions, len(self)).tolist()]
+
+    def __iter__(self) -> Iterator[T]:
+        for start in range(0, len(self), _ITER_RECORDS):
+            yield from self._items(slice(start, start + _ITER_RECORDS))
 
     @overload
     def __getitem__(self, index: int) -> T: ...
@@ -135,6 +166,37 @@ class Shelf(LazySequence[T]):
             return super()._items(index)
         return self._read(start, stop) if start < stop else []
 
+    def take(self, positions: np.ndarray) -> list[T]:
+        """Records ``positions`` (any order, repeats allowed), reading records that lie
+        close together in one ``pread``: the texts of the documents that lead their
+        copy groups, or the sentences of the primaries, are most of a shelf in its
+        order, and a read per record cost as much again as unpickling it."""
+        positions = _in_range(positions, len(self))
+        self._flush()
+        ends = np.frombuffer(self._ends, dtype=np.int64)  # no copy: released below
+        begins = np.where(positions > 0, ends[positions - 1], 0)
+        stops = ends[positions]
+        del ends  # an array that shares the offsets' memory would stop appends
+        order = np.argsort(begins, kind="stable")
+        starts, finals = begins[order].tolist(), stops[order].tolist()
+        wanted = order.tolist()
+        records: list[Any] = [None] * len(wanted)
+        first = 0
+        while first < len(wanted):
+            begin, end, last = starts[first], finals[first], first + 1
+            while (
+                last < len(wanted)
+                and starts[last] - end <= _GAP_BYTES
+                and finals[last] - begin <= _BLOCK_BYTES
+            ):
+                end = max(end, finals[last])
+                last += 1
+            data = memoryview(os.pread(self._fd, end - begin, begin))
+            for k in range(first, last):
+                records[wanted[k]] = pickle.loads(data[starts[k] - begin : finals[k] - begin])
+            first = last
+        return records
+
     def __iter__(self) -> Iterator[T]:
         start = 0
         while start < len(self):
@@ -187,15 +249,8 @@ class Picked(LazySequence[T]):
     def _item(self, position: int) -> T:
         return self._records[int(self._order[position])]
 
-    def _items(self, index: slice) -> list[T]:
-        take = getattr(self._records, "take", None)  # FlatRows: rows by document
-        if take is not None:
-            return take(self._order[index])
-        return [self._records[int(i)] for i in self._order[index]]
-
-    def __iter__(self) -> Iterator[T]:
-        for index in self._order.tolist():
-            yield self._records[index]
+    def take(self, positions: np.ndarray) -> list[T]:
+        return take_from(self._records, self._order[_in_range(positions, len(self))])
 
 
 class FieldView(LazySequence[U], Generic[T, U]):
@@ -214,6 +269,9 @@ class FieldView(LazySequence[U], Generic[T, U]):
     def _items(self, index: slice) -> list[U]:
         return [self._field(record) for record in self._records[index]]
 
+    def take(self, positions: np.ndarray) -> list[U]:
+        return [self._field(record) for record in take_from(self._records, positions)]
+
     def __iter__(self) -> Iterator[U]:
         return map(self._field, self._records)
 
@@ -224,8 +282,9 @@ class FlatRows(LazySequence[str]):
     ``sentences_of[d]`` is document ``d``'s tuple of sentences; ``docs`` picks
     and orders the documents (all, in order, if None) and ``offsets`` is where
     each picked document's rows start (``(len(docs) + 1,)``). A row is read
-    with its document, and the last document read is kept, so reading the rows
-    of one document after another costs one read per document.
+    with its document: the last document read alone is kept (reading the rows
+    of one document after another costs one read per document), and
+    :meth:`take` reads each document of many rows once.
     """
 
     def __init__(
@@ -256,23 +315,26 @@ class FlatRows(LazySequence[str]):
         return self.take(np.arange(*index.indices(len(self))))
 
     def take(self, rows: np.ndarray) -> list[str]:
-        """``[self[r] for r in rows]``, each row's document found at once (rows of one
-        document after another cost one read per document)."""
-        rows = np.asarray(rows, dtype=np.int64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= len(self)):
-            raise IndexError(f"rows out of range ({len(self)} rows)")
+        """``[self[r] for r in rows]``, each document of the rows read once (with
+        the others, see :func:`take_from`)."""
+        rows = _in_range(rows, len(self))
         positions = np.searchsorted(self._offsets, rows, side="right") - 1
         within = rows - self._offsets[positions]
+        distinct = np.unique(positions)
+        docs = distinct if self._docs is None else self._docs[distinct]
+        read = dict(zip(distinct.tolist(), take_from(self._sentences_of, docs), strict=True))
         return [
-            self._document(position)[row]
+            read[position][row]
             for position, row in zip(positions.tolist(), within.tolist(), strict=True)
         ]
 
     def __iter__(self) -> Iterator[str]:
-        documents = (
-            iter(self._sentences_of)
-            if self._docs is None
-            else (self._sentences_of[d] for d in self._docs.tolist())
-        )
-        for sentences in documents:
-            yield from sentences
+        if self._docs is None:
+            for sentences in self._sentences_of:
+                yield from sentences
+            return
+        for start in range(0, len(self._docs), _ITER_RECORDS):
+            for sentences in take_from(
+                self._sentences_of, self._docs[start : start + _ITER_RECORDS]
+            ):
+                yield from sentences

@@ -137,3 +137,42 @@ def test_a_folder_that_cannot_be_written_falls_back_to_the_temp_folder(tmp_path:
     assert list(shelf) == ["a", "b"]
     here = Shelf(["c"], folder=tmp_path / "runs")
     assert list(here) == ["c"] and (tmp_path / "runs").is_dir()
+
+
+@pytest.mark.parametrize("gap", [0, 1 << 14])
+def test_take_reads_any_positions_as_indexing_one_by_one_does(
+    monkeypatch: pytest.MonkeyPatch, gap: int
+) -> None:
+    """Positions in any order, repeated, negative, scattered or side by side, through
+    every view; records gathered into few reads (``gap``) or one read each (0);
+    the shelf still takes appends after a take, and a position out of range raises."""
+    monkeypatch.setattr(shelf_module, "_GAP_BYTES", gap)
+    monkeypatch.setattr(shelf_module, "_BLOCK_BYTES", 2048)  # reads capped, runs split
+    monkeypatch.setattr(shelf_module, "_ITER_RECORDS", 7)  # views iterate in many blocks
+    documents = _documents(400)
+    stored = Shelf(documents)
+    rng = np.random.default_rng(3)
+    for positions in (
+        rng.integers(-400, 400, 500),
+        np.arange(50, 180),
+        np.array([5, 5, 399, 0, -1]),
+        np.zeros(0, dtype=np.int64),
+    ):
+        assert stored.take(positions) == [documents[p] for p in positions.tolist()]
+    order = rng.permutation(400)[:250]
+    picked = Picked(stored, order)
+    texts = FieldView(picked, attrgetter("text"))
+    assert list(picked) == [documents[i] for i in order.tolist()]
+    assert texts.take(np.array([3, 1, 3])) == [documents[order[i]].text for i in (3, 1, 3)]
+    assert list(texts) == [documents[i].text for i in order.tolist()]
+    sentences = Shelf(tuple(d.text.split()) for d in documents)
+    offsets = np.r_[0, np.cumsum([len(sentences[d]) for d in order.tolist()])]
+    rows = FlatRows(sentences, offsets, docs=order)
+    flat = [s for d in order.tolist() for s in documents[d].text.split()]
+    assert list(rows) == flat
+    chosen = rng.integers(0, len(flat), 300)
+    assert rows.take(chosen) == [flat[r] for r in chosen.tolist()]
+    stored.append(documents[0])  # the offsets are not held by a take
+    assert len(stored) == 401 and stored[-1] == documents[0]
+    with pytest.raises(IndexError):
+        stored.take(np.array([401]))

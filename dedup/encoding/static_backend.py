@@ -9,10 +9,12 @@ MB) in the driver and in every engine worker. Here the table is memory-mapped
 from the folder's ``model.safetensors``, so a process holds only the rows of
 the tokens it meets, and nothing but ``tokenizers`` and numpy is imported.
 
-Each bag's rows are added in order (``np.add.reduceat``) and the sum
-divided by the bag's size. Torch's ``EmbeddingBag`` gives the same bytes on
-short texts but sums long ones in another order, so the last bits of a long
-text's vector differ (``tests/encoding/test_encoder.py`` compares them with
+Each bag's rows are added as ``np.add.reduceat`` adds them (a compiled loop
+that gives its bytes without gathering the rows) and the sum divided by the
+bag's size. Torch's
+``EmbeddingBag`` gives the same bytes on short texts but sums long ones in
+another order, so the last bits of a long text's vector differ
+(``tests/encoding/test_encoder.py`` compares them with
 sentence-transformers'): the encoder's fingerprint says which way a vector
 was pooled, and the embedding cache never mixes the two.
 
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numba import njit
 
 #: the one tensor of a plain StaticEmbedding module's safetensors file
 TABLE_KEY = "embedding.weight"
@@ -78,12 +81,68 @@ class StaticTable:
         empty one, as ``EmbeddingBag`` gives). ``width`` is unused (no padding)."""
         flat, lengths = flat_bags(seqs)
         out = np.zeros((len(seqs), self.dim), dtype=np.float32)
+        if not len(flat):
+            return out
+        for bag in _bag_sums(self.table, flat, lengths, out).tolist():
+            first = int(lengths[:bag].sum())
+            rows = self.table[flat[first : first + lengths[bag]]]
+            out[bag] = np.add.reduceat(rows, np.zeros(1, dtype=np.int64), axis=0)[0]
         filled = lengths > 0
-        if filled.any():
-            starts = (np.cumsum(lengths) - lengths)[filled]
-            sums = np.add.reduceat(self.table[flat], starts, axis=0)
-            out[filled] = sums / lengths[filled, None].astype(np.float32)
+        out[filled] /= lengths[filled, None].astype(np.float32)
         return out
+
+
+#: the longest bag summed by :func:`_bag_sums`: numpy's pairwise summation
+#: splits more rows than this in halves (longer bags are left to numpy)
+_PAIRWISE_BLOCK = 128
+
+
+@njit(cache=True, nogil=True)
+def _bag_sums(
+    table: np.ndarray, flat: np.ndarray, lengths: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """``out[b]`` = the sum of the table rows of bag ``b``'s tokens, in the bytes
+    ``np.add.reduceat`` over the gathered rows gives, without gathering them.
+
+    reduceat adds the first row to numpy's pairwise sum of the others (below 8
+    rows: one after another from -0.0; up to 128: eight running sums, one per
+    row modulo 8, joined as ((0+1)+(2+3))+((4+5)+(6+7)), then the rest one by
+    one). Returns the bags of more than ``_PAIRWISE_BLOCK + 1`` rows, left
+    undone (numpy splits those recursively).
+    """
+    dim = table.shape[1]
+    partial = np.zeros((8, dim), dtype=np.float32)
+    rest = np.zeros(dim, dtype=np.float32)
+    longer = []
+    at = 0
+    for bag in range(len(lengths)):
+        count = lengths[bag]
+        first = at
+        at += count
+        others = count - 1
+        if count == 0:
+            continue
+        if others > _PAIRWISE_BLOCK:
+            longer.append(bag)
+            continue
+        if others < 8:
+            rest[:] = -0.0  # numpy's start: the sum of nothing, -0.0 + x == x for every x
+            for k in range(first + 1, first + count):
+                rest += table[flat[k]]
+        else:
+            for j in range(8):
+                partial[j] = table[flat[first + 1 + j]]
+            whole = others - others % 8
+            for i in range(8, whole, 8):
+                for j in range(8):
+                    partial[j] += table[flat[first + 1 + i + j]]
+            rest[:] = ((partial[0] + partial[1]) + (partial[2] + partial[3])) + (
+                (partial[4] + partial[5]) + (partial[6] + partial[7])
+            )
+            for i in range(whole, others):
+                rest += table[flat[first + 1 + i]]
+        out[bag] = table[flat[first]] + rest
+    return np.array(longer, dtype=np.int64)
 
 
 def flat_bags(seqs: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:

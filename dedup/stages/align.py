@@ -299,18 +299,28 @@ class NullTerms:
     def join(
         cls,
         keys: np.ndarray,
-        parts: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]],
+        parts: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
         inputs: AlignInputs,
     ) -> NullTerms:
-        """From the codes and, in order, what :func:`null_quadratics` gave for them."""
+        """From the codes and, in order, what :func:`null_quadratics` gave for them.
+
+        Each part is copied into place as it comes (an engine's iterator):
+        the terms are ~1.5 GB at a million documents, and the parts and their
+        concatenation were held at once.
+        """
         slots = len(inputs.null.count)
         keys = np.asarray(keys, dtype=np.int64)
-        lengths = np.diff(inputs.usable_offsets)[keys // slots]
-        values = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 2))
+        starts = np.r_[0, np.cumsum(np.diff(inputs.usable_offsets)[keys // slots])]
+        values = np.empty((int(starts[-1]), 2))
         own = np.zeros((len(inputs.usable), 2))
-        for _, docs, own_values in parts:
+        filled = 0
+        for part_values, docs, own_values in parts:
+            values[filled : filled + len(part_values)] = part_values
+            filled += len(part_values)
             own[inputs.rows_of_docs(docs)[0]] = own_values
-        return cls(keys, np.r_[0, np.cumsum(lengths)], values, own, slots)
+        if filled != len(values):
+            raise ValueError(f"null terms of {len(values)} rows expected, {filled} given")
+        return cls(keys, starts, values, own, slots)
 
 
 @dataclass(frozen=True)
@@ -411,16 +421,25 @@ def null_keys(pairs: np.ndarray, doc_groups: np.ndarray) -> np.ndarray:
     """
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     slots = int(doc_groups.max()) + 2 if len(doc_groups) else 1
-    left, right = pairs[:, 0], pairs[:, 1]
-    codes = np.concatenate(
-        [
-            left * slots + slots - 1,
-            left * slots + doc_groups[right],
-            right * slots + slots - 1,
-            right * slots + doc_groups[left],
-        ]
-    )
-    return sorted_unique(codes)
+    # a block of pairs at a time: four codes a pair for every pair at once, and
+    # their sorted copy, were 2.3 GB at a million documents (36 million pairs)
+    found = [np.zeros(0, dtype=np.int64)]
+    for start in range(0, len(pairs), _KEY_BLOCK):
+        left, right = pairs[start : start + _KEY_BLOCK, 0], pairs[start : start + _KEY_BLOCK, 1]
+        codes = np.concatenate(
+            [
+                left * slots + slots - 1,
+                left * slots + doc_groups[right],
+                right * slots + slots - 1,
+                right * slots + doc_groups[left],
+            ]
+        )
+        found.append(sorted_unique(codes))
+    return sorted_unique(np.concatenate(found))
+
+
+#: pairs whose null-term keys are found at a time (see :func:`null_keys`)
+_KEY_BLOCK = 1 << 21
 
 
 def null_quadratics(
@@ -474,13 +493,29 @@ def locality_order(pairs: np.ndarray, n_docs: int) -> np.ndarray:
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if not len(pairs):
         return np.zeros(0, dtype=np.int64)
+    # the symmetric graph made at once, with 32-bit indices where they fit: at a
+    # million documents (36 million pairs) the graph, its transpose, their sum
+    # and the 64-bit coordinates were ~2 GB at once
+    index = np.int32 if n_docs < 2**31 else np.int64
     graph = coo_matrix(
-        (np.ones(len(pairs), dtype=np.int8), (pairs[:, 0], pairs[:, 1])), shape=(n_docs, n_docs)
+        (
+            np.ones(2 * len(pairs), dtype=np.int8),
+            (
+                np.concatenate([pairs[:, 0], pairs[:, 1]]).astype(index),
+                np.concatenate([pairs[:, 1], pairs[:, 0]]).astype(index),
+            ),
+        ),
+        shape=(n_docs, n_docs),
     ).tocsr()
+    graph.sort_indices()
     numbering = np.empty(n_docs, dtype=np.int64)
-    numbering[reverse_cuthill_mckee(graph + graph.T, symmetric_mode=True)] = np.arange(n_docs)
-    ranked = numbering[pairs]
-    return np.lexsort((ranked.max(axis=1), ranked.min(axis=1)))
+    numbering[reverse_cuthill_mckee(graph, symmetric_mode=True)] = np.arange(n_docs)
+    del graph
+    first, second = numbering[pairs[:, 0]], numbering[pairs[:, 1]]
+    # by the smaller number, then the larger: one code, sorted (pairs are distinct)
+    codes = np.minimum(first, second) * n_docs + np.maximum(first, second)
+    del first, second
+    return np.argsort(codes, kind="stable")
 
 
 def align_pairs(

@@ -41,10 +41,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dedup.records import sorted_difference, sorted_unique
+
+if TYPE_CHECKING:
+    from dedup.stages.embed import VectorWriter
 
 #: extra hits asked of faiss to make up for those in the query's own document.
 _OWN_DOC_SLACK = 8
@@ -174,7 +178,8 @@ def group_sums_and_document_means(
     sentence_doc: np.ndarray,
     counted: np.ndarray,
     n_docs: int,
-) -> tuple[np.ndarray, np.ndarray]:
+    means: np.ndarray | VectorWriter | None = None,
+) -> tuple[np.ndarray, np.ndarray | VectorWriter]:
     """Weighted sums of rows by group, and each document's L2-normalised mean row, in
     one read of ``vectors`` (``BLOCK_ROWS`` rows at a time).
 
@@ -190,14 +195,17 @@ def group_sums_and_document_means(
         sentence_doc: ``(n,)`` the document of each row, non-decreasing.
         counted: ``(n,)`` rows that count in their document's mean.
         n_docs: documents (those without a counted row get a zero vector).
+        means: where the means are written, ``(n_docs, dim)`` float32 zeros
+            (a :class:`~dedup.stages.embed.VectorWriter`: a file); None: a new array.
 
     Returns:
-        ``(n_groups, dim)`` float64 group sums and ``(n_docs, dim)`` float32 means.
+        ``(n_groups, dim)`` float64 group sums and ``means``.
     """
     keys, n_groups, weights = groups
     dim = vectors.shape[1]
     group_sums = np.zeros((n_groups, dim))
-    means = np.zeros((n_docs, dim), dtype=np.float32)
+    if means is None:
+        means = np.zeros((n_docs, dim), dtype=np.float32)
     carried = np.zeros((0, dim))  # the sum of a document whose rows go on in the next block
     for start in range(0, len(vectors), BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, len(vectors))
@@ -214,7 +222,7 @@ def group_sums_and_document_means(
         done = last + 1 if stop == len(vectors) or sentence_doc[stop] != last else last
         finished = sums[: done - first]
         norms = np.linalg.norm(finished, axis=1, keepdims=True)
-        means[first:done] = finished / np.maximum(norms, 1e-12)
+        means[first:done] = (finished / np.maximum(norms, 1e-12)).astype(np.float32)
         carried = sums[done - first :]
     return group_sums, means
 

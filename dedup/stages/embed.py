@@ -19,10 +19,11 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -319,59 +320,99 @@ def _save_atomically(path: Path, array: np.ndarray) -> None:
 
 
 class VectorFile:
-    """A run's sentence vectors in a float16 ``.npy`` file, read on demand.
+    """A run's vectors in a float16 (sentences) or float32 (documents) ``.npy`` file,
+    read on demand.
 
     Rows are read with ``pread`` (through the operating system's page cache),
     not memory-mapped, so a corpus of millions of sentences costs the process
     only the rows it holds at a time: mapped pages would count in its resident
     memory. Supports what the later stages use: ``len``, ``shape``, a slice of
     rows, and an integer array of rows (each run of consecutive rows is one
-    read, and a document's sentences are consecutive). Pickles as its path, so
-    an engine's workers on the same file system open the file themselves.
+    read, and a document's sentences are consecutive); ``numpy.asarray`` reads
+    every row. Pickles as its path, so an engine's workers on the same file
+    system open the file themselves; a :meth:`temporary` file, which has no
+    path, pickles as its rows.
 
     Args:
-        path: an ``.npy`` file of shape ``(n, dim)`` and dtype float16 (see
-            :meth:`create`).
+        path: an ``.npy`` file of shape ``(n, dim)``, C order, dtype float16
+            or float32 (see :meth:`create`).
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        self.path: Path | None = Path(path)
         with open(self.path, "rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            read_header = (
-                np.lib.format.read_array_header_1_0
-                if version == (1, 0)
-                else np.lib.format.read_array_header_2_0
-            )
-            shape, fortran, dtype = read_header(handle)
-            self._data_offset = handle.tell()
-        if fortran or dtype != np.float16 or len(shape) != 2:
-            raise ValueError(f"{path}: expected a C-ordered float16 (n, dim) array")
-        self.shape = (int(shape[0]), int(shape[1]))
-        self._row_bytes = self.shape[1] * 2
+            self._read_header(handle)
         self._fd: int | None = None
+        self._file: IO[bytes] | None = None
+
+    def _read_header(self, handle: IO[bytes]) -> None:
+        version = np.lib.format.read_magic(handle)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(handle)
+        self._data_offset = handle.tell()
+        if fortran or dtype not in (np.float16, np.float32) or len(shape) != 2:
+            raise ValueError(f"{self.path}: expected a C-ordered float16 or float32 (n, dim) array")
+        self.dtype = np.dtype(dtype)
+        self.shape = (int(shape[0]), int(shape[1]))
+        self._row_bytes = self.shape[1] * self.dtype.itemsize
 
     @classmethod
     def create(cls, path: Path, rows: int, dim: int) -> VectorWriter:
         """A new float16 file of ``rows x dim`` zeros, and the writer that fills it."""
         return VectorWriter(path, rows, dim)
 
+    @classmethod
+    def temporary(
+        cls, rows: int, dim: int, dtype: type[np.floating], folder: Path | None
+    ) -> tuple[VectorWriter, VectorFile]:
+        """An unnamed file of ``rows x dim`` zeros (gone with the process, even after
+        ``kill -9``) in ``folder`` (the system's temp folder if None): its writer,
+        and the reader that sees what the writer flushed.
+
+        Why: a run's document vectors (``n_docs x 384`` float32, 1.5 GB at a
+        million documents) are read a block at a time by the candidate search
+        and kept for the run's result, beyond the run's work folder.
+        """
+        handle = tempfile.TemporaryFile(prefix="dedup-vectors-", dir=folder)  # noqa: SIM115
+        writer = VectorWriter(handle, rows, dim, dtype)
+        reader = cls.__new__(cls)
+        reader.path, reader._file = None, handle
+        handle.seek(0)
+        reader._read_header(handle)
+        reader._fd = handle.fileno()
+        return writer, reader
+
     def __len__(self) -> int:
         return self.shape[0]
 
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        rows = self[:]
+        return rows if dtype is None else rows.astype(dtype)
+
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path}
+        return {"path": self.path} if self.path is not None else {"rows": self[:]}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        if "rows" in state:  # a temporary file's rows, in a file of this process
+            rows = state["rows"]
+            writer, reader = VectorFile.temporary(*rows.shape, rows.dtype.type, None)
+            writer[:] = rows
+            writer.close()
+            self.__dict__.update(reader.__dict__)
+            return
         self.__init__(state["path"])  # type: ignore[misc]
 
     def _read(self, first: int, count: int) -> np.ndarray:
         if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
+            self._fd = os.open(self.path, os.O_RDONLY)  # type: ignore[arg-type]
         data = os.pread(
             self._fd, count * self._row_bytes, self._data_offset + first * self._row_bytes
         )
-        return np.frombuffer(data, dtype=np.float16).reshape(count, self.shape[1])
+        return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
 
     def __getitem__(self, index: slice | np.ndarray) -> np.ndarray:
         if isinstance(index, slice):
@@ -381,7 +422,7 @@ class VectorFile:
             return self._read(first, max(stop - first, 0))
         index = np.asarray(index, dtype=np.int64)
         if len(index) == 0:
-            return np.zeros((0, self.shape[1]), dtype=np.float16)
+            return np.zeros((0, self.shape[1]), dtype=self.dtype)
         breaks = np.flatnonzero(np.diff(index) != 1) + 1
         starts, stops = np.r_[0, breaks], np.r_[breaks, len(index)]
         return np.concatenate(
@@ -389,7 +430,8 @@ class VectorFile:
         )
 
     def __del__(self) -> None:
-        if getattr(self, "_fd", None) is not None:
+        # a temporary file's descriptor is its file object's, closed with it
+        if getattr(self, "_fd", None) is not None and getattr(self, "_file", None) is None:
             os.close(self._fd)  # type: ignore[arg-type]
 
 
@@ -404,21 +446,32 @@ class VectorWriter:
     one row of values or one per row; :meth:`flush` writes what is buffered.
 
     Args:
-        path: the ``.npy`` file to make (float16, C order, ``rows x dim``;
-            rows never written read as zeros).
+        path: the ``.npy`` file to make (C order, ``rows x dim``; rows never
+            written read as zeros), or an open binary file to make it in.
         rows, dim: its shape.
+        dtype: float16 (sentence vectors) or float32.
     """
 
     BUFFER_ROWS = 1 << 16
 
-    def __init__(self, path: Path, rows: int, dim: int) -> None:
+    def __init__(
+        self,
+        path: Path | IO[bytes],
+        rows: int,
+        dim: int,
+        dtype: type[np.floating] = np.float16,
+    ) -> None:
         self.shape = (rows, dim)
-        header = {"descr": "<f2", "fortran_order": False, "shape": self.shape}
-        with open(path, "wb") as handle:
+        self.dtype = np.dtype(dtype)
+        header = {"descr": self.dtype.str, "fortran_order": False, "shape": self.shape}
+        named = isinstance(path, (str, Path))
+        with open(path, "wb") if named else contextlib.nullcontext(path) as handle:
             np.lib.format.write_array_header_2_0(handle, header)
             self._data_offset = handle.tell()
-            handle.truncate(self._data_offset + rows * dim * 2)
-        self._fd: int | None = os.open(path, os.O_WRONLY)
+            handle.truncate(self._data_offset + rows * dim * self.dtype.itemsize)
+            handle.flush()
+            # its own descriptor: closing the writer leaves a temporary file's open
+            self._fd: int | None = os.open(path, os.O_WRONLY) if named else os.dup(handle.fileno())
         self._rows: list[np.ndarray] = []
         self._values: list[np.ndarray] = []
         self._buffered = 0
@@ -433,7 +486,7 @@ class VectorWriter:
             rows = np.atleast_1d(np.asarray(index, dtype=np.int64))
         if len(rows) and (rows.min() < 0 or rows.max() >= self.shape[0]):
             raise IndexError(f"rows outside 0..{self.shape[0] - 1}")
-        block = np.broadcast_to(np.asarray(values, dtype=np.float16), (len(rows), self.shape[1]))
+        block = np.broadcast_to(np.asarray(values, dtype=self.dtype), (len(rows), self.shape[1]))
         self._rows.append(rows)
         self._values.append(np.array(block))
         self._buffered += len(rows)
@@ -451,7 +504,7 @@ class VectorWriter:
         if np.any(np.diff(rows) == 0):
             raise ValueError("a row was written twice before a flush")
         breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-        row_bytes = self.shape[1] * 2
+        row_bytes = self.shape[1] * self.dtype.itemsize
         for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)], strict=True):
             offset = self._data_offset + int(rows[start]) * row_bytes
             os.pwrite(self._fd, values[start:stop].tobytes(), offset)

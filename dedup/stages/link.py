@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -32,12 +33,12 @@ from dedup.stages.candidates import (
     CentredVectors,
     candidate_pairs,
     group_sums_and_document_means,
-    language_centred,
+    language_means,
     linked_partner_pairs,
     new_pairs,
     shrunk_means,
 )
-from dedup.stages.embed import VectorFile
+from dedup.stages.embed import VectorFile, VectorWriter
 
 if TYPE_CHECKING:
     from dedup.config import PipelineConfig
@@ -50,11 +51,12 @@ class Links:
     Attributes:
         evidence: one scored pair per candidate pair, documents numbered as given.
         doc_vectors: ``(n_docs, dim)`` mean of each document's usable sentence
-            vectors, L2-normalised, before language centring.
+            vectors, L2-normalised, before language centring (float32; a
+            :class:`~dedup.stages.embed.VectorFile` when kept on disk).
     """
 
     evidence: EvidenceTable
-    doc_vectors: np.ndarray
+    doc_vectors: np.ndarray | VectorFile
 
 
 #: a language's statistics (its centring mean, its null model) are taken as
@@ -184,6 +186,7 @@ def link_documents(
     engine: Engine | None = None,
     stats: dict[str, StageStats] | None = None,
     earlier: HeldEvidence | None = None,
+    folder: Path | None = None,
 ) -> Links:
     """Candidates then align, from sentence vectors: the stages between embed and cluster.
 
@@ -209,14 +212,24 @@ def link_documents(
             rounds like fresh evidence. Only the documents it does not settle
             search for neighbours, so every candidate has an unsettled
             document. None: every document searches, every candidate is aligned.
+        folder: where the document vectors are kept, in an unnamed file (see
+            :meth:`~dedup.stages.embed.VectorFile.temporary`: ``n_docs x dim``
+            float32, 1.5 GB at a million documents); None: in memory.
     """
     engine = engine or LocalEngine()
     stats = stats if stats is not None else {}
     sentence_doc = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
     with timed(stats, "candidates", "pairs") as stage:
-        centred, doc_vectors = _read_summaries(vectors, sentence_doc, usable, doc_groups, config)
-        doc_centred = language_centred(
-            doc_vectors, doc_groups, np.ones(len(doc_groups)), config.candidates.centering_prior
+        centred, doc_vectors = _read_summaries(
+            vectors, sentence_doc, usable, doc_groups, config, folder
+        )
+        # centred as read, a block at a time, like the sentence vectors
+        doc_centred = CentredVectors(
+            doc_vectors,
+            doc_groups.astype(np.int64),
+            language_means(
+                doc_vectors, doc_groups, np.ones(len(doc_groups)), config.candidates.centering_prior
+            ),
         )
         settled = earlier.settled if earlier is not None else np.zeros(len(doc_groups), bool)
         pairs = candidate_pairs(
@@ -285,10 +298,11 @@ def _align(
     # the null terms each document needs, computed once (not once per worker);
     # the inputs are shipped once per run (Ray: the object store), not per chunk
     keys = null_keys(pairs, doc_groups)
-    parts = engine.map_chunks(
+    parts = engine.imap_chunks(
         null_quadratics, keys, desc="null model", shared=inputs, chunk_size=_CHUNK
     )
-    inputs = inputs.with_null_terms(NullTerms.join(keys, parts, inputs))
+    terms = NullTerms.join(keys, (part for chunk in parts for part in chunk), inputs)
+    inputs = inputs.with_null_terms(terms)
     shared = (inputs, config.align, config.cluster.threshold)
     # chunks of pairs that share documents (fewer rows read), results put back
     # in the order of ``pairs``
@@ -318,7 +332,8 @@ def _read_summaries(
     usable: np.ndarray,
     doc_groups: np.ndarray,
     config: PipelineConfig,
-) -> tuple[CentredVectors, np.ndarray]:
+    folder: Path | None = None,
+) -> tuple[CentredVectors, np.ndarray | VectorFile]:
     """The language-centred view of ``vectors`` and the document vectors, from one read.
 
     Centring subtracts each language's mean sentence vector, each document
@@ -330,7 +345,8 @@ def _read_summaries(
     with a few short documents is centred on its footers' language, so its
     own sentences keep their common language direction and two unrelated
     ones look alike (two one-sentence Persian briefs under a ten-line English
-    footer met at cosine 0.52).
+    footer met at cosine 0.52). The document vectors are written to an
+    unnamed file in ``folder``, or kept in memory if it is None.
     """
     n_docs = len(doc_groups)
     row_groups = doc_groups[sentence_doc]
@@ -341,9 +357,17 @@ def _read_summaries(
     weights = 1.0 / np.maximum(np.bincount(sentence_doc[counted], minlength=n_docs), 1)
     weights = np.where(counted, weights[sentence_doc], 0.0)
     mean_groups = np.where(counted, row_groups, -1)  # rows keyed -1 are left out of the sums
-    group_sums, doc_vectors = group_sums_and_document_means(
-        vectors, (mean_groups, n_groups, weights), sentence_doc, counted, n_docs
+    dim = vectors.shape[1]
+    if folder is None:
+        doc_vectors: np.ndarray | VectorFile = np.zeros((n_docs, dim), dtype=np.float32)
+        out: np.ndarray | VectorWriter = doc_vectors
+    else:
+        out, doc_vectors = VectorFile.temporary(n_docs, dim, np.float32, folder)
+    group_sums, _ = group_sums_and_document_means(
+        vectors, (mean_groups, n_groups, weights), sentence_doc, counted, n_docs, out
     )
+    if isinstance(out, VectorWriter):
+        out.close()
     mass = np.bincount(row_groups, weights=weights, minlength=n_groups)
     means = shrunk_means(group_sums, mass, config.candidates.centering_prior)
     return CentredVectors(vectors, row_groups.astype(np.int64), means), doc_vectors

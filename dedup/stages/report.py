@@ -59,6 +59,7 @@ import numpy as np
 from dedup.files import atomic_write
 from dedup.records import Document, EvidenceTable, SegmentedDocument
 from dedup.result import RunResult, cluster_ids
+from dedup.shelf import take_from
 from dedup.stages.cluster import Adoption, largest_component, link_components
 from dedup.stages.copies import CopyJoin
 from dedup.stages.report_views import render_html, render_markdown
@@ -189,7 +190,7 @@ class ClusterRecords:
         segmented = result.segmented
         indices = self._members[self._member_starts[label] : self._member_starts[label + 1]]
         # each member read once (from disk, see dedup.shelf), whatever its links
-        by_index = {i: segmented[i] for i in indices.tolist()}
+        by_index = dict(zip(indices.tolist(), take_from(segmented, indices), strict=True))
         docs = list(by_index.values())
         links = [self._aligned_link(int(p), by_index) for p in self._links_of(label)]
         links += [_copy_link(result, join) for join in self._copy_joins.get(label, [])]

@@ -319,6 +319,28 @@ def test_locality_order_is_a_permutation_that_keeps_neighbours_together() -> Non
     assert locality_order(np.zeros((0, 2), dtype=np.int64), 5).tolist() == []
 
 
+def test_null_keys_found_a_block_of_pairs_at_a_time_are_those_of_all_pairs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every (document, partner group) and (document, all groups) key of the pairs,
+    sorted and distinct, however many pairs a block holds."""
+    from dedup.stages import align
+
+    rng = np.random.default_rng(5)
+    doc_groups = rng.integers(0, 4, 50)
+    pairs = np.unique(np.sort(rng.integers(0, 50, (400, 2)), axis=1), axis=0)
+    pairs = pairs[pairs[:, 0] < pairs[:, 1]]
+    slots = 5
+    expected = sorted(
+        {d * slots + slots - 1 for d in pairs.reshape(-1).tolist()}
+        | {int(a) * slots + int(doc_groups[b]) for a, b in pairs.tolist()}
+        | {int(b) * slots + int(doc_groups[a]) for a, b in pairs.tolist()}
+    )
+    for block in (7, 64, 1 << 21):
+        monkeypatch.setattr(align, "_KEY_BLOCK", block)
+        assert align.null_keys(pairs, doc_groups).tolist() == expected
+
+
 def test_a_document_with_no_sentence_in_the_last_language_group_aligns() -> None:
     """Issue 20: a letterless document (zero sentences) alone in the highest group.
 

@@ -189,6 +189,29 @@ def test_vector_writer_fills_a_file_that_vector_file_and_numpy_read(tmp_path: Pa
         twice.flush()
 
 
+
+def test_a_temporary_float32_vector_file_reads_what_was_written_and_pickles_as_its_rows(
+    tmp_path: Path,
+) -> None:
+    """The run's document vectors: no path (nothing left behind), float32 kept exactly,
+    ``numpy.asarray`` reads every row, and a pickle carries the rows themselves."""
+    import pickle
+
+    from dedup.stages.embed import VectorFile
+
+    rows = np.random.default_rng(2).standard_normal((500, 6)).astype(np.float32)
+    writer, vectors = VectorFile.temporary(500, 6, np.float32, tmp_path)
+    writer.BUFFER_ROWS = 64
+    for start in range(0, 500, 90):
+        writer[start : start + 90] = rows[start : start + 90]
+    writer.close()
+    assert list(tmp_path.iterdir()) == []  # unnamed
+    assert vectors.dtype == np.float32 and vectors.shape == (500, 6)
+    assert np.array_equal(vectors[np.array([3, 4, 5, 499, 0])], rows[[3, 4, 5, 499, 0]])
+    assert np.array_equal(np.asarray(vectors), rows)
+    copied = pickle.loads(pickle.dumps(vectors))
+    assert copied.path is None and np.array_equal(copied[:], rows)
+
 def test_key_index_finds_keys_sharing_a_first_half_and_the_last_value_wins() -> None:
     from dedup.stages.embed import KeyIndex
 

@@ -144,3 +144,35 @@ def test_language_means_leave_boilerplate_out() -> None:
     expected = shrunk_means(sums, np.array([2.0, 1.0]), config.candidates.centering_prior)
     np.testing.assert_allclose(centred.means, expected, rtol=1e-6)
     assert centred.means[0][2] < 0.5 * centred.means[1][2]  # not pulled to the footer
+
+
+@pytest.mark.parametrize("exact_search_limit", [20_000, 50])
+def test_document_vectors_kept_in_a_file_link_as_those_in_memory(
+    tmp_path: Path, exact_search_limit: int
+) -> None:
+    """``folder``: the document vectors in an unnamed file, read a block at a time by
+    the candidate search (exact, and approximate over 300 documents): the same
+    evidence and the same vectors as in memory, and no file left in the folder."""
+    from dataclasses import replace
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from scale import make_corpus
+
+    make_corpus(300, tmp_path, languages=4, topics=5, seed=4)
+    vectors = VectorFile(tmp_path / "vectors.npy")
+    offsets, groups = np.load(tmp_path / "offsets.npy"), np.load(tmp_path / "groups.npy")
+    usable = np.ones(len(vectors), dtype=bool)
+    config = PipelineConfig()
+    config = replace(
+        config, candidates=replace(config.candidates, exact_search_limit=exact_search_limit)
+    )
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    in_memory, on_disk = (
+        link_documents(vectors, offsets, usable, groups, None, config, folder=folder)
+        for folder in (None, kept)
+    )
+    assert isinstance(in_memory.doc_vectors, np.ndarray)
+    assert isinstance(on_disk.doc_vectors, VectorFile) and list(kept.iterdir()) == []
+    assert np.array_equal(np.asarray(on_disk.doc_vectors), in_memory.doc_vectors)
+    assert on_disk.evidence == in_memory.evidence and len(in_memory.evidence) > 500
