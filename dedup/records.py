@@ -407,36 +407,40 @@ class EvidenceTable(Sequence[PairEvidence]):
         chunks, their concatenation, the sorted table), ~0.8 GB at 100,000
         documents. Here each output row is copied once from its chunk, and
         ``tables`` is emptied as they are copied (each chunk freed when its
-        rows are out), so the peak is the output plus the chunks not yet read.
+        rows are out), so the peak is the output plus the chunks not yet read,
+        and one position (8 bytes) a pair.
 
         Args:
             tables: the parts, in the order of the concatenation (emptied).
-            order: ``(n,)`` rows of the concatenation, in the wanted order.
+            order: ``(n,)`` distinct rows of the concatenation, in the wanted order.
         """
         order = np.asarray(order, dtype=np.int64)
-        bounds = np.cumsum([0] + [len(t) for t in tables])
-        part = np.searchsorted(bounds, order, side="right") - 1
-        within = order - bounds[part]
-        by_part = np.argsort(part, kind="stable")  # output positions, grouped by part
-        cuts = np.searchsorted(part[by_part], np.arange(len(tables) + 1))
         n = len(order)
-        columns = {name: np.empty(n, dtype) for name, dtype in _PAIR_COLUMNS}
+        # where each row of the concatenation goes: a part's rows go to one slice
+        # of this (8 bytes a pair; no per-row part and row numbers)
+        bounds = np.cumsum([0] + [len(t) for t in tables])
+        position = np.full(int(bounds[-1]), -1, dtype=np.int64)  # -1: a row not taken
+        for start in range(0, n, 1 << 20):  # without an arange of every position
+            stop = min(start + (1 << 20), n)
+            position[order[start:stop]] = np.arange(start, stop)
         counts = np.empty(n, dtype=np.int64)
         for t, table in enumerate(tables):
-            out = by_part[cuts[t] : cuts[t + 1]]
-            rows = within[out]
-            for name, _ in _PAIR_COLUMNS:
-                columns[name][out] = getattr(table, name)[rows]
-            counts[out] = table.record_starts[rows + 1] - table.record_starts[rows]
+            out = position[bounds[t] : bounds[t + 1]]
+            counts[out[out >= 0]] = np.diff(table.record_starts)[out >= 0]
         starts = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
+        del counts
+        columns = {name: np.empty(n, dtype) for name, dtype in _PAIR_COLUMNS}
         records = np.empty(int(starts[-1]), dtype=ALIGNED_DTYPE)
         tables.reverse()  # popped from the end: each part freed once its rows are out
         for t in range(len(tables)):
             table = tables.pop()
-            out = by_part[cuts[t] : cuts[t + 1]]
-            rows = within[out]
-            source, _ = concat_ranges(table.record_starts[rows], table.record_starts[rows + 1])
+            out = position[bounds[t] : bounds[t + 1]]
+            taken = np.flatnonzero(out >= 0)
+            out = out[taken]
+            for name, _ in _PAIR_COLUMNS:
+                columns[name][out] = getattr(table, name)[taken]
+            source, _ = concat_ranges(table.record_starts[taken], table.record_starts[taken + 1])
             target, _ = concat_ranges(starts[out], starts[out + 1])
             records[target] = table.records[source]
             del table, source, target

@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 from dedup.files import atomic_write
 from dedup.records import Document
 from dedup.result import RunResult
+from dedup.shelf import take_from
 
 #: the field a dropped record gets: the id of the record kept in its place
 DUPLICATE_OF = "duplicate_of"
@@ -75,21 +78,23 @@ def input_record(doc: Document, result: RunResult) -> Record:
     return record
 
 
-def kept_records(result: RunResult) -> list[Record]:
-    """The representative of each cluster, in document order."""
-    kept = sorted(result.representatives.values())
-    return [input_record(result.documents[index], result) for index in kept]
+def kept_records(result: RunResult) -> Iterator[Record]:
+    """The representative of each cluster, in document order (made as read: a
+    million documents' records at once were gigabytes)."""
+    kept = np.array(sorted(result.representatives.values()), dtype=np.int64)
+    for start in range(0, len(kept), _RECORD_BLOCK):
+        for doc in take_from(result.documents, kept[start : start + _RECORD_BLOCK]):
+            yield input_record(doc, result)
 
 
-def dropped_records(result: RunResult) -> list[Record]:
+def dropped_records(result: RunResult) -> Iterator[Record]:
     """Every document that is not its cluster's representative, in document order, each with
-    :data:`DUPLICATE_OF`.
+    :data:`DUPLICATE_OF` (made as read).
 
     Raises:
         ValueError: an input record has a field named :data:`DUPLICATE_OF`
             (it would be overwritten).
     """
-    records = []
     for index, doc in enumerate(result.documents):
         keep = result.representatives[int(result.labels[index])]
         if keep == index:
@@ -101,8 +106,11 @@ def dropped_records(result: RunResult) -> list[Record]:
                 "corpus gives the id a record duplicates; rename that field"
             )
         record[DUPLICATE_OF] = result.ids[keep]
-        records.append(record)
-    return records
+        yield record
+
+
+#: kept documents read from disk at a time
+_RECORD_BLOCK = 4096
 
 
 def write_kept(result: RunResult, path: str | Path) -> int:
@@ -115,9 +123,10 @@ def write_dropped(result: RunResult, path: str | Path) -> int:
     return write_records(dropped_records(result), path)
 
 
-def write_records(records: Sequence[Record], path: str | Path) -> int:
+def write_records(records: Iterable[Record], path: str | Path) -> int:
     """Write ``records`` to ``path`` atomically, in the format of its extension; return
-    how many.
+    how many. JSONL is written as the records come; Parquet holds them all first
+    (its columns need every record's fields).
 
     Raises:
         ValueError: an unknown extension, or (Parquet) a field whose values
@@ -125,14 +134,22 @@ def write_records(records: Sequence[Record], path: str | Path) -> int:
             another): JSONL keeps such a field as it is.
     """
     path = Path(path)
-    writers: dict[str, Callable[[Sequence[Record], IO[bytes]], object]] = {
-        "jsonl": _write_jsonl,
-        "jsonl.gz": write_jsonl_gz,
-        "parquet": _write_parquet,
-    }
-    write = writers[corpus_format(path)]
-    atomic_write(path, lambda handle: write(records, handle))
-    return len(records)
+    kind = corpus_format(path)
+    written = 0
+
+    def counted(items: Iterable[Record]) -> Iterator[Record]:
+        nonlocal written
+        for item in items:
+            written += 1
+            yield item
+
+    if kind == "parquet":
+        held = list(records)
+        atomic_write(path, lambda handle: _write_parquet(held, handle))
+        return len(held)
+    write = _write_jsonl if kind == "jsonl" else write_jsonl_gz
+    atomic_write(path, lambda handle: write(counted(records), handle))
+    return written
 
 
 def _write_jsonl(records: Iterable[Record], handle: IO[bytes]) -> None:

@@ -270,11 +270,16 @@ def link_documents(
                 break
             parts += _align(fresh, inputs, doc_groups, config, engine, "aligning linked")
             pairs = np.concatenate([pairs, fresh])
-        # pairs sorted, so the evidence depends neither on the chunks nor on the
-        # rounds it came from; each pair copied once out of its chunk
-        order = np.lexsort((_column(parts, "right"), _column(parts, "left")))
-        evidence = EvidenceTable.gather(parts, order)
         stage.items = len(pairs)
+        del pairs
+        # pairs sorted, so the evidence depends neither on the chunks nor on the
+        # rounds it came from; each pair copied once out of its chunk. Sorted by one
+        # code a pair (pairs are distinct): not two joined columns and a lexsort
+        n_docs = max(len(doc_groups), 1)
+        codes = np.concatenate([np.zeros(0, np.int64)] + [p.left * n_docs + p.right for p in parts])
+        order = np.argsort(codes, kind="stable")
+        del codes
+        evidence = EvidenceTable.gather(parts, order)
     return Links(evidence, doc_vectors)
 
 

@@ -49,6 +49,7 @@ import json
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
+from functools import cached_property
 from importlib import metadata
 from itertools import islice
 from pathlib import Path
@@ -170,19 +171,22 @@ class ClusterRecords:
         return len(self._ids)
 
     def __iter__(self) -> Iterator[dict[str, object]]:
-        for label in self._labels():
+        for label in self._labels:
             yield self._record(int(label))
 
     def sizes(self) -> list[int]:
         """Each cluster's size, in the order iterating gives them (nothing is made)."""
-        return np.diff(self._member_starts)[self._labels()].tolist()
+        return np.diff(self._member_starts)[self._labels].tolist()
 
     def record_at(self, rank: int) -> dict[str, object]:
         """The ``rank``-th record iterating gives, made alone: a view that shows the
         first few clusters makes only those."""
-        return self._record(int(self._labels()[rank]))
+        return self._record(int(self._labels[rank]))
 
+    @cached_property
     def _labels(self) -> np.ndarray:
+        """The labels that have members, in the order iterating gives their records
+        (found once: a view asks for one record at a time)."""
         return np.flatnonzero(np.diff(self._member_starts) > 0)
 
     def _record(self, label: int) -> dict[str, object]:

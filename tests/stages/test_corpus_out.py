@@ -87,7 +87,7 @@ def test_kept_and_dropped_partition_the_documents(tmp_path: Path) -> None:
 def test_the_inputs_own_field_names_are_kept(tmp_path: Path) -> None:
     result = make_result()
     result.config = PipelineConfig(ingest=IngestConfig(id_field="url_id", text_field="body"))
-    record = kept_records(result)[0]
+    record = next(kept_records(result))
     assert (record["url_id"], record["body"][:5]) == ("el/000", "Πρώτη")
     assert "id" not in record and "text" not in record
 
