@@ -361,8 +361,8 @@ def run(
             replace(a, document=int(primaries[a.document]), closest=int(primaries[a.closest]))
             for a in adoptions
         ]
-        labels_of_primary = dict(zip(primaries.tolist(), primary_labels.tolist(), strict=True))
-        labels = canonical_labels(np.array([labels_of_primary[int(p)] for p in primary_of]), ids)
+        # a copy takes its primary's label (primaries are sorted)
+        labels = canonical_labels(primary_labels[np.searchsorted(primaries, primary_of)], ids)
         representatives = choose_representatives(labels, segmented, usable, config.prefer_languages)
         stage.items = len(documents)
     if len(labels) + len(ingested.skipped) != ingested.records:  # pragma: no cover

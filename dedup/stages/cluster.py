@@ -51,7 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dedup.engines import Engine, LocalEngine
-from dedup.records import EvidenceTable, PairEvidence, gc_paused
+from dedup.records import EvidenceTable, PairEvidence, concat_ranges, gc_paused, sorted_unique
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,25 +194,31 @@ def pooled_groups(
     """
     groups = np.asarray(doc_groups, dtype=np.int64)
     n_groups = int(groups.max()) + 1 if len(groups) else 0
+    n_docs = max(len(groups), 1)
     table = EvidenceTable.of(evidence)
     strong = table.score >= threshold
-    left, right = table.left[strong].tolist(), table.right[strong].tolist()
-    links = {(min(a, b), max(a, b)) for a, b in zip(left, right, strict=True)}
-    # for each document, its linked partners by group: siblings are in one bucket
-    partners: dict[int, dict[int, list[int]]] = {}
-    group_list = groups.tolist()
-    for a, b in zip(left, right, strict=True):
-        partners.setdefault(a, {}).setdefault(group_list[b], []).append(b)
-        partners.setdefault(b, {}).setdefault(group_list[a], []).append(a)
-    openers: set[int] = set()
-    for by_group in partners.values():
-        for siblings in by_group.values():
-            for i, a in enumerate(siblings):
-                for b in siblings[i + 1 :]:
-                    if (min(a, b), max(a, b)) not in links:
-                        openers.update((a, b))
-    linked = np.bincount(groups[list(partners)], minlength=n_groups)
-    opening = np.bincount(groups[list(openers)], minlength=n_groups)
+    left, right = table.left[strong], table.right[strong]
+    links = sorted_unique(np.minimum(left, right) * n_docs + np.maximum(left, right))
+    # each link from both ends, bucketed by (document, partner's group): the
+    # partners in one bucket are siblings; every two of them not linked are openers
+    ends, others = np.concatenate([left, right]), np.concatenate([right, left])
+    bucket = ends * max(n_groups, 1) + groups[others]
+    order = np.argsort(bucket, kind="stable")
+    bucket, others = bucket[order], others[order]
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]]) if len(bucket) else bucket
+    stops = np.r_[starts[1:], len(bucket)] if len(bucket) else bucket
+    bucket_end = np.repeat(stops, stops - starts)
+    position = np.arange(len(bucket))
+    # every later position of the same bucket: the pairs (first, second) of siblings
+    second, _ = concat_ranges(position + 1, bucket_end)
+    first = np.repeat(position, bucket_end - position - 1)
+    a, b = others[first], others[second]
+    codes = np.minimum(a, b) * n_docs + np.maximum(a, b)
+    at = np.minimum(np.searchsorted(links, codes), max(len(links) - 1, 0))
+    unlinked = (links[at] != codes) if len(links) else np.ones(len(codes), dtype=bool)
+    openers = sorted_unique(np.concatenate([a[unlinked], b[unlinked]]))
+    linked = np.bincount(groups[sorted_unique(ends)], minlength=n_groups)
+    opening = np.bincount(groups[openers], minlength=n_groups)
     # P(at least `opening` openers of `linked`) if openers came at OPENER_RATE
     # (bdtrc: the binomial upper tail; scipy.special imports in 0.1 s, scipy.stats in
     # s; imported here, so a warm re-run that clusters nothing does not pay it)
@@ -363,12 +369,15 @@ def adopt_alone(
         return owner, []
     size = np.bincount(owner, minlength=n_docs)
     alone = size[owner] == 1
-    left, right = table.left, table.right
-    agreement = table.score.copy()
+    # only the pairs with a document alone (per-pair arrays over every pair were
+    # gigabytes at a million documents)
+    involved = np.flatnonzero(alone[table.left] | alone[table.right])
+    left, right = table.left[involved], table.right[involved]
+    agreement = table.score[involved]
     if doc_sentences is not None:
         sentences = np.asarray(doc_sentences, dtype=np.float64)
         longer = np.maximum(np.maximum(sentences[left], sentences[right]), 1.0)
-        agreement *= table.shorter / longer
+        agreement *= table.shorter[involved] / longer
     from_left, from_right = alone[left], alone[right]
     orphan = np.concatenate([left[from_left], right[from_right]])
     if not len(orphan):
@@ -485,6 +494,10 @@ def largest_component(component: np.ndarray) -> int:
     return int(np.bincount(component).max()) if len(component) else 0
 
 
+#: pairs compared at a time when finding those inside one component
+_PAIR_BLOCK = 1 << 22
+
+
 def _component_jobs(
     component: np.ndarray, left: np.ndarray, right: np.ndarray
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -493,7 +506,13 @@ def _component_jobs(
     sizes = np.bincount(component, minlength=1)
     docs = np.argsort(component, kind="stable")
     doc_starts = np.concatenate([[0], np.cumsum(sizes)])
-    inside = np.flatnonzero(component[left] == component[right])
+    # a block of pairs at a time: the components of both ends of 36 million
+    # pairs at once were ~0.6 GB, and most pairs join two components
+    found = [np.zeros(0, dtype=np.int64)]
+    for start in range(0, len(left), _PAIR_BLOCK):
+        block = slice(start, start + _PAIR_BLOCK)
+        found.append(start + np.flatnonzero(component[left[block]] == component[right[block]]))
+    inside = np.concatenate(found)
     pairs = inside[np.argsort(component[left[inside]], kind="stable")]
     pair_counts = np.bincount(component[left[pairs]], minlength=len(sizes))
     pair_starts = np.concatenate([[0], np.cumsum(pair_counts)])

@@ -1,6 +1,11 @@
-"""Compiled inner loops of ``candidates`` and ``align``.
+"""Compiled inner loops of ``copies``, ``candidates`` and ``align``.
 
-Two kinds of loop are compiled here, because numpy makes them slow:
+Three kinds of loop are compiled here, because numpy makes them slow:
+
+* MinHash signatures (:func:`minhash32`): datasketch's ``affine32`` scheme
+  applied to every shingle of a text, the bytes datasketch gives, without
+  its Python call per shingle (``hashfunc``) or its ``shingles x
+  permutations`` temporary;
 
 * reading sentence vectors: float16 rows (as the embedding cache and a run's
   vector file keep them) become centred, normalised float32 rows
@@ -504,3 +509,42 @@ def score_pairs(
                 cell_values[at, 2] = weights[i, j]
                 written += 1
         cell_counts[p] = written
+
+
+#: murmur3's 32-bit finaliser (``fmix32``), datasketch's pre-mix of each input hash
+_FMIX32 = (16, 0x85EBCA6B, 13, 0xC2B2AE35, 16)
+
+
+@njit(cache=True, nogil=True)
+def minhash32(
+    hashes: np.ndarray, starts: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray
+) -> None:
+    """``out[t]``: the MinHash of the 32-bit hashes ``hashes[starts[t]:starts[t + 1]]``.
+
+    datasketch's ``affine32`` scheme: each hash is mixed by murmur3's
+    finaliser, then permutation ``p`` maps it to ``a[p] * h + b[p]`` modulo
+    2**32, and each permutation keeps its least value (2**32 - 1 for no hash).
+    Arithmetic in 64 bits, masked to 32 after each product.
+
+    Args:
+        hashes: ``(n,)`` uint32, every text's hashes one after another.
+        starts: ``(texts + 1,)`` where each text's hashes begin.
+        a, b: ``(num_perm,)`` uint64, datasketch's permutations.
+        out: ``(texts, num_perm)`` uint32, filled.
+    """
+    mask = np.uint64(0xFFFFFFFF)
+    shift1, mul1, shift2, mul2, shift3 = _FMIX32
+    for t in range(len(starts) - 1):
+        row = out[t]
+        row[:] = np.uint32(0xFFFFFFFF)
+        for k in range(starts[t], starts[t + 1]):
+            h = np.uint64(hashes[k])
+            h ^= h >> np.uint64(shift1)
+            h = (h * np.uint64(mul1)) & mask
+            h ^= h >> np.uint64(shift2)
+            h = (h * np.uint64(mul2)) & mask
+            h ^= h >> np.uint64(shift3)
+            for p in range(len(a)):
+                value = (h * a[p] + b[p]) & mask
+                if value < row[p]:
+                    row[p] = np.uint32(value)

@@ -52,6 +52,10 @@ def _identifier():
     )
 
 
+#: an ASCII letter (the only letters of an ASCII text, all of them Latin)
+_ASCII_LETTER = re.compile("[A-Za-z]")
+
+
 @lru_cache(maxsize=1 << 16)
 def _script_of(ch: str) -> str | None:
     """The first word of a letter's Unicode name is its script (LATIN, CYRILLIC, CJK...)."""
@@ -72,8 +76,11 @@ def dominant_script(text: str) -> str:
     A tie goes to the script met first: characters are counted first (in
     order of first appearance), then each distinct character's script.
     """
+    sample = text[:SAMPLE_CHARS]
+    if sample.isascii():  # its letters are a-z and A-Z: Latin, nothing to count
+        return "LATIN" if _ASCII_LETTER.search(sample) else "ZYYY"
     counts: Counter[str] = Counter()
-    for ch, n in Counter(text[:SAMPLE_CHARS]).items():
+    for ch, n in Counter(sample).items():
         script = _script_of(ch)
         if script:
             counts[script] += n

@@ -543,3 +543,50 @@ def test_two_documents_of_one_language_alone_the_stronger_is_adopted() -> None:
         )
         back = labels[[position[d] for d in range(7)]]
         assert back[0] == back[6] != back[3]
+
+
+def _pooled_by_sets(table, groups: np.ndarray, threshold: float) -> np.ndarray:
+    """``pooled_groups`` as it was first written, with Python sets and dicts: the
+    reference its array version must agree with."""
+    from scipy.special import bdtrc
+
+    from dedup.stages.cluster import OPENER_RATE, POOLED_P_VALUE
+
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    strong = table.score >= threshold
+    left, right = table.left[strong].tolist(), table.right[strong].tolist()
+    links = {(min(a, b), max(a, b)) for a, b in zip(left, right, strict=True)}
+    partners: dict[int, dict[int, list[int]]] = {}
+    for a, b in zip(left, right, strict=True):
+        partners.setdefault(a, {}).setdefault(int(groups[b]), []).append(b)
+        partners.setdefault(b, {}).setdefault(int(groups[a]), []).append(a)
+    openers: set[int] = set()
+    for by_group in partners.values():
+        for siblings in by_group.values():
+            for i, a in enumerate(siblings):
+                for b in siblings[i + 1 :]:
+                    if (min(a, b), max(a, b)) not in links:
+                        openers.update((a, b))
+    linked = np.bincount(groups[list(partners)], minlength=n_groups)
+    opening = np.bincount(groups[list(openers)], minlength=n_groups)
+    chance = bdtrc(np.maximum(opening - 1, 0), linked, OPENER_RATE)
+    return (opening > 0) & (chance < POOLED_P_VALUE)
+
+
+def test_pooled_groups_agree_with_the_set_and_dict_reference() -> None:
+    """300 random link graphs (no links, sparse, dense, one group or several) at three
+    thresholds: the same pooled labels as the first, Python-object version."""
+    from dedup.records import EvidenceTable
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        n = int(rng.integers(1, 80))
+        ends = rng.integers(0, n, (2, int(rng.integers(0, 400))))
+        low, high = ends.min(axis=0), ends.max(axis=0)
+        codes = np.unique(low[low != high] * n + high[low != high])
+        left, right = np.divmod(codes, n)
+        table = EvidenceTable(left, right, rng.random(len(left)), np.ones(len(left), np.int64))
+        groups = rng.integers(0, int(rng.integers(1, 6)), n)
+        for threshold in (0.2, 0.5, 0.9):
+            expected = _pooled_by_sets(table, groups, threshold)
+            assert np.array_equal(pooled_groups(table, groups, threshold), expected)

@@ -240,3 +240,28 @@ def test_shingle_hashes_stand_for_the_shingles_themselves() -> None:
             assert _jaccard(shingle_hashes(a, 8), shingle_hashes(b, 8)) == pytest.approx(
                 len(sa & sb) / len(sa | sb)
             )
+
+
+def test_minhash_signatures_are_datasketchs_own() -> None:
+    """The compiled MinHash gives the hash values datasketch's ``MinHash`` gives for the
+    same shingles (its default scheme and seed), for texts empty, shorter than a
+    shingle, and long, in several scripts."""
+    from datasketch import MinHash
+
+    from dedup.stages.copies import CopyConfig, minhash_signatures, shingle_hashes
+
+    config = CopyConfig()
+    rng = random.Random(1)
+    words = ["word", "слово", "ἀρχή", "🔥", "news", "\u200b"]
+    texts = ["", "a", "ab cd", "x" * config.shingle]
+    texts += [" ".join(rng.choice(words) for _ in range(rng.randint(1, 400))) for _ in range(60)]
+    low = np.uint64(0xFFFFFFFF)
+    shingles = ((shingle_hashes(t, config.shingle) & low).astype(np.uint32) for t in texts)
+    expected = [
+        np.asarray(m.hashvalues)
+        for m in MinHash.generator(shingles, num_perm=config.num_perm, hashfunc=int)
+    ]
+    got = minhash_signatures(texts, config)
+    assert len(got) == len(expected)
+    for mine, theirs in zip(got, expected, strict=True):
+        assert mine.dtype == theirs.dtype and np.array_equal(mine, theirs)

@@ -189,7 +189,6 @@ def test_vector_writer_fills_a_file_that_vector_file_and_numpy_read(tmp_path: Pa
         twice.flush()
 
 
-
 def test_a_temporary_float32_vector_file_reads_what_was_written_and_pickles_as_its_rows(
     tmp_path: Path,
 ) -> None:
@@ -211,6 +210,7 @@ def test_a_temporary_float32_vector_file_reads_what_was_written_and_pickles_as_i
     assert np.array_equal(np.asarray(vectors), rows)
     copied = pickle.loads(pickle.dumps(vectors))
     assert copied.path is None and np.array_equal(copied[:], rows)
+
 
 def test_key_index_finds_keys_sharing_a_first_half_and_the_last_value_wins() -> None:
     from dedup.stages.embed import KeyIndex
