@@ -4,6 +4,7 @@
     python bench/pipeline_scale.py --docs 10000
     python bench/pipeline_scale.py --docs 100000 --work /tmp/pscale --keep-work
     python bench/pipeline_scale.py --docs 10000,100000 --plot bench/pipeline_scale.png
+    python bench/pipeline_scale.py --plot-from small.log 1m.log --plot bench/pipeline_scale.png
 
 Unlike ``bench/scale.py`` (the stages after encoding, on synthetic vectors),
 this runs ``dedup run`` itself, in a child process: reading JSONL, copies,
@@ -42,7 +43,9 @@ pairwise_f1=...`` (F1 of the planted stories, a check that the pipeline still
 finds them with a weak encoder, not a quality claim). Several sizes
 (``--docs 10000,100000``) run one after another, each printing its lines;
 ``--plot PNG`` then draws each stage's seconds and the driver's peak RSS
-against the number of documents, with a line linear from the first size.
+against the number of documents, with a line linear from the first size;
+``--plot-from LOG...`` draws it from the printed output of runs made
+before (a million documents take the better part of an hour on 2 cores).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -340,6 +344,13 @@ def main() -> None:
         help="documents to generate (comma-separated sizes: one run each)",
     )
     parser.add_argument("--plot", type=Path, help="with several sizes: a PNG of time and memory")
+    parser.add_argument(
+        "--plot-from",
+        nargs="+",
+        type=Path,
+        metavar="LOG",
+        help="instead of running: --plot the runs whose printed output these files hold",
+    )
     parser.add_argument("--languages", type=int, default=16)
     parser.add_argument("--shared", type=float, default=0.5, help="share of loanwords")
     parser.add_argument("--seed", type=int, default=0)
@@ -360,6 +371,14 @@ def main() -> None:
     args = parser.parse_args()
     if args.child is not None:
         child(args.child)
+        return
+
+    if args.plot_from:
+        if not args.plot:
+            parser.error("--plot-from needs --plot")
+        runs = [run for log in args.plot_from for run in printed_runs(log)]
+        plot(sorted(runs, key=lambda run: run["docs"]), args.plot)
+        print(f"plot: {args.plot}")
         return
 
     from dedup.encoding import cache_root
@@ -413,6 +432,39 @@ def measure(n_docs: int, args: argparse.Namespace, model: Path) -> dict[str, Any
         f"worker_peak_rss_mb={rss['worker_peak_rss_mb']:.0f} pairwise_f1={scores.pairwise.f1:.3f}"
     )
     return {"docs": n_docs, "wall_s": wall, "stages": stages, **rss}
+
+
+_STAGE_LINE = re.compile(r"^  (.{12}) +([\d.]+) s  driver peak +(\d+) MB")
+_LAST_LINE = re.compile(
+    r"^docs=(\d+) wall_s=([\d.]+) driver_peak_rss_mb=(\d+) worker_peak_rss_mb=(\d+)"
+)
+
+
+def printed_runs(log: Path) -> list[dict[str, Any]]:
+    """The runs a file of this benchmark's printed output holds, as :func:`measure`
+    returns them (stage seconds and peaks, wall, peaks): runs of several sizes made
+    at different times plot together (``--plot-from``)."""
+    runs: list[dict[str, Any]] = []
+    stages: dict[str, dict[str, float]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if stage := _STAGE_LINE.match(line):
+            name, seconds, peak = stage.groups()
+            stages[name.strip()] = {"seconds": float(seconds), "peak_rss_mb": int(peak)}
+        elif last := _LAST_LINE.match(line):
+            docs, wall, driver, workers = last.groups()
+            runs.append(
+                {
+                    "docs": int(docs),
+                    "wall_s": float(wall),
+                    "stages": stages,
+                    "driver_peak_rss_mb": int(driver),
+                    "worker_peak_rss_mb": int(workers),
+                }
+            )
+            stages = {}
+    if not runs:
+        sys.exit(f"{log}: no run of this benchmark in it")
+    return runs
 
 
 def plot(runs: list[dict[str, Any]], path: Path) -> None:

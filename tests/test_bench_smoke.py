@@ -164,6 +164,18 @@ def test_pipeline_scale_benchmark_runs_every_stage(dedup_cache: Path, tmp_path: 
     }
     assert float(last["pairwise_f1"]) >= 0.8, last
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # runs made at different times plot together from their printed output
+    log, again = tmp_path / "printed.log", tmp_path / "again.png"
+    log.write_text(out)
+    _bench("bench/pipeline_scale.py", "--plot-from", str(log), "--plot", str(again))
+    assert again.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    sys.path.insert(0, str(REPO / "bench"))
+    from pipeline_scale import printed_runs
+
+    parsed = printed_runs(log)
+    assert [run["docs"] for run in parsed] == [300, 600]
+    assert parsed[-1]["wall_s"] == float(last["wall_s"])
+    assert {"copies", "embed", "align", "load model"} <= set(parsed[-1]["stages"])
 
 
 @pytest.mark.slow
