@@ -369,44 +369,35 @@ def adopt_alone(
         return owner, []
     size = np.bincount(owner, minlength=n_docs)
     alone = size[owner] == 1
-    # only the pairs with a document alone: the others adopt nothing (at a million
-    # generated documents most documents are alone, so this saves little there)
-    involved = np.flatnonzero(alone[table.left] | alone[table.right])
-    left, right = table.left[involved], table.right[involved]
-    agreement = table.score[involved]
-    if doc_sentences is not None:
-        sentences = np.asarray(doc_sentences, dtype=np.float64)
-        longer = np.maximum(np.maximum(sentences[left], sentences[right]), 1.0)
-        agreement *= table.shorter[involved] / longer
-    from_left, from_right = alone[left], alone[right]
-    orphan = np.concatenate([left[from_left], right[from_right]])
-    if not len(orphan):
-        return owner, []
-    partner = np.concatenate([right[from_left], left[from_right]])
-    unit = owner[partner]
-    value = np.concatenate([agreement[from_left], agreement[from_right]])
     key_rank = np.empty(n_docs, dtype=np.int64)
     key_rank[sorted(range(n_docs), key=doc_keys.__getitem__)] = np.arange(n_docs)
-    # the agreement of each (document alone, cluster) as one sum over its pairs,
-    # and the member it scored highest with (the report names it)
-    pair_keys, where = np.unique(orphan * n_docs + unit, return_inverse=True)
-    where = where.ravel()
-    sums = np.bincount(where, weights=value)
-    scored = np.bincount(where)
-    by_value = np.lexsort((key_rank[partner], -value, where))
-    closest = partner[by_value[np.r_[0, np.cumsum(scored)[:-1]]]]
-    orphan, unit = pair_keys // n_docs, pair_keys % n_docs
-    mean = sums / size[unit]
     unit_rank = np.full(n_docs, n_docs, dtype=np.int64)
     np.minimum.at(unit_rank, owner, key_rank)  # a cluster's smallest id breaks ties
-    order = np.lexsort((unit_rank[unit], -mean, orphan))
-    orphan, unit, mean = orphan[order], unit[order], mean[order]
-    closest, scored = closest[order], scored[order]
-    first = np.flatnonzero(np.r_[True, orphan[1:] != orphan[:-1]])
-    has_second = np.r_[first[1:], len(orphan)] - first > 1
-    second = np.zeros(len(first))
-    second[has_second] = mean[first[has_second] + 1]
-    best, best_mean, who = unit[first], mean[first], orphan[first]
+    # each (document alone, partner) entry of a pair, the documents alone a range at
+    # a time: every entry at once, sorted and grouped, was ~8 GB at a million
+    # documents (36 million pairs, most documents alone). A document's choice
+    # reads its own entries only, and a range's entries keep their order.
+    from_left, from_right = alone[table.left], alone[table.right]
+    entries = np.cumsum(
+        np.bincount(table.left, weights=from_left, minlength=n_docs)
+        + np.bincount(table.right, weights=from_right, minlength=n_docs)
+    )
+    cuts = np.searchsorted(
+        entries, np.arange(1, int(entries[-1]) // _ORPHAN_ENTRIES + 1) * _ORPHAN_ENTRIES
+    )
+    edges = np.unique(np.r_[0, cuts + 1, n_docs].clip(0, n_docs))
+    chosen = [
+        _best_units(
+            table, lo, hi, from_left, from_right, owner, size, key_rank, unit_rank, doc_sentences
+        )
+        for lo, hi in zip(edges[:-1].tolist(), edges[1:].tolist(), strict=True)
+    ]
+    chosen = [part for part in chosen if len(part[0])]
+    if not chosen:
+        return owner, []
+    who, best, best_mean, second, closest, scored = (
+        np.concatenate(column) for column in zip(*chosen, strict=True)
+    )
     bars = config.orphan_share * doc_levels[who]
     wanted = (size[best] >= 2) & (best_mean >= bars) & (best_mean >= config.orphan_margin * second)
     wanted = np.flatnonzero(wanted)
@@ -424,15 +415,69 @@ def adopt_alone(
         adopted.append(
             Adoption(
                 d,
-                int(closest[first[index]]),
+                int(closest[index]),
                 round(float(best_mean[index]), 4),
                 round(float(second[index]), 4),
                 round(float(bars[index]), 4),
-                int(scored[first[index]]),
+                int(scored[index]),
                 int(size[target]),
             )
         )
     return owner, adopted
+
+
+#: (document alone, partner) entries grouped at a time by :func:`adopt_alone`
+_ORPHAN_ENTRIES = 1 << 22
+
+
+def _best_units(
+    table: EvidenceTable,
+    lo: int,
+    hi: int,
+    from_left: np.ndarray,
+    from_right: np.ndarray,
+    owner: np.ndarray,
+    size: np.ndarray,
+    key_rank: np.ndarray,
+    unit_rank: np.ndarray,
+    doc_sentences: np.ndarray | None,
+) -> tuple[np.ndarray, ...]:
+    """For each document alone in ``lo:hi`` with a scored pair: its best unit (a cluster
+    or a document), that unit's mean agreement, the next best unit's, the member
+    it scored highest with, and how many pairs the best unit's agreement sums
+    (:func:`adopt_alone`), in document order."""
+    n_docs = len(owner)
+    in_left = np.flatnonzero(from_left & (table.left >= lo) & (table.left < hi))
+    in_right = np.flatnonzero(from_right & (table.right >= lo) & (table.right < hi))
+    pairs = np.concatenate([in_left, in_right])
+    orphan = np.concatenate([table.left[in_left], table.right[in_right]])
+    partner = np.concatenate([table.right[in_left], table.left[in_right]])
+    value = table.score[pairs]
+    if doc_sentences is not None:
+        sentences = np.asarray(doc_sentences, dtype=np.float64)
+        longer = np.maximum(
+            np.maximum(sentences[table.left[pairs]], sentences[table.right[pairs]]), 1.0
+        )
+        value *= table.shorter[pairs] / longer
+    unit = owner[partner]
+    # the agreement of each (document alone, cluster) as one sum over its pairs,
+    # and the member it scored highest with (the report names it)
+    pair_keys, where = np.unique(orphan * n_docs + unit, return_inverse=True)
+    where = where.ravel()
+    sums = np.bincount(where, weights=value)
+    scored = np.bincount(where)
+    by_value = np.lexsort((key_rank[partner], -value, where))
+    closest = partner[by_value[np.r_[0, np.cumsum(scored)[:-1]]]] if len(scored) else scored
+    orphan, unit = pair_keys // n_docs, pair_keys % n_docs
+    mean = sums / size[unit]
+    order = np.lexsort((unit_rank[unit], -mean, orphan))
+    orphan, unit, mean = orphan[order], unit[order], mean[order]
+    closest, scored = closest[order], scored[order]
+    first = np.flatnonzero(np.r_[True, orphan[1:] != orphan[:-1]]) if len(orphan) else orphan
+    has_second = np.r_[first[1:], len(orphan)] - first > 1
+    second = np.zeros(len(first))
+    second[has_second] = mean[first[has_second] + 1]
+    return orphan[first], unit[first], mean[first], second, closest[first], scored[first]
 
 
 def language_levels(

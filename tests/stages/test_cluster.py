@@ -590,3 +590,44 @@ def test_pooled_groups_agree_with_the_set_and_dict_reference() -> None:
         for threshold in (0.2, 0.5, 0.9):
             expected = _pooled_by_sets(table, groups, threshold)
             assert np.array_equal(pooled_groups(table, groups, threshold), expected)
+
+
+def test_adoption_is_the_same_whatever_range_of_documents_is_grouped_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``adopt_alone`` groups the entries of the documents alone a range at a time: with
+    ranges of a few entries (many ranges, a document's entries never split) the owners
+    and every adoption's figures are those of one range holding everything."""
+    from dedup.records import EvidenceTable
+    from dedup.stages import cluster
+    from dedup.stages.cluster import adopt_alone
+
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        n = int(rng.integers(2, 120))
+        ends = rng.integers(0, n, (2, int(rng.integers(1, 600))))
+        low, high = ends.min(axis=0), ends.max(axis=0)
+        codes = np.unique(low[low != high] * n + high[low != high])
+        left, right = np.divmod(codes, n)
+        if not len(left):
+            continue
+        table = EvidenceTable(left, right, rng.random(len(left)), rng.integers(1, 9, len(left)))
+        owner = np.arange(n)
+        members = rng.permutation(n)[: n // 2]
+        owner[members] = members[rng.integers(0, max(len(members) // 3, 1), len(members))]
+        owner = owner[owner]  # owners own themselves
+        args = (
+            owner,
+            table,
+            rng.integers(1, 20, n).astype(np.float64),
+            rng.integers(0, 4, n),
+            np.full(n, 0.2),
+            [f"d{i:04d}" for i in rng.permutation(n)],
+            ClusterConfig(),
+        )
+        monkeypatch.setattr(cluster, "_ORPHAN_ENTRIES", 1 << 22)
+        whole = adopt_alone(*args)
+        monkeypatch.setattr(cluster, "_ORPHAN_ENTRIES", int(rng.integers(1, 6)))
+        ranged = adopt_alone(*args)
+        assert np.array_equal(whole[0], ranged[0])
+        assert whole[1] == ranged[1]
