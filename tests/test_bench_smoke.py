@@ -228,3 +228,8 @@ def test_a_warm_re_run_imports_no_model_runtime_and_no_numeric_library(
             check=True,
         )
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+def test_cluster_adopt_memory_benchmark_runs() -> None:
+    out = _bench("bench/cluster_adopt_memory.py", "--docs", "3000", "--pairs", "30000")
+    assert "RSS before" in out and "adopted" in out
