@@ -573,6 +573,14 @@ def _pooled_by_sets(table, groups: np.ndarray, threshold: float) -> np.ndarray:
     return (opening > 0) & (chance < POOLED_P_VALUE)
 
 
+def _random_pairs(rng: np.random.Generator, n: int, draws: int) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct document pairs ``left < right`` among ``n``, from ``draws`` random draws."""
+    ends = rng.integers(0, n, (2, draws))
+    low, high = ends.min(axis=0), ends.max(axis=0)
+    codes = np.unique(low[low != high] * n + high[low != high])
+    return np.divmod(codes, n)
+
+
 def test_pooled_groups_agree_with_the_set_and_dict_reference() -> None:
     """300 random link graphs (no links, sparse, dense, one group or several) at three
     thresholds: the same pooled labels as the first, Python-object version."""
@@ -581,10 +589,7 @@ def test_pooled_groups_agree_with_the_set_and_dict_reference() -> None:
     rng = np.random.default_rng(0)
     for _ in range(300):
         n = int(rng.integers(1, 80))
-        ends = rng.integers(0, n, (2, int(rng.integers(0, 400))))
-        low, high = ends.min(axis=0), ends.max(axis=0)
-        codes = np.unique(low[low != high] * n + high[low != high])
-        left, right = np.divmod(codes, n)
+        left, right = _random_pairs(rng, n, int(rng.integers(0, 400)))
         table = EvidenceTable(left, right, rng.random(len(left)), np.ones(len(left), np.int64))
         groups = rng.integers(0, int(rng.integers(1, 6)), n)
         for threshold in (0.2, 0.5, 0.9):
@@ -605,10 +610,7 @@ def test_adoption_is_the_same_whatever_range_of_documents_is_grouped_at_once(
     rng = np.random.default_rng(4)
     for _ in range(40):
         n = int(rng.integers(2, 120))
-        ends = rng.integers(0, n, (2, int(rng.integers(1, 600))))
-        low, high = ends.min(axis=0), ends.max(axis=0)
-        codes = np.unique(low[low != high] * n + high[low != high])
-        left, right = np.divmod(codes, n)
+        left, right = _random_pairs(rng, n, int(rng.integers(1, 600)))
         if not len(left):
             continue
         table = EvidenceTable(left, right, rng.random(len(left)), rng.integers(1, 9, len(left)))
