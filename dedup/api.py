@@ -269,6 +269,7 @@ def run(
         stage.items = len(stored[0]) if stored else 0
     if stored is not None:  # an unchanged corpus: no vector is read, no pair aligned
         links = Links(*stored)
+        del stored
         say(f"links of this corpus found in {link_cache.folder}")
     else:
         scratch_root.mkdir(parents=True, exist_ok=True)
@@ -337,8 +338,8 @@ def run(
                     link_cache.put(link_key, links.evidence, links.doc_vectors)
                 except OSError as error:  # a read-only or full cache: the run goes on
                     say(f"links not cached: {error}")
-    local_evidence = links.evidence
-    evidence = local_evidence.renumbered(primaries)
+    local_evidence, primary_vectors = links.evidence, links.doc_vectors
+    del links  # the evidence renumbered after clustering, not held twice while it runs
     with timed(stats, "cluster", "documents") as stage:
         pooled = pooled_groups(local_evidence, primary_groups, config.cluster.threshold)
         if pooled.any():
@@ -365,6 +366,8 @@ def run(
         labels = canonical_labels(primary_labels[np.searchsorted(primaries, primary_of)], ids)
         representatives = choose_representatives(labels, segmented, usable, config.prefer_languages)
         stage.items = len(documents)
+    evidence = local_evidence.renumbered(primaries)  # documents numbered as the run's
+    del local_evidence
     if len(labels) + len(ingested.skipped) != ingested.records:  # pragma: no cover
         raise RuntimeError(
             f"internal error: {ingested.records} documents in, but {len(labels)} assigned "
@@ -378,7 +381,7 @@ def run(
         representatives=representatives,
         evidence=evidence,
         usable=usable,
-        primary_vectors=links.doc_vectors,
+        primary_vectors=primary_vectors,
         doc_groups=doc_groups,
         group_names=group_names,
         primary_of=primary_of,

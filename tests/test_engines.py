@@ -41,15 +41,42 @@ def test_link_documents_is_the_same_in_one_or_two_processes(tmp_path: Path) -> N
     vectors = VectorFile(tmp_path / "vectors.npy")
     offsets, groups = np.load(tmp_path / "offsets.npy"), np.load(tmp_path / "groups.npy")
     usable = np.ones(len(vectors), dtype=bool)
+    kept = tmp_path / "kept"
+    kept.mkdir()
     results = []
-    for processes in (1, 2):
+    # in memory, then with the null terms in unnamed files the forked workers inherit
+    for processes, folder in ((1, None), (2, None), (2, kept)):
         engine = LocalEngine(processes=processes)  # ~7,000 pairs: two chunks of 4,096
         links = link_documents(
-            vectors, offsets, usable, groups, None, PipelineConfig(), engine=engine
+            vectors, offsets, usable, groups, None, PipelineConfig(), engine=engine, folder=folder
         )
         results.append(links.evidence)
     assert len(results[0]) > 4096  # more than one chunk: the workers really split them
-    assert results[0] == results[1]
+    assert results[0] == results[1] == results[2]
+
+
+def _pair_sums(chunk: np.ndarray, _shared: None) -> list[int]:
+    return chunk.sum(axis=1).tolist()
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_permuted_items_give_what_the_reordered_array_gives_through_a_checkpoint(
+    tmp_path: Path, processes: int
+) -> None:
+    from dedup.engines import Permuted
+    from dedup.engines.checkpoint import CheckpointEngine
+
+    rng = np.random.default_rng(0)
+    pairs = rng.integers(0, 1_000, (1_000, 2))
+    order = rng.permutation(1_000)
+    engine = CheckpointEngine(LocalEngine(processes=processes), tmp_path / f"chunks{processes}")
+    expected = pairs[order].sum(axis=1).tolist()
+    for _ in range(2):  # computed, then read back
+        got = engine.map_chunks(_pair_sums, Permuted(pairs, order), desc="p", chunk_size=64)
+        assert got == expected
+    assert engine.computed == {"p": 1_000} and engine.reused == {"p": 1_000}
+    with pytest.raises(TypeError):
+        Permuted(pairs, order)[3]
 
 
 def _squares(chunk: list[int], calls: list[int]) -> list[int]:

@@ -87,7 +87,7 @@ class CheckpointEngine(Engine):
         # the missing chunks, one item each, so the inner engine cuts them as here
         fresh = self.inner.imap_chunks(
             _OneChunk(func),
-            [items[bounds[i][0] : bounds[i][1]] for i in missing],
+            _Chunks(items, [bounds[i] for i in missing]),
             desc=desc,
             shared=shared,
             chunk_size=1,
@@ -111,6 +111,23 @@ class CheckpointEngine(Engine):
         else:
             digest.update(pickle.dumps(chunk, protocol=5))
         return self.folder / f"{digest.hexdigest()}.pkl"
+
+
+class _Chunks(Sequence[Any]):
+    """The chunks ``bounds`` of ``items``, each cut when the inner engine asks for it
+    (a list of them copied every missing item of lazily ordered items at once)."""
+
+    def __init__(self, items: Sequence[Any], bounds: list[tuple[int, int]]) -> None:
+        self.items, self.bounds = items, bounds
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        start, stop = self.bounds[index]
+        return self.items[start:stop]
 
 
 class _OneChunk:

@@ -49,6 +49,7 @@ from array import array
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -56,6 +57,7 @@ from threadpoolctl import threadpool_limits
 from dedup.engines import usable_cpus
 from dedup.records import ALIGNED_DTYPE, EvidenceTable, concat_ranges, sorted_unique
 from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
+from dedup.stages.embed import VectorFile, VectorWriter
 
 _NUMBER = re.compile(r"\d+")
 
@@ -271,29 +273,40 @@ class NullTerms:
     and ``x^T S2 x`` of that group (column 0 and 1 of ``values``). Per usable
     sentence: the sums of ``x . y`` and ``(x . y)^2`` over its own document's
     rows (``own``). Computed once per run (:func:`null_quadratics`, in chunks
-    an engine may spread), read by every alignment.
+    an engine may spread), read by every alignment, each chunk of pairs
+    reading the terms of its own keys (:meth:`local`).
 
     Attributes:
         keys: ``(k,)`` sorted codes ``doc * slots + group`` (see :func:`null_keys`).
         starts: ``(k + 1,)`` where each key's rows begin in ``values``.
-        values: ``(rows, 2)`` float64.
-        own: ``(n_sent, 2)`` float64, zero for rows that are not usable.
+        values: ``(rows, 2)`` float64, in memory or in an unnamed file
+            (:meth:`join` with a folder: ~1.5 GB at a million documents).
+        own: ``(n_sent, 2)`` float64, zero for rows that are not usable (in
+            memory or a file, like ``values``).
         slots: groups + 1 (the all-groups slot).
     """
 
     keys: np.ndarray
     starts: np.ndarray
-    values: np.ndarray
-    own: np.ndarray
+    values: np.ndarray | VectorFile
+    own: np.ndarray | VectorFile
     slots: int
 
-    def first_rows(self, codes: np.ndarray) -> np.ndarray:
-        """Where the terms of each key code (``doc * slots + group``) begin in ``values``."""
+    def local(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The terms of key codes ``codes`` (``doc * slots + group``, any shape) read into
+        one array, and where each code's terms begin in it (the shape of ``codes``).
+
+        Raises:
+            KeyError: a code whose terms were not computed.
+        """
         codes = np.asarray(codes, dtype=np.int64)
-        at = np.minimum(np.searchsorted(self.keys, codes), max(len(self.keys) - 1, 0))
-        if not len(self.keys) or (self.keys[at] != codes).any():
+        distinct, inverse = np.unique(codes.reshape(-1), return_inverse=True)
+        at = np.minimum(np.searchsorted(self.keys, distinct), max(len(self.keys) - 1, 0))
+        if len(distinct) and (not len(self.keys) or (self.keys[at] != distinct).any()):
             raise KeyError("null terms not computed for some keys")
-        return self.starts[at]
+        index, starts = concat_ranges(self.starts[at], self.starts[at + 1])
+        values = np.asarray(self.values[index], dtype=np.float64)
+        return values, starts[:-1][inverse].reshape(codes.shape)
 
     @classmethod
     def join(
@@ -301,23 +314,45 @@ class NullTerms:
         keys: np.ndarray,
         parts: Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]],
         inputs: AlignInputs,
+        folder: Path | None = None,
     ) -> NullTerms:
         """From the codes and, in order, what :func:`null_quadratics` gave for them.
 
         Each part is copied into place as it comes (an engine's iterator):
         the terms are ~1.5 GB at a million documents, and the parts and their
-        concatenation were held at once.
+        concatenation were held at once. With a ``folder`` they go to unnamed
+        files there (:meth:`~dedup.stages.embed.VectorFile.temporary`) and
+        each chunk of pairs reads its own (:meth:`local`); forked workers
+        inherit the files, a Ray task gets their rows.
         """
         slots = len(inputs.null.count)
         keys = np.asarray(keys, dtype=np.int64)
         starts = np.r_[0, np.cumsum(np.diff(inputs.usable_offsets)[keys // slots])]
-        values = np.empty((int(starts[-1]), 2))
-        own = np.zeros((len(inputs.usable), 2))
-        filled = 0
+        shapes = ((int(starts[-1]), 2), (len(inputs.usable), 2))
+        if folder is None:
+            values_out, own_out = (np.zeros(shape) for shape in shapes)
+            values, own = values_out, own_out
+        else:
+            (values_out, values), (own_out, own) = (
+                VectorFile.temporary(*shape, np.float64, folder) for shape in shapes
+            )
+        filled, last_doc = 0, -1
         for part_values, docs, own_values in parts:
-            values[filled : filled + len(part_values)] = part_values
+            values_out[filled : filled + len(part_values)] = part_values
             filled += len(part_values)
-            own[inputs.rows_of_docs(docs)[0]] = own_values
+            # the keys are in document order, so a document's keys split between two
+            # chunks make it the last of one and the first of the next: its rows
+            # (the same sums) are written once
+            rows, doc_starts = inputs.rows_of_docs(docs)
+            fresh = docs > last_doc
+            if not fresh.all():
+                kept, _ = concat_ranges(doc_starts[:-1][fresh], doc_starts[1:][fresh])
+                rows, own_values = rows[kept], own_values[kept]
+            own_out[rows] = own_values
+            last_doc = max(last_doc, int(docs.max(initial=-1)))
+        for out in (values_out, own_out):
+            if isinstance(out, VectorWriter):
+                out.close()
         if filled != len(values):
             raise ValueError(f"null terms of {len(values)} rows expected, {filled} given")
         return cls(keys, starts, values, own, slots)
@@ -561,6 +596,7 @@ def _score_and_align(
     codes = np.stack(  # in the order of kernels.LEFT_TO_RIGHT ... RIGHT_TO_ALL
         [left + groups[:, 1], left + all_groups, right + groups[:, 0], right + all_groups], axis=1
     )
+    term_values, term_starts = terms.local(codes)
     sizes = np.diff(starts)[local]
     shorter = sizes.min(axis=1)
     cell_starts = np.zeros(len(pairs) + 1, dtype=np.int64)
@@ -577,9 +613,9 @@ def _score_and_align(
         starts,
         local,
         groups,
-        terms.values,
-        terms.first_rows(codes),
-        terms.own[index],
+        term_values,
+        term_starts,
+        np.asarray(terms.own[index], dtype=np.float64),
         inputs.null.count,
         float(inputs.null.prior),
         number_starts,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import tempfile
@@ -320,23 +321,30 @@ def _save_atomically(path: Path, array: np.ndarray) -> None:
 
 
 class VectorFile:
-    """A run's vectors in a float16 (sentences) or float32 (documents) ``.npy`` file,
-    read on demand.
+    """A run's rows in a float16 (sentence vectors), float32 (document vectors) or
+    float64 (align's null terms) ``.npy`` file, read on demand.
 
     Rows are read with ``pread`` (through the operating system's page cache),
     not memory-mapped, so a corpus of millions of sentences costs the process
     only the rows it holds at a time: mapped pages would count in its resident
     memory. Supports what the later stages use: ``len``, ``shape``, a slice of
-    rows, and an integer array of rows (each run of consecutive rows is one
-    read, and a document's sentences are consecutive); ``numpy.asarray`` reads
-    every row. Pickles as its path, so an engine's workers on the same file
-    system open the file themselves; a :meth:`temporary` file, which has no
-    path, pickles as its rows.
+    rows, and an integer array of rows (any order, repeats allowed: rows that
+    lie within ``GAP_BYTES`` of each other are one read, so a chunk's
+    documents, whose sentences are consecutive, cost a read per cluster of
+    nearby documents, not per document); ``numpy.asarray`` reads every row.
+    Pickles as its path, so an engine's workers on the same file system open
+    the file themselves; a :meth:`temporary` file, which has no path,
+    pickles as its rows.
 
     Args:
-        path: an ``.npy`` file of shape ``(n, dim)``, C order, dtype float16
-            or float32 (see :meth:`create`).
+        path: an ``.npy`` file of shape ``(n, dim)``, C order, dtype float16,
+            float32 or float64 (see :meth:`create`).
     """
+
+    #: rows this close (in bytes between them) are read at once, with what lies between
+    GAP_BYTES = 1 << 14
+    #: ...up to this many bytes a read
+    SPAN_BYTES = 1 << 22
 
     def __init__(self, path: Path) -> None:
         self.path: Path | None = Path(path)
@@ -354,8 +362,8 @@ class VectorFile:
         )
         shape, fortran, dtype = read_header(handle)
         self._data_offset = handle.tell()
-        if fortran or dtype not in (np.float16, np.float32) or len(shape) != 2:
-            raise ValueError(f"{self.path}: expected a C-ordered float16 or float32 (n, dim) array")
+        if fortran or dtype not in (np.float16, np.float32, np.float64) or len(shape) != 2:
+            raise ValueError(f"{self.path}: expected a C-ordered float (n, dim) array")
         self.dtype = np.dtype(dtype)
         self.shape = (int(shape[0]), int(shape[1]))
         self._row_bytes = self.shape[1] * self.dtype.itemsize
@@ -420,14 +428,29 @@ class VectorFile:
             if step != 1:
                 raise IndexError("VectorFile slices take step 1")
             return self._read(first, max(stop - first, 0))
-        index = np.asarray(index, dtype=np.int64)
-        if len(index) == 0:
-            return np.zeros((0, self.shape[1]), dtype=self.dtype)
-        breaks = np.flatnonzero(np.diff(index) != 1) + 1
-        starts, stops = np.r_[0, breaks], np.r_[breaks, len(index)]
-        return np.concatenate(
-            [self._read(int(index[a]), int(b - a)) for a, b in zip(starts, stops, strict=True)]
-        )
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        out = np.empty((len(index), self.shape[1]), dtype=self.dtype)
+        if not len(index):
+            return out
+        if index.min() < 0 or index.max() >= self.shape[0]:
+            raise IndexError(f"rows outside 0..{self.shape[0] - 1}")
+        order = None if np.all(index[1:] >= index[:-1]) else np.argsort(index, kind="stable")
+        rows = index if order is None else index[order]
+        # one read per run of rows with gaps of at most GAP_BYTES, cut at SPAN_BYTES
+        gap_rows = max(self.GAP_BYTES // self._row_bytes, 1)
+        span_rows = max(self.SPAN_BYTES // self._row_bytes, 1)
+        breaks = np.r_[0, np.flatnonzero(np.diff(rows) > gap_rows) + 1, len(rows)].tolist()
+        target = out if order is None else np.empty_like(out)
+        for start, stop in itertools.pairwise(breaks):
+            while start < stop:
+                first = int(rows[start])
+                end = start + int(np.searchsorted(rows[start:stop], first + span_rows))
+                span = self._read(first, int(rows[end - 1]) - first + 1)
+                target[start:end] = span[rows[start:end] - first]
+                start = end
+        if order is not None:
+            out[order] = target
+        return out
 
     def __del__(self) -> None:
         # a temporary file's descriptor is its file object's, closed with it
@@ -449,7 +472,7 @@ class VectorWriter:
         path: the ``.npy`` file to make (C order, ``rows x dim``; rows never
             written read as zeros), or an open binary file to make it in.
         rows, dim: its shape.
-        dtype: float16 (sentence vectors) or float32.
+        dtype: float16 (sentence vectors), float32 or float64.
     """
 
     BUFFER_ROWS = 1 << 16

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dedup.engines import Engine, LocalEngine
+from dedup.engines import Engine, LocalEngine, Permuted
 from dedup.records import EvidenceTable
 from dedup.result import StageStats, timed
 from dedup.stages.align import (
@@ -212,9 +212,10 @@ def link_documents(
             rounds like fresh evidence. Only the documents it does not settle
             search for neighbours, so every candidate has an unsettled
             document. None: every document searches, every candidate is aligned.
-        folder: where the document vectors are kept, in an unnamed file (see
-            :meth:`~dedup.stages.embed.VectorFile.temporary`: ``n_docs x dim``
-            float32, 1.5 GB at a million documents); None: in memory.
+        folder: where the document vectors and align's null terms are kept, in
+            unnamed files (see :meth:`~dedup.stages.embed.VectorFile.temporary`:
+            ``n_docs x dim`` float32, 1.5 GB at a million documents, and the null
+            terms about as much); None: in memory.
     """
     engine = engine or LocalEngine()
     stats = stats if stats is not None else {}
@@ -253,7 +254,7 @@ def link_documents(
             pairs = np.concatenate([earlier_pairs, fresh])
         else:
             fresh = pairs
-        parts += _align(fresh, inputs, doc_groups, config, engine, "aligning")
+        parts += _align(fresh, inputs, doc_groups, config, engine, "aligning", folder)
         # a story in dozens of languages: its versions link to each other through
         # their strong links, so the pairs among a document's linked partners are
         # aligned too, round after round, until no new pair is proposed
@@ -268,7 +269,7 @@ def link_documents(
             fresh = new_pairs(linked, pairs)
             if not len(fresh):
                 break
-            parts += _align(fresh, inputs, doc_groups, config, engine, "aligning linked")
+            parts += _align(fresh, inputs, doc_groups, config, engine, "aligning linked", folder)
             pairs = np.concatenate([pairs, fresh])
         stage.items = len(pairs)
         del pairs
@@ -297,23 +298,24 @@ def _align(
     config: PipelineConfig,
     engine: Engine,
     desc: str,
+    folder: Path | None,
 ) -> list[EvidenceTable]:
     """The evidence of ``pairs``, computed by ``engine``: one table per chunk, the
-    chunks in no fixed order of pairs (:meth:`EvidenceTable.gather` sorts them)."""
+    chunks in no fixed order of pairs (:meth:`EvidenceTable.gather` sorts them).
+    The null terms are kept in unnamed files in ``folder`` (in memory if None)."""
     # the null terms each document needs, computed once (not once per worker);
     # the inputs are shipped once per run (Ray: the object store), not per chunk
     keys = null_keys(pairs, doc_groups)
     parts = engine.imap_chunks(
         null_quadratics, keys, desc="null model", shared=inputs, chunk_size=_CHUNK
     )
-    terms = NullTerms.join(keys, (part for chunk in parts for part in chunk), inputs)
+    terms = NullTerms.join(keys, (part for chunk in parts for part in chunk), inputs, folder)
     inputs = inputs.with_null_terms(terms)
     shared = (inputs, config.align, config.cluster.threshold)
-    # chunks of pairs that share documents (fewer rows read), results put back
-    # in the order of ``pairs``
-    order = locality_order(pairs, len(doc_groups))
+    # chunks of pairs that share documents (fewer rows read), each cut when it is sent
+    ordered = Permuted(pairs, locality_order(pairs, len(doc_groups)))
     return list(
-        engine.map_chunks(_align_chunk, pairs[order], desc=desc, shared=shared, chunk_size=_CHUNK)
+        engine.map_chunks(_align_chunk, ordered, desc=desc, shared=shared, chunk_size=_CHUNK)
     )
 
 

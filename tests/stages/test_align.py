@@ -449,3 +449,43 @@ def test_a_pairs_score_does_not_depend_on_the_pairs_aligned_beside_it() -> None:
     for k, pair in enumerate(pairs):
         alone = align_pairs(pair[None, :], inputs, config)
         assert alone.score.tobytes() == together.score[k : k + 1].tobytes()
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 10_000])
+def test_null_terms_in_files_equal_those_in_memory_whatever_the_chunks(
+    tmp_path, chunk: int
+) -> None:
+    """The null terms joined from chunks of keys (a document's keys split between two
+    chunks at small sizes), in memory and in unnamed files in a folder: the same terms,
+    the same own-document sums, the same bytes of evidence, and nothing left behind."""
+    from dedup.engines import LocalEngine
+    from dedup.stages.align import NullTerms, null_keys, null_quadratics
+
+    vectors, offsets, usable, groups = _anisotropic_corpus(3)
+    config = AlignConfig()
+    inputs = AlignInputs.build(vectors, offsets, usable, groups, None, config)
+    rng = np.random.default_rng(0)
+    pairs = np.unique(np.sort(rng.integers(0, len(groups), (200, 2)), axis=1), axis=0)
+    pairs = pairs[pairs[:, 0] < pairs[:, 1]]
+    keys = null_keys(pairs, groups)
+    engine = LocalEngine(processes=1)
+
+    def joined(folder):
+        parts = engine.imap_chunks(
+            null_quadratics, keys, desc="null", shared=inputs, chunk_size=chunk
+        )
+        return NullTerms.join(keys, (p for c in parts for p in c), inputs, folder)
+
+    in_memory, in_files = joined(None), joined(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert np.array_equal(np.asarray(in_files.values), in_memory.values)
+    assert np.array_equal(np.asarray(in_files.own), in_memory.own)
+    codes = keys[rng.permutation(len(keys))[:50]].reshape(10, 5)
+    for got, want in zip(in_files.local(codes), in_memory.local(codes), strict=True):
+        assert np.array_equal(got, want)
+    first, second = (
+        align_pairs(pairs, inputs.with_null_terms(terms), config) for terms in (in_memory, in_files)
+    )
+    assert first == second and first.score.tobytes() == second.score.tobytes()
+    with pytest.raises(KeyError):
+        in_files.local(np.array([keys.max() + 1]))

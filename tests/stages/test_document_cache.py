@@ -90,6 +90,19 @@ def test_keys_change_with_what_the_results_depend_on(
     assert DocumentCache(tmp_path).languages(TEXTS) == [None, None]
 
 
+def test_a_file_of_the_earlier_format_is_removed_when_the_cache_is_opened(
+    tmp_path: Path,
+) -> None:
+    old = tmp_path / "documents-v1.sqlite"
+    old.write_bytes(b"an earlier format")
+    messages: list[str] = []
+    cache = DocumentCache(tmp_path, log=messages.append)
+    assert not old.exists() and any("earlier format" in m for m in messages)
+    cache.add_languages(TEXTS, GUESSES)
+    cache.commit()
+    assert DocumentCache(tmp_path).languages(TEXTS) == GUESSES
+
+
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty"])
 def test_a_damaged_file_is_rebuilt(tmp_path: Path, damage: str) -> None:
     _filled(tmp_path)
