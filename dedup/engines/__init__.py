@@ -216,6 +216,12 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def in_worker_process() -> bool:
+    """True in a worker process a :class:`LocalEngine` forked (any process started by
+    :mod:`multiprocessing`): what such a process loads stays out of the driver's memory."""
+    return multiprocessing.parent_process() is not None
+
+
 #: the function and shared object of the current forked map (inherited by the workers)
 _FORKED: tuple[ChunkFunc, Any] | None = None
 

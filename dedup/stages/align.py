@@ -50,11 +50,12 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from dedup.engines import usable_cpus
+from dedup.engines import in_worker_process, usable_cpus
 from dedup.records import ALIGNED_DTYPE, EvidenceTable, concat_ranges, sorted_unique
 from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
 from dedup.stages.embed import VectorFile, VectorWriter
@@ -292,6 +293,26 @@ class NullTerms:
     own: np.ndarray | VectorFile
     slots: int
 
+    def __reduce__(self) -> tuple[type[NullTerms], tuple[Any, ...]]:
+        """Pickled (a Ray task's shared inputs) with the files' rows as arrays, which
+        the object store hands to every task without a copy."""
+        arrays = (np.asarray(self.values), np.asarray(self.own))
+        return NullTerms, (self.keys, self.starts, *arrays, self.slots)
+
+    def resident(self) -> NullTerms:
+        """These terms with their files read into memory, once per forked worker
+        process and call (a chunk's keys are thousands of short ranges of the
+        file: read one by one they cost more than aligning the chunk); in the
+        driver, the terms as they are, so its memory never holds them."""
+        if isinstance(self.values, np.ndarray) or not in_worker_process():
+            return self
+        held = _RESIDENT.get(id(self))
+        if held is None or held[0] is not self:
+            _RESIDENT.clear()
+            loaded = replace(self, values=np.asarray(self.values), own=np.asarray(self.own))
+            held = _RESIDENT[id(self)] = (self, loaded)
+        return held[1]
+
     def local(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The terms of key codes ``codes`` (``doc * slots + group``, any shape) read into
         one array, and where each code's terms begin in it (the shape of ``codes``).
@@ -356,6 +377,10 @@ class NullTerms:
         if filled != len(values):
             raise ValueError(f"null terms of {len(values)} rows expected, {filled} given")
         return cls(keys, starts, values, own, slots)
+
+
+#: the null terms a forked worker read into memory (:meth:`NullTerms.resident`)
+_RESIDENT: dict[int, tuple[NullTerms, NullTerms]] = {}
 
 
 @dataclass(frozen=True)
@@ -584,8 +609,8 @@ def _score_and_align(
     """Lay one chunk out as flat arrays, score it in one compiled call, make its records."""
     from dedup.stages import kernels
 
-    terms = inputs.terms
-    assert terms is not None
+    assert inputs.terms is not None
+    terms = inputs.terms.resident()
     docs = np.unique(pairs)
     index, starts = inputs.rows_of_docs(docs)
     rows = np.ascontiguousarray(inputs.read(index), dtype=np.float32)

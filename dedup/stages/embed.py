@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import itertools
 import json
 import os
 import tempfile
@@ -439,10 +438,20 @@ class VectorFile:
         # one read per run of rows with gaps of at most GAP_BYTES, cut at SPAN_BYTES
         gap_rows = max(self.GAP_BYTES // self._row_bytes, 1)
         span_rows = max(self.SPAN_BYTES // self._row_bytes, 1)
-        breaks = np.r_[0, np.flatnonzero(np.diff(rows) > gap_rows) + 1, len(rows)].tolist()
+        breaks = np.r_[0, np.flatnonzero(np.diff(rows) > gap_rows) + 1, len(rows)]
         target = out if order is None else np.empty_like(out)
-        for start, stop in itertools.pairwise(breaks):
-            while start < stop:
+        runs = zip(
+            breaks[:-1].tolist(),
+            breaks[1:].tolist(),
+            rows[breaks[:-1]].tolist(),
+            rows[breaks[1:] - 1].tolist(),
+            strict=True,
+        )
+        for start, stop, first, last in runs:
+            if last - first < span_rows and last - first + 1 == stop - start:
+                target[start:stop] = self._read(first, stop - start)  # consecutive rows
+                continue
+            while start < stop:  # rows with gaps, or a span too long for one read
                 first = int(rows[start])
                 end = start + int(np.searchsorted(rows[start:stop], first + span_rows))
                 span = self._read(first, int(rows[end - 1]) - first + 1)

@@ -8,6 +8,7 @@ These test the arithmetic, not how well any model separates real text.
 from __future__ import annotations
 
 import itertools
+import pickle
 from functools import cache
 
 import numpy as np
@@ -489,3 +490,7 @@ def test_null_terms_in_files_equal_those_in_memory_whatever_the_chunks(
     assert first == second and first.score.tobytes() == second.score.tobytes()
     with pytest.raises(KeyError):
         in_files.local(np.array([keys.max() + 1]))
+    shipped = pickle.loads(pickle.dumps(in_files))  # how a Ray task gets them: arrays
+    assert isinstance(shipped.values, np.ndarray) and isinstance(shipped.own, np.ndarray)
+    assert np.array_equal(shipped.values, in_memory.values)
+    assert in_files.resident() is in_files  # this process is no worker: nothing loaded
