@@ -447,8 +447,9 @@ class VectorFile:
             rows[breaks[1:] - 1].tolist(),
             strict=True,
         )
+        distinct = not np.any(rows[1:] == rows[:-1])  # then a run this long is consecutive
         for start, stop, first, last in runs:
-            if last - first < span_rows and last - first + 1 == stop - start:
+            if distinct and last - first < span_rows and last - first + 1 == stop - start:
                 target[start:stop] = self._read(first, stop - start)  # consecutive rows
                 continue
             while start < stop:  # rows with gaps, or a span too long for one read
