@@ -342,9 +342,11 @@ class NullTerms:
         Each part is copied into place as it comes (an engine's iterator):
         the terms are ~1.5 GB at a million documents, and the parts and their
         concatenation were held at once. With a ``folder`` they go to unnamed
-        files there (:meth:`~dedup.stages.embed.VectorFile.temporary`) and
-        each chunk of pairs reads its own (:meth:`local`); forked workers
-        inherit the files, a Ray task gets their rows.
+        files there (:meth:`~dedup.stages.embed.VectorFile.temporary`), out
+        of the driver's memory: forked workers inherit the files and read
+        them whole once a call (:meth:`resident`), a Ray task gets their rows
+        as arrays, and the driver itself reads a chunk's keys from the files
+        (:meth:`local`) when it aligns in its own process.
         """
         slots = len(inputs.null.count)
         keys = np.asarray(keys, dtype=np.int64)
