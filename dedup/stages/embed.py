@@ -327,18 +327,23 @@ class VectorFile:
     not memory-mapped, so a corpus of millions of sentences costs the process
     only the rows it holds at a time: mapped pages would count in its resident
     memory. Supports what the later stages use: ``len``, ``shape``, a slice of
-    rows, and an integer array of rows (any order, repeats allowed; each run
-    of consecutive rows is one read, all of them in one compiled loop, see
-    :data:`dedup.stages.kernels.read_runs`: align reads the rows of a few
-    thousand documents a chunk, and a Python call per read cost twice the
-    reading); ``numpy.asarray`` reads every row. Pickles as its path, so an
-    engine's workers on the same file system open the file themselves; a
-    :meth:`temporary` file, which has no path, pickles as its rows.
+    rows, and an integer array of rows (any order, repeats allowed: rows that
+    lie within ``GAP_BYTES`` of each other are one read, so a chunk's
+    documents, whose sentences are consecutive, cost a read per cluster of
+    nearby documents, not per document); ``numpy.asarray`` reads every row.
+    Pickles as its path, so an engine's workers on the same file system open
+    the file themselves; a :meth:`temporary` file, which has no path,
+    pickles as its rows.
 
     Args:
         path: an ``.npy`` file of shape ``(n, dim)``, C order, dtype float16,
             float32 or float64 (see :meth:`create`).
     """
+
+    #: rows this close (in bytes between them) are read at once, with what lies between
+    GAP_BYTES = 1 << 14
+    #: ...up to this many bytes a read
+    SPAN_BYTES = 1 << 22
 
     def __init__(self, path: Path) -> None:
         self.path: Path | None = Path(path)
@@ -408,14 +413,11 @@ class VectorFile:
             return
         self.__init__(state["path"])  # type: ignore[misc]
 
-    def _descriptor(self) -> int:
+    def _read(self, first: int, count: int) -> np.ndarray:
         if self._fd is None:
             self._fd = os.open(self.path, os.O_RDONLY)  # type: ignore[arg-type]
-        return self._fd
-
-    def _read(self, first: int, count: int) -> np.ndarray:
         data = os.pread(
-            self._descriptor(), count * self._row_bytes, self._data_offset + first * self._row_bytes
+            self._fd, count * self._row_bytes, self._data_offset + first * self._row_bytes
         )
         return np.frombuffer(data, dtype=self.dtype).reshape(count, self.shape[1])
 
@@ -425,33 +427,40 @@ class VectorFile:
             if step != 1:
                 raise IndexError("VectorFile slices take step 1")
             return self._read(first, max(stop - first, 0))
-        from dedup.stages import kernels
-
         index = np.asarray(index, dtype=np.int64).reshape(-1)
+        out = np.empty((len(index), self.shape[1]), dtype=self.dtype)
         if not len(index):
-            return np.empty((0, self.shape[1]), dtype=self.dtype)
+            return out
         if index.min() < 0 or index.max() >= self.shape[0]:
             raise IndexError(f"rows outside 0..{self.shape[0] - 1}")
-        # each distinct row read once, in file order; then put where it was asked for
-        if np.all(index[1:] > index[:-1]):
-            rows, where = index, None
-        else:
-            rows, where = np.unique(index, return_inverse=True)
-        breaks = np.r_[0, np.flatnonzero(np.diff(rows) != 1) + 1, len(rows)]
-        firsts, counts = rows[breaks[:-1]], np.diff(breaks)
-        if kernels.read_runs is None:  # no C library's pread
-            out = np.concatenate(
-                [self._read(a, b) for a, b in zip(firsts.tolist(), counts.tolist(), strict=True)]
-            )
-        else:
-            out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
-            as_bytes = out.view(np.uint8).reshape(len(rows), self._row_bytes)
-            read = kernels.read_runs(
-                self._descriptor(), self._data_offset, self._row_bytes, firsts, counts, as_bytes
-            )
-            if read != len(firsts):
-                raise OSError(f"{self.path or 'a temporary vector file'}: rows could not be read")
-        return out if where is None else out[where.reshape(-1)]
+        order = None if np.all(index[1:] >= index[:-1]) else np.argsort(index, kind="stable")
+        rows = index if order is None else index[order]
+        # one read per run of rows with gaps of at most GAP_BYTES, cut at SPAN_BYTES
+        gap_rows = max(self.GAP_BYTES // self._row_bytes, 1)
+        span_rows = max(self.SPAN_BYTES // self._row_bytes, 1)
+        breaks = np.r_[0, np.flatnonzero(np.diff(rows) > gap_rows) + 1, len(rows)]
+        target = out if order is None else np.empty_like(out)
+        runs = zip(
+            breaks[:-1].tolist(),
+            breaks[1:].tolist(),
+            rows[breaks[:-1]].tolist(),
+            rows[breaks[1:] - 1].tolist(),
+            strict=True,
+        )
+        distinct = not np.any(rows[1:] == rows[:-1])  # then a run this long is consecutive
+        for start, stop, first, last in runs:
+            if distinct and last - first < span_rows and last - first + 1 == stop - start:
+                target[start:stop] = self._read(first, stop - start)  # consecutive rows
+                continue
+            while start < stop:  # rows with gaps, or a span too long for one read
+                first = int(rows[start])
+                end = start + int(np.searchsorted(rows[start:stop], first + span_rows))
+                span = self._read(first, int(rows[end - 1]) - first + 1)
+                target[start:end] = span[rows[start:end] - first]
+                start = end
+        if order is not None:
+            out[order] = target
+        return out
 
     def __del__(self) -> None:
         # a temporary file's descriptor is its file object's, closed with it

@@ -7,11 +7,8 @@ Three kinds of loop are compiled here, because numpy makes them slow:
   its Python call per shingle (``hashfunc``) or its ``shingles x
   permutations`` temporary;
 
-* reading sentence vectors: the rows of a chunk's documents are read from a
-  run's vector file with one ``pread`` per run of consecutive rows in one
-  compiled loop (:data:`read_runs`; from Python, the calls cost twice the
-  reading), and float16 rows (as the embedding cache and a run's vector
-  file keep them) become centred, normalised float32 rows
+* reading sentence vectors: float16 rows (as the embedding cache and a run's
+  vector file keep them) become centred, normalised float32 rows
   (:func:`half_to_float`, :func:`centre_in_place`), several times faster
   than numpy's float16 cast and without its temporaries;
 * scoring candidate pairs (:func:`score_pairs`). A corpus of 100,000
@@ -36,10 +33,6 @@ import.
 
 from __future__ import annotations
 
-import ctypes
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 from numba import njit
 
@@ -47,58 +40,6 @@ from numba import njit
 #: group, left rows toward all groups, right rows toward the left's group,
 #: right rows toward all groups.
 LEFT_TO_RIGHT, LEFT_TO_ALL, RIGHT_TO_LEFT, RIGHT_TO_ALL = range(4)
-
-
-def _libc_pread() -> Any:
-    """The C library's ``pread`` as a ctypes function (numba calls it by address),
-    or None where there is none to load (then :data:`read_runs` is None)."""
-    try:
-        pread = ctypes.CDLL(None, use_errno=True).pread
-    except (OSError, AttributeError):  # pragma: no cover - no C library to load
-        return None
-    pread.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int64]
-    pread.restype = ctypes.c_ssize_t
-    return pread
-
-
-_PREAD = _libc_pread()
-
-
-def _read_runs(
-    fd: int,
-    data_offset: int,
-    row_bytes: int,
-    firsts: np.ndarray,
-    counts: np.ndarray,
-    out: np.ndarray,
-) -> int:
-    """Runs of consecutive rows of a file, one after another, into ``out``.
-
-    Run ``k`` is rows ``firsts[k] .. firsts[k] + counts[k] - 1`` of a file whose
-    rows of ``row_bytes`` begin at ``data_offset``; ``out`` is ``(sum(counts),
-    row_bytes)`` uint8 (any dtype's rows, viewed as bytes). A short read is
-    read on from where it stopped. Returns the runs read in full: all of
-    them unless the file ended or a read failed.
-    """
-    base = out.ctypes.data
-    at = 0
-    for k in range(firsts.shape[0]):
-        want = counts[k] * row_bytes
-        offset = data_offset + firsts[k] * row_bytes
-        done = 0
-        while done < want:
-            got = _PREAD(fd, base + at * row_bytes + done, want - done, offset + done)
-            if got <= 0:
-                return k
-            done += got
-        at += counts[k]
-    return firsts.shape[0]
-
-
-#: :func:`_read_runs` compiled (not cached on disk: it calls the C library by an
-#: address that differs between processes, so each process compiles it once, in
-#: ~0.1 s; forked workers inherit it), or None without a C library's ``pread``.
-read_runs: Callable[..., int] | None = njit(nogil=True)(_read_runs) if _PREAD is not None else None
 
 
 #: 2^(127 - 15): moves a float16 exponent, shifted into float32 position, to its bias.
