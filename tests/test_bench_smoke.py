@@ -8,6 +8,7 @@ a quality floor (planted clusters found, reposts found and joined).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -233,3 +234,17 @@ def test_a_warm_re_run_imports_no_model_runtime_and_no_numeric_library(
 def test_cluster_adopt_memory_benchmark_runs() -> None:
     out = _bench("bench/cluster_adopt_memory.py", "--docs", "3000", "--pairs", "30000")
     assert "RSS before" in out and "adopted" in out
+
+
+def test_document_cache_writes_benchmark_compares_both_layouts(tmp_path: Path) -> None:
+    out = _bench(
+        "bench/document_cache_writes.py", "--rows", "3000", "--block", "500",
+        "--folder", str(tmp_path),
+    )  # fmt: skip
+    lines = out.strip().splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["WITHOUT", "rowid"]
+    assert all("3000 rows of 1500 bytes" in line for line in lines)
+    # the random-key B-tree of row data makes the bigger file (and, where the
+    # system counts them, more bytes written)
+    sizes = [int(re.search(r"file (\d+) MB", line).group(1)) for line in lines]  # type: ignore[union-attr]
+    assert sizes[0] > sizes[1]

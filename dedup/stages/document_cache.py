@@ -31,10 +31,10 @@ random inserts. Version 1 kept each table's rows in its key's B-tree
 (``WITHOUT ROWID``), so every new document's random key rewrote a page of
 row data and its journal copy (a million-document run had written 51 GB
 by the start of embed, its cache 4.2 GB; 11.9 GB with version 2), and
-copies and segment grew
-faster than the corpus; 400,000 rows of 1.5 KB with random keys, in blocks
-of 10,000: 32.7 s and 6.2 GB written, against 5.6 s and 1.2 GB as rowid
-tables. A version 1 file is deleted when a version 2 one is opened.
+copies and segment grew faster than the corpus. 400,000 rows of 1.5 KB
+with random keys, 10,000 a transaction (``bench/document_cache_writes.py``):
+26.0 s and 6.2 GB written for version 1's layout, 6.2 s and 1.2 GB for
+rowid tables. A version 1 file is deleted when a version 2 one is opened.
 
 Key: a 16-byte BLAKE2b of the text (and, for sentences, the language), keyed
 with a digest of everything that part's result depends on: this module's
