@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import pickle
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -454,7 +455,7 @@ def test_a_pairs_score_does_not_depend_on_the_pairs_aligned_beside_it() -> None:
 
 @pytest.mark.parametrize("chunk", [1, 7, 10_000])
 def test_null_terms_in_files_equal_those_in_memory_whatever_the_chunks(
-    tmp_path, chunk: int
+    tmp_path: Path, chunk: int
 ) -> None:
     """The null terms joined from chunks of keys (a document's keys split between two
     chunks at small sizes), in memory and in unnamed files in a folder: the same terms,
@@ -471,7 +472,7 @@ def test_null_terms_in_files_equal_those_in_memory_whatever_the_chunks(
     keys = null_keys(pairs, groups)
     engine = LocalEngine(processes=1)
 
-    def joined(folder):
+    def joined(folder: Path | None) -> NullTerms:
         parts = engine.imap_chunks(
             null_quadratics, keys, desc="null", shared=inputs, chunk_size=chunk
         )
