@@ -327,10 +327,9 @@ class VectorFile:
     not memory-mapped, so a corpus of millions of sentences costs the process
     only the rows it holds at a time: mapped pages would count in its resident
     memory. Supports what the later stages use: ``len``, ``shape``, a slice of
-    rows, and an integer array of rows (any order, repeats allowed: rows that
-    lie within ``GAP_BYTES`` of each other are one read, so a chunk's
-    documents, whose sentences are consecutive, cost a read per cluster of
-    nearby documents, not per document); ``numpy.asarray`` reads every row.
+    rows, and an integer array of rows (any order, repeats allowed; each run
+    of consecutive distinct rows is one read straight into place, and a
+    document's sentences are consecutive); ``numpy.asarray`` reads every row.
     Pickles as its path, so an engine's workers on the same file system open
     the file themselves; a :meth:`temporary` file, which has no path,
     pickles as its rows.
@@ -339,11 +338,6 @@ class VectorFile:
         path: an ``.npy`` file of shape ``(n, dim)``, C order, dtype float16,
             float32 or float64 (see :meth:`create`).
     """
-
-    #: rows this close (in bytes between them) are read at once, with what lies between
-    GAP_BYTES = 1 << 14
-    #: ...up to this many bytes a read
-    SPAN_BYTES = 1 << 22
 
     def __init__(self, path: Path) -> None:
         self.path: Path | None = Path(path)
@@ -428,39 +422,23 @@ class VectorFile:
                 raise IndexError("VectorFile slices take step 1")
             return self._read(first, max(stop - first, 0))
         index = np.asarray(index, dtype=np.int64).reshape(-1)
-        out = np.empty((len(index), self.shape[1]), dtype=self.dtype)
         if not len(index):
-            return out
+            return np.empty((0, self.shape[1]), dtype=self.dtype)
         if index.min() < 0 or index.max() >= self.shape[0]:
             raise IndexError(f"rows outside 0..{self.shape[0] - 1}")
-        order = None if np.all(index[1:] >= index[:-1]) else np.argsort(index, kind="stable")
-        rows = index if order is None else index[order]
-        # one read per run of rows with gaps of at most GAP_BYTES, cut at SPAN_BYTES
-        gap_rows = max(self.GAP_BYTES // self._row_bytes, 1)
-        span_rows = max(self.SPAN_BYTES // self._row_bytes, 1)
-        breaks = np.r_[0, np.flatnonzero(np.diff(rows) > gap_rows) + 1, len(rows)]
-        target = out if order is None else np.empty_like(out)
-        runs = zip(
-            breaks[:-1].tolist(),
-            breaks[1:].tolist(),
-            rows[breaks[:-1]].tolist(),
-            rows[breaks[1:] - 1].tolist(),
-            strict=True,
-        )
-        distinct = not np.any(rows[1:] == rows[:-1])  # then a run this long is consecutive
-        for start, stop, first, last in runs:
-            if distinct and last - first < span_rows and last - first + 1 == stop - start:
-                target[start:stop] = self._read(first, stop - start)  # consecutive rows
-                continue
-            while start < stop:  # rows with gaps, or a span too long for one read
-                first = int(rows[start])
-                end = start + int(np.searchsorted(rows[start:stop], first + span_rows))
-                span = self._read(first, int(rows[end - 1]) - first + 1)
-                target[start:end] = span[rows[start:end] - first]
-                start = end
-        if order is not None:
-            out[order] = target
-        return out
+        # each distinct row once, in file order, then put where it was asked for
+        if np.all(index[1:] > index[:-1]):
+            rows, where = index, None
+        else:
+            rows, where = np.unique(index, return_inverse=True)
+        out = np.empty((len(rows), self.shape[1]), dtype=self.dtype)
+        starts = np.r_[0, np.flatnonzero(np.diff(rows) != 1) + 1]
+        stops = np.r_[starts[1:], len(rows)]
+        for start, stop, first in zip(
+            starts.tolist(), stops.tolist(), rows[starts].tolist(), strict=True
+        ):
+            out[start:stop] = self._read(first, stop - start)  # consecutive rows
+        return out if where is None else out[where.reshape(-1)]
 
     def __del__(self) -> None:
         # a temporary file's descriptor is its file object's, closed with it
