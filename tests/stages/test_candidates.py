@@ -263,6 +263,34 @@ def test_linked_partners_of_a_document_are_paired_with_each_other() -> None:
     assert new_pairs(pairs, np.zeros((0, 2), dtype=np.int64)).tolist() == pairs.tolist()
 
 
+@pytest.mark.parametrize("partners", [2, 5, 64])
+def test_linked_partner_pairs_equal_a_pair_by_pair_reading(partners: int) -> None:
+    """Random link graphs with hubs of every size: the pairs computed by group size equal
+    those of each document's strongest ``partners`` links, paired one by one."""
+    from dedup.stages.candidates import linked_partner_pairs
+
+    rng = np.random.default_rng(partners)
+    n = 300
+    left = rng.integers(0, n, 4000)
+    right = rng.integers(0, n, 4000)
+    left[:200] = 7  # a hub with ~200 links: more than any partners setting
+    keep = left != right
+    left, right = np.minimum(left, right)[keep], np.maximum(left, right)[keep]
+    score = np.round(rng.random(len(left)), 2)  # ties, broken by partner number
+    expected: set[tuple[int, int]] = set()
+    for doc in range(n):
+        links = [
+            (-s, other)
+            for a, b, s in zip(left.tolist(), right.tolist(), score.tolist(), strict=True)
+            if s >= 0.45 and doc in (a, b)
+            for other in [b if a == doc else a]
+        ]
+        chosen = sorted(other for _, other in sorted(links)[:partners])
+        expected |= {(x, y) for i, x in enumerate(chosen) for y in chosen[i + 1 :]}
+    pairs = linked_partner_pairs(left, right, score, 0.45, partners)
+    assert [tuple(p) for p in pairs.tolist()] == sorted(expected)
+
+
 def test_approximate_search_hits_do_not_depend_on_the_query_batch(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
