@@ -243,6 +243,7 @@ def add(
                     earlier.basis_after(group_documents(primary_groups(result)))
                     if earlier
                     else None,
+                    grown=(folder / DOCUMENTS, fresh),
                 ),
             },
         )

@@ -4,7 +4,11 @@ Besides the report files (:mod:`dedup.stages.report`), every ``--out``
 folder holds what a later addition needs:
 
 * ``documents.jsonl.gz``: every document of the state, each record as it was
-  read (every field; the text normalised as ingest left it), in id order;
+  read (every field; the text normalised as ingest left it): the run's
+  documents in id order, then each addition's new ones in id order, as one
+  more gzip member (a file of several members is one gzip stream to
+  ``zcat``, Python's ``gzip`` and pandas), so an addition copies the
+  state's bytes instead of packing every record again;
 * ``state.json``: the settings the clusters were made with (and the key that
   tells them apart), the model's fingerprint, the number of additions, the
   next cluster number and the count of input records read so far;
@@ -32,7 +36,7 @@ import json
 import os
 import shutil
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +47,7 @@ from filelock import FileLock, Timeout
 
 from dedup.config import PipelineConfig
 from dedup.files import atomic_write
-from dedup.records import EvidenceTable
+from dedup.records import Document, EvidenceTable
 from dedup.result import RunResult
 from dedup.stages.boilerplate import usable_counts
 from dedup.stages.lineage import first_lineage
@@ -57,6 +61,9 @@ PENDING = ".pending"
 COMMITTED = "COMMITTED"
 LOCK = ".lock"
 STATE_SCHEMA = 1
+
+#: bytes copied at a time from the state's documents file into an addition's
+_COPY_BYTES = 1 << 22
 
 #: a writer of one file of the state: it is given the open file
 FileWriter = Callable[[IO[bytes]], object]
@@ -166,22 +173,40 @@ def read_info(folder: Path) -> StateInfo:
 
 
 def state_files(
-    result: RunResult, info: StateInfo, changes: bytes, basis: dict[str, int] | None = None
+    result: RunResult,
+    info: StateInfo,
+    changes: bytes,
+    basis: dict[str, int] | None = None,
+    grown: tuple[Path, Sequence[Document]] | None = None,
 ) -> dict[str, FileWriter]:
     """The writers of the state's own files: ``documents.jsonl.gz``, ``evidence.npz``,
     ``state.json`` and ``changes.jsonl`` (``changes``, the whole log).
 
     ``basis``: documents per language group when its statistics were last taken
     as current (:class:`~dedup.stages.link.EarlierEvidence`); None: now (every
-    pair of ``result`` was scored with its own statistics).
+    pair of ``result`` was scored with its own statistics). ``grown``: an
+    addition's ``(the state's documents file, the new documents)``: the file
+    is copied and the new documents follow it as one more gzip member; None:
+    every document of ``result`` is written.
     """
     from dedup.stages.corpus_out import input_record, write_jsonl_gz
 
     text = json.dumps(info.as_json(), indent=2, sort_keys=True) + "\n"
-    records = (input_record(doc, result) for doc in result.documents)
-    return {
+    if grown is None:
+        records = (input_record(doc, result) for doc in result.documents)
+    else:
+        before, new = grown
+        records = (input_record(doc, result) for doc in sorted(new, key=lambda d: d.id))
+
+    def write_documents(handle: IO[bytes]) -> None:
+        if grown is not None:
+            with before.open("rb") as old:
+                shutil.copyfileobj(old, handle, _COPY_BYTES)
         # gzip level 1: the state's copy of the corpus is written on every run
-        DOCUMENTS: lambda handle: write_jsonl_gz(records, handle, level=1),
+        write_jsonl_gz(records, handle, level=1)
+
+    return {
+        DOCUMENTS: write_documents,
         EVIDENCE: lambda handle: _write_evidence(handle, result, basis),
         STATE: lambda handle: handle.write(text.encode("utf-8")),
         CHANGES: lambda handle: handle.write(changes),

@@ -10,6 +10,7 @@ an addition and two additions at once.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import random
@@ -27,7 +28,17 @@ from dedup import PipelineConfig, add, run, write_report
 from dedup.cli import main
 from dedup.records import EvidenceTable
 from dedup.stages.lineage import carry_ids, cluster_number
-from dedup.state import CHANGES, COMMITTED, LOCK, PENDING, StateError, commit, locked, recover
+from dedup.state import (
+    CHANGES,
+    COMMITTED,
+    DOCUMENTS,
+    LOCK,
+    PENDING,
+    StateError,
+    commit,
+    locked,
+    recover,
+)
 from tests.caches import cache_without_vectors
 from tests.stages.test_embed import CountingEncoder
 
@@ -189,6 +200,25 @@ def test_a_repost_joins_its_original_and_a_present_record_is_listed(tmp_path: Pa
     assert "already in the state" in skipped and "(addition 1)" in skipped
     info = json.loads((state / "state.json").read_text())
     assert info["additions"] == 1 and info["documents_in"] == 3 + 3
+
+
+def test_an_addition_appends_its_documents_to_the_states_copy(tmp_path: Path) -> None:
+    """The state's documents file is copied, not packed again: its bytes start the new
+    one, whose next gzip member holds the new documents (every field), in id order."""
+    state, config = _state(tmp_path, _records(["a", "b", "c"]))
+    before = (state / DOCUMENTS).read_bytes()
+    fresh = [{**_records(["z"])[0], "title": "Zed", "extra": 7}, *_records(["m"])]
+    add(fresh, state, config, encoder=CountingEncoder())
+    after = (state / DOCUMENTS).read_bytes()
+    assert after.startswith(before) and len(after) > len(before)
+    appended = gzip.decompress(after[len(before) :]).decode().splitlines()
+    assert [json.loads(line) for line in appended] == [fresh[1], fresh[0]]
+    every = [json.loads(line) for line in gzip.decompress(after).decode().splitlines()]
+    assert [r["id"] for r in every] == ["a", "b", "c", "m", "z"]
+    # a second addition reads them all back (the present one is recognised)
+    again = add([fresh[0], *_records(["k"])], state, config, encoder=CountingEncoder())
+    assert again.counts()["present"] == 1 and again.counts()["new_documents"] == 1
+    assert len(_assignments(state)) == 6
 
 
 def _pairs_by_id(state: Path) -> dict[tuple[str, str], float]:
