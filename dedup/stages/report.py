@@ -101,7 +101,9 @@ def cluster_languages(result: RunResult) -> dict[int, str]:
 def summary(result: RunResult) -> dict[str, object]:
     """Counts of the run; ``documents_in == assigned + skipped`` (checked by ``run``)."""
     sizes = Counter(result.labels.tolist())
-    languages = Counter(seg.language.group for seg in result.segmented)
+    # counted from the group numbers, not by reading every document back from disk
+    per_group = np.bincount(result.doc_groups, minlength=len(result.group_names)).tolist()
+    languages = {name: n for name, n in zip(result.group_names, per_group, strict=True) if n}
     evidence = EvidenceTable.of(result.evidence)
     linked = _linked(result)
     return {
