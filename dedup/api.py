@@ -44,14 +44,18 @@ from dedup.engines.checkpoint import CheckpointEngine
 from dedup.records import Document, SegmentedView
 from dedup.result import RunResult, StageStats, timed
 from dedup.shelf import FieldView, FlatRows, Picked, Shelf
-from dedup.stages.boilerplate import PrimaryView, usable_counts, usable_sentences
+from dedup.stages.boilerplate import (
+    PrimaryView,
+    cached_key_hashes,
+    usable_counts,
+    usable_sentences,
+)
 from dedup.stages.cluster import Adoption, canonical_labels, cluster_documents, pooled_groups
 from dedup.stages.copies import (
     copy_joins,
-    distinct_furniture,
     find_copies,
-    furniture_lines,
     own_text,
+    text_lines,
 )
 from dedup.stages.document_cache import COMMIT_DOCUMENTS, DocumentCache
 from dedup.stages.embed import (
@@ -170,9 +174,14 @@ def run(
     # and only the documents missing from the cache are worked on
     with DocumentCache(cache_root(config.cache_dir) / "documents", log=say) as known:
         with timed(stats, "copies", "documents") as stage:
+            # each text's digest and line keys, read once for the copy pass, its
+            # furniture and langid's (cached: an addition reads them)
+            lines = text_lines(texts, known)
             # lines in >= 3 distinct texts, counted once for both (the near-copy test's)
-            shared = distinct_furniture(texts) if config.copies.threshold < 1 else None
-            primary_of = find_copies(texts, ids, config.copies, cache=known, furniture=shared)
+            shared = lines.distinct_furniture() if config.copies.threshold < 1 else None
+            primary_of = find_copies(
+                texts, ids, config.copies, cache=known, furniture=shared, digests_of=lines.digests
+            )
             joins = copy_joins(texts, primary_of, config.copies, shared)
             stage.items = len(documents)
             stage.cached = known.hits["signatures"]
@@ -182,7 +191,8 @@ def run(
             # and read on its own text: forty briefs under one English footer are
             # not English (lines in >= 3 articles are furniture, see copies)
             head_texts = Picked(texts, np.asarray(heads, dtype=np.int64))
-            furniture = furniture_lines(head_texts)
+            furniture = lines.furniture(np.asarray(heads, dtype=np.int64))
+            del lines
             # a group whose every member names its language needs only its script
             unlabelled = {
                 int(p)
@@ -204,23 +214,27 @@ def run(
         with timed(stats, "segment", "documents") as stage:
             # a block of documents at a time, their sentences kept on disk
             sentences_of: Shelf[tuple[str, ...]] = Shelf(folder=scratch_root)
+            # and each sentence's boilerplate key, hashed (what boilerplate counts)
+            key_blocks = []
+            sentence_counts: list[int] = []  # per document, as the blocks go by
             for start in range(0, len(documents), SEGMENT_BLOCK):
                 stop = min(start + SEGMENT_BLOCK, len(documents))
-                sentences_of.extend(
-                    split_all(
-                        texts[start:stop],
-                        [g.lang for g in languages[start:stop]],
-                        config.segment,
-                        known,
-                        scripts=[g.script for g in languages[start:stop]],
-                    )
+                block = split_all(
+                    texts[start:stop],
+                    [g.lang for g in languages[start:stop]],
+                    config.segment,
+                    known,
+                    scripts=[g.script for g in languages[start:stop]],
                 )
+                sentences_of.extend(block)
+                sentence_counts.extend(map(len, block))
+                key_blocks.append(cached_key_hashes(block, known))
             segmented = SegmentedView(documents, languages, sentences_of)
             stage.items = len(segmented)
             stage.cached = known.hits["sentences"]
     offsets = np.zeros(len(documents) + 1, dtype=np.int64)
-    np.cumsum([len(sentences) for sentences in sentences_of], out=offsets[1:])
-    sentences = FlatRows(sentences_of, offsets)
+    np.cumsum(sentence_counts, out=offsets[1:])
+    del sentence_counts
 
     spec = None  # how an engine's workers load the same model (a given encoder is pickled)
     if encoder is None:
@@ -250,7 +264,10 @@ def run(
     primary_groups = doc_groups[primaries]
 
     windowed_before = getattr(encoder, "windowed_texts", 0)
-    usable = usable_sentences(sentences, view, config.align.boilerplate_docs)
+    sentence_hashes = np.concatenate(key_blocks) if key_blocks else np.zeros(0, dtype=np.uint64)
+    del key_blocks
+    usable = usable_sentences(sentence_hashes, view, config.align.boilerplate_docs)
+    del sentence_hashes
     primary_usable = usable_counts(usable[view.rows], view.offsets)  # per primary
     link_cache = LinkCache(cache_root(config.cache_dir) / "links")
     link_key = links_key(

@@ -46,7 +46,7 @@ from typing import Protocol
 
 import numpy as np
 
-from dedup.records import sorted_unique
+from dedup.records import concat_ranges, sorted_unique
 from dedup.shelf import Picked, take_from
 
 FURNITURE_TEXTS = 3
@@ -262,6 +262,7 @@ def find_copies(
     *,
     cache: SignatureCache | None = None,
     furniture: FurnitureLines | None = None,
+    digests_of: Sequence[bytes] | None = None,
 ) -> np.ndarray:
     """For each text, the index of its copy group's primary (itself if it leads its group).
 
@@ -274,6 +275,8 @@ def find_copies(
             ones added; datasketch is imported only when one is missing.
         furniture: :func:`distinct_furniture` of ``texts`` when the caller has
             it (:func:`copy_joins` needs it too); None: computed here.
+        digests_of: the digest of each normalised text (:attr:`TextLines.digests`)
+            when the caller has them; None: computed here.
 
     Returns:
         ``(n,)`` int64 array ``primary`` with ``primary[primary[i]] == primary[i]``.
@@ -297,8 +300,12 @@ def find_copies(
     distinct: list[int] = []
     digests: list[bytes] = []
     # (the normalised texts are not kept: as large as the corpus; made again where needed)
-    for index, text in enumerate(texts):
-        digest = hashlib.blake2b(_normalise(text).encode("utf-8"), digest_size=16).digest()
+    if digests_of is None:
+        digests_of = [
+            hashlib.blake2b(_normalise(text).encode("utf-8"), digest_size=16).digest()
+            for text in texts
+        ]
+    for index, digest in enumerate(digests_of):
         if digest in first_of:
             join(first_of[digest], index)
         else:
@@ -394,17 +401,107 @@ def on_furniture(line: str, furniture: FurnitureLines) -> bool:
 def furniture_lines(texts: Iterable[str]) -> FurnitureLines:
     """Normalised lines found in at least :data:`FURNITURE_TEXTS` of ``texts`` (distinct
     texts), as :data:`FurnitureLines`; counted as 8-byte hashes in arrays."""
-    per_text = [
-        np.fromiter(
-            {_line_key(line) for line in map(_normalise, text.splitlines()) if line},
-            dtype=np.uint64,
-        )
-        for text in texts
-    ]
-    if not per_text:
+    per_text = [_text_lines(text)[1] for text in texts]
+    return _counted_furniture(np.concatenate(per_text) if per_text else _NO_KEYS)
+
+
+def _counted_furniture(line_keys: np.ndarray) -> FurnitureLines:
+    """The line keys found :data:`FURNITURE_TEXTS` times or more in ``line_keys`` (the
+    distinct line keys of each text, one text after another)."""
+    if not len(line_keys):
         return frozenset()
-    lines, counts = np.unique(np.concatenate(per_text), return_counts=True)
+    lines, counts = np.unique(line_keys, return_counts=True)
     return frozenset(lines[counts >= FURNITURE_TEXTS].tolist())
+
+
+_NO_KEYS = np.zeros(0, dtype=np.uint64)
+
+
+def _text_lines(text: str) -> tuple[bytes, np.ndarray]:
+    """The 16-byte digest of ``text`` normalised (exact copies share it) and the sorted
+    keys of its distinct normalised lines (what furniture is counted from)."""
+    digest = hashlib.blake2b(_normalise(text).encode("utf-8"), digest_size=16).digest()
+    keys = {_line_key(line) for line in map(_normalise, text.splitlines()) if line}
+    return digest, np.sort(np.fromiter(keys, dtype=np.uint64, count=len(keys)))
+
+
+class TextLinesCache(Protocol):
+    """Where :func:`text_lines` finds and keeps each text's digest and line keys (see
+    :class:`dedup.stages.document_cache.DocumentCache`)."""
+
+    def text_lines(self, texts: Sequence[str]) -> list[tuple[bytes, np.ndarray] | None]: ...
+
+    def add_text_lines(
+        self, texts: Sequence[str], lines: Sequence[tuple[bytes, np.ndarray]]
+    ) -> None: ...
+
+    def fill(
+        self,
+        missing: Sequence[int],
+        compute: Callable[[list[int]], list[tuple[bytes, np.ndarray]]],
+        add: Callable[[list[int], list[tuple[bytes, np.ndarray]]], None],
+    ) -> list[tuple[bytes, np.ndarray]]: ...
+
+
+@dataclass(frozen=True)
+class TextLines:
+    """What the copy pass and language identification count furniture from, per text.
+
+    Normalising and hashing every line is most of the furniture count's time,
+    and the copy pass, its furniture and langid's furniture read the same
+    lines: made once (:func:`text_lines`, cached per text), the counts are
+    array work.
+
+    Attributes:
+        digests: the 16-byte digest of each normalised text (exact copies share one).
+        line_keys: ``(m,)`` uint64, each text's distinct line keys, one text after
+            another (8 bytes a line, not an array per text).
+        starts: ``(n + 1,)`` where each text's keys start in ``line_keys``.
+    """
+
+    digests: list[bytes]
+    line_keys: np.ndarray
+    starts: np.ndarray
+
+    def furniture(self, texts: np.ndarray | None = None) -> FurnitureLines:
+        """:func:`furniture_lines` of the texts numbered ``texts`` (all when None)."""
+        if texts is None:
+            return _counted_furniture(self.line_keys)
+        rows, _ = concat_ranges(self.starts[texts], self.starts[np.asarray(texts) + 1])
+        return _counted_furniture(self.line_keys[rows])
+
+    def distinct_furniture(self) -> FurnitureLines:
+        """:func:`distinct_furniture` of the texts (the first of each digest)."""
+        first_of: dict[bytes, int] = {}
+        for index, digest in enumerate(self.digests):
+            first_of.setdefault(digest, index)
+        return self.furniture(np.array(sorted(first_of.values()), dtype=np.int64))
+
+
+def text_lines(texts: Sequence[str], cache: TextLinesCache | None = None) -> TextLines:
+    """:class:`TextLines` of ``texts``; with a cache, only of the texts it lacks (then
+    added, a block of texts a transaction)."""
+    found = cache.text_lines(texts) if cache is not None else [None] * len(texts)
+    missing = [i for i, lines in enumerate(found) if lines is None]
+
+    def compute(block: list[int]) -> list[tuple[bytes, np.ndarray]]:
+        return [_text_lines(text) for text in take_from(texts, np.array(block, dtype=np.int64))]
+
+    def add(block: list[int], computed: list[tuple[bytes, np.ndarray]]) -> None:
+        assert cache is not None
+        cache.add_text_lines(take_from(texts, np.array(block, dtype=np.int64)), computed)
+
+    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
+    for i, lines in zip(missing, computed, strict=True):
+        found[i] = lines
+    starts = np.zeros(len(texts) + 1, dtype=np.int64)
+    np.cumsum([len(lines[1]) for lines in found], out=starts[1:])  # type: ignore[index]
+    keys = [lines[1] for lines in found]  # type: ignore[index]
+    return TextLines(
+        [lines[0] for lines in found],  # type: ignore[index]
+        np.concatenate(keys) if keys else _NO_KEYS,
+        starts,
+    )
 
 
 def own_text(text: str, furniture: FurnitureLines) -> str:
@@ -463,11 +560,7 @@ class CopyJoin:
 def distinct_furniture(texts: Sequence[str]) -> FurnitureLines:
     """:func:`furniture_lines` of the distinct texts (the first of each normalised
     text), as :func:`find_copies` and :func:`copy_joins` count furniture."""
-    first_of: dict[bytes, int] = {}  # a digest of each normalised text, not the text
-    for index, text in enumerate(texts):
-        digest = hashlib.blake2b(_normalise(text).encode("utf-8"), digest_size=16).digest()
-        first_of.setdefault(digest, index)
-    return furniture_lines(Picked(texts, np.array(sorted(first_of.values()), dtype=np.int64)))
+    return text_lines(texts).distinct_furniture()
 
 
 def copy_joins(

@@ -12,7 +12,14 @@ that changes while the text does not, so it is kept per document:
   the rules it was split with (its language and that language's script);
 * ``signatures``: the MinHash signature (datasketch ``hashvalues``) of a
   text's shingles, as :func:`dedup.stages.copies.find_copies` computes it,
-  keyed by the digest of the normalised text.
+  keyed by the digest of the normalised text;
+* ``text_lines``: the digest of a normalised text and the keys of its
+  distinct lines (:class:`dedup.stages.copies.TextLines`), what the copy
+  pass and language identification count page furniture from;
+* ``sentence_keys``: :func:`dedup.stages.boilerplate.key_hashes` of a
+  document's sentences (8 bytes a sentence), keyed by the sentences: the
+  boilerplate counts of a run over a corpus that grew (``dedup add``) read
+  them instead of normalising every sentence again.
 
 A run looks every document up first, computes only what is missing, and
 writes it in one transaction per block of :data:`COMMIT_DOCUMENTS`
@@ -96,11 +103,16 @@ _SCHEMA = (
     " script TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS sentences (key BLOB PRIMARY KEY, sentences TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS signatures (key BLOB PRIMARY KEY, hashvalues BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sentence_keys (key BLOB PRIMARY KEY, hashes BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS text_lines"
+    " (key BLOB PRIMARY KEY, digest BLOB NOT NULL, line_keys BLOB NOT NULL)",
 )
 _INSERT = {
     "languages": "INSERT OR REPLACE INTO languages VALUES (?, ?, ?, ?)",
     "sentences": "INSERT OR REPLACE INTO sentences VALUES (?, ?)",
     "signatures": "INSERT OR REPLACE INTO signatures VALUES (?, ?)",
+    "sentence_keys": "INSERT OR REPLACE INTO sentence_keys VALUES (?, ?)",
+    "text_lines": "INSERT OR REPLACE INTO text_lines VALUES (?, ?, ?)",
 }
 
 
@@ -225,6 +237,15 @@ class DocumentCache:
         namespace = self._namespace("signatures", (config.shingle, config.num_perm))
         return [self._key(namespace, digest) for digest in digests]
 
+    def _text_line_keys(self, texts: Sequence[str]) -> list[bytes]:
+        namespace = self._namespace("text_lines", ())
+        return [self._key(namespace, _utf8(text)) for text in texts]
+
+    def _sentence_key_keys(self, sentences_of: Sequence[Sequence[str]]) -> list[bytes]:
+        namespace = self._namespace("sentence_keys", ())
+        # a sentence holds no NUL once segmented: the join is unambiguous
+        return [self._key(namespace, _utf8("\0".join(sentences))) for sentences in sentences_of]
+
     # --- lookups and additions ---------------------------------------------------------
 
     def _lookup(self, table: str, keys: list[bytes]) -> dict[bytes, tuple[Any, ...]]:
@@ -304,6 +325,48 @@ class DocumentCache:
             (k, _signature_bytes(s)) for k, s in zip(keys, signatures, strict=True)
         )
 
+    def text_lines(self, texts: Sequence[str]) -> list[tuple[bytes, np.ndarray] | None]:
+        """The cached normalised-text digest and line keys of each text, or None."""
+        keys = self._text_line_keys(texts)
+        rows = self._lookup("text_lines", keys)
+        out: list[tuple[bytes, np.ndarray] | None] = []
+        for k in keys:
+            if k in rows and len(rows[k][1]) % 8 == 0:
+                digest, line_keys = rows[k]
+                out.append((bytes(digest), np.frombuffer(line_keys, dtype="<u8").astype(np.uint64)))
+            else:
+                out.append(None)
+        return out
+
+    def add_text_lines(
+        self, texts: Sequence[str], lines: Sequence[tuple[bytes, np.ndarray]]
+    ) -> None:
+        keys = self._text_line_keys(texts)
+        self._pending["text_lines"].extend(
+            (k, digest, np.asarray(line_keys, dtype="<u8").tobytes())
+            for k, (digest, line_keys) in zip(keys, lines, strict=True)
+        )
+
+    def sentence_keys(self, sentences_of: Sequence[Sequence[str]]) -> list[np.ndarray | None]:
+        """The cached sentence-key hashes (``(n,)`` uint64) of each document's sentences,
+        or None."""
+        keys = self._sentence_key_keys(sentences_of)
+        rows = self._lookup("sentence_keys", keys)
+        out: list[np.ndarray | None] = []
+        for k, sentences in zip(keys, sentences_of, strict=True):
+            blob = rows[k][0] if k in rows else None
+            fits = blob is not None and len(blob) == 8 * len(sentences)
+            out.append(np.frombuffer(blob, dtype="<u8").astype(np.uint64) if fits else None)
+        return out
+
+    def add_sentence_keys(
+        self, sentences_of: Sequence[Sequence[str]], hashes: Sequence[np.ndarray]
+    ) -> None:
+        keys = self._sentence_key_keys(sentences_of)
+        self._pending["sentence_keys"].extend(
+            (k, np.asarray(h, dtype="<u8").tobytes()) for k, h in zip(keys, hashes, strict=True)
+        )
+
     def fill(
         self,
         missing: Sequence[int],
@@ -352,6 +415,8 @@ _COMPUTED_BY = {
     "languages": ("py3langid", "dedup.stages.langid"),
     "sentences": ("sentencex", "dedup.stages.segment"),
     "signatures": ("datasketch", "dedup.stages.copies"),
+    "sentence_keys": ("numpy", "dedup.stages.boilerplate"),
+    "text_lines": ("numpy", "dedup.stages.copies"),
 }
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from dedup.stages.boilerplate import PrimaryView, boilerplate_mask, usable_sentences
+from dedup.stages.boilerplate import (
+    PrimaryView,
+    boilerplate_mask,
+    cached_key_hashes,
+    key_hashes,
+    usable_sentences,
+)
+from dedup.stages.document_cache import DocumentCache
 
 
 def _offsets(docs: list[list[str]]) -> tuple[list[str], np.ndarray]:
@@ -76,7 +83,7 @@ def test_copies_inherit_boilerplate_by_key_and_do_not_count_towards_it() -> None
     ]
     sentences, offsets = _offsets(docs)
     view = PrimaryView.of(np.array([0, 1, 2]), offsets)
-    usable = usable_sentences(sentences, view, 3)
+    usable = usable_sentences(key_hashes(sentences), view, 3)
     # the footer is in three primaries: furniture everywhere, copies included
     assert usable.tolist() == [True, False, True, False, True, False, True, False, True, False]
 
@@ -92,3 +99,19 @@ def test_the_primary_view_is_the_rows_of_the_primaries_one_after_another() -> No
     assert view.offsets.tolist() == np.r_[0, np.cumsum([len(s) for s in spans])].tolist()
     empty = PrimaryView.of(np.zeros(0, dtype=np.int64), offsets)
     assert len(empty.rows) == 0 and empty.offsets.tolist() == [0]
+
+
+def test_cached_key_hashes_are_read_back_and_equal_the_computed_ones(tmp_path) -> None:
+    """A second run reads every document's hashes from the document cache (counted), and
+    they are the hashes of its sentences, a document without sentences included."""
+    docs = [["Rain is expected.", FOOTER], [], ["Der Zug fährt.", "123", FOOTER], [FOOTER]]
+    expected = key_hashes([sentence for doc in docs for sentence in doc])
+    assert np.array_equal(cached_key_hashes(docs), expected)  # no cache
+    with DocumentCache(tmp_path) as cache:
+        assert np.array_equal(cached_key_hashes(docs, cache), expected)
+        assert cache.hits["sentence_keys"] == 0
+    with DocumentCache(tmp_path) as cache:
+        again = cached_key_hashes([*docs, ["A new one."]], cache)
+        assert cache.hits["sentence_keys"] == len(docs)
+    assert np.array_equal(again, np.concatenate([expected, key_hashes(["A new one."])]))
+    assert again.dtype == np.uint64

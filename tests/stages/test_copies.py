@@ -16,9 +16,11 @@ from dedup.stages.copies import (
     copy_joins,
     distinct_furniture,
     find_copies,
+    furniture_lines,
     lsh_bands,
     on_furniture,
     shingle_hashes,
+    text_lines,
 )
 
 ARTICLE = (
@@ -205,6 +207,40 @@ def test_shared_furniture_gives_what_each_step_counts_alone() -> None:
     assert (primary != np.arange(len(texts))).sum() == 2
     joins = copy_joins(texts, primary, CopyConfig())
     assert copy_joins(texts, primary, CopyConfig(), furniture) == joins
+
+
+def test_text_lines_count_the_furniture_each_text_shows_and_are_read_from_the_cache(
+    tmp_path,
+) -> None:
+    """The furniture of any subset of texts, counted from their cached line keys, is what
+    hashing those texts' lines gives; the digests are the exact-copy keys; a second
+    reading of the same texts comes from the document cache (counted)."""
+    import hashlib
+
+    from dedup.stages.document_cache import DocumentCache
+
+    _briefs, texts = briefs_under_one_footer()
+    texts = [*texts, texts[0].upper(), "", "no lines\n\n  \n", texts[3]]
+    cold = text_lines(texts)
+    for subset in ([0, 1, 2], [0, 1], list(range(len(texts))), [40, 41, 42]):
+        picked = np.array(subset, dtype=np.int64)
+        assert cold.furniture(picked) == furniture_lines([texts[i] for i in subset])
+    # the distinct texts: the first of each normalised text (texts[40] repeats texts[0])
+    first: dict[str, int] = {}
+    for index, text in enumerate(texts):
+        first.setdefault(_normalise(text), index)
+    assert cold.distinct_furniture() == furniture_lines([texts[i] for i in first.values()])
+    assert cold.digests[40] == cold.digests[0] != cold.digests[1]
+    expected = hashlib.blake2b(_normalise(texts[5]).encode(), digest_size=16).digest()
+    assert cold.digests[5] == expected
+    with DocumentCache(tmp_path) as cache:
+        text_lines(texts, cache)
+    with DocumentCache(tmp_path) as cache:
+        warm = text_lines(texts, cache)
+        assert cache.hits["text_lines"] == len(texts)
+    assert warm.digests == cold.digests
+    assert np.array_equal(warm.line_keys, cold.line_keys)
+    assert np.array_equal(warm.starts, cold.starts)
 
 
 def test_normalise_folds_case_and_every_unicode_space_as_a_regex_would() -> None:
