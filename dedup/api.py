@@ -52,9 +52,9 @@ from dedup.stages.boilerplate import (
 )
 from dedup.stages.cluster import Adoption, canonical_labels, cluster_documents, pooled_groups
 from dedup.stages.copies import (
+    OwnTexts,
     copy_joins,
     find_copies,
-    own_text,
     text_lines,
 )
 from dedup.stages.document_cache import COMMIT_DOCUMENTS, DocumentCache
@@ -191,7 +191,9 @@ def run(
             # and read on its own text: forty briefs under one English footer are
             # not English (lines in >= 3 articles are furniture, see copies)
             head_texts = Picked(texts, np.asarray(heads, dtype=np.int64))
-            furniture = lines.furniture(np.asarray(heads, dtype=np.int64))
+            head_numbers = np.asarray(heads, dtype=np.int64)
+            furniture = lines.furniture(head_numbers)
+            holds_furniture = lines.holds(furniture, head_numbers)
             del lines
             # a group whose every member names its language needs only its script
             unlabelled = {
@@ -199,7 +201,7 @@ def run(
                 for p, lang in zip(primary_of.tolist(), supplied, strict=True)
                 if normalise_supplied(lang) is None
             }
-            own_texts = FieldView(head_texts, lambda text: own_text(text, furniture))
+            own_texts = OwnTexts(head_texts, furniture, holds_furniture)
             script_only = [p not in unlabelled for p in heads]
             guesses = dict(
                 zip(heads, identify_all(own_texts, known, script_only=script_only), strict=True)

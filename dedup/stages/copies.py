@@ -47,7 +47,7 @@ from typing import Protocol
 import numpy as np
 
 from dedup.records import concat_ranges, sorted_unique
-from dedup.shelf import Picked, take_from
+from dedup.shelf import LazySequence, Picked, take_from
 
 FURNITURE_TEXTS = 3
 """A line in this many distinct texts is furniture (as align's boilerplate rule)."""
@@ -470,6 +470,17 @@ class TextLines:
         rows, _ = concat_ranges(self.starts[texts], self.starts[np.asarray(texts) + 1])
         return _counted_furniture(self.line_keys[rows])
 
+    def holds(self, furniture: FurnitureLines, texts: np.ndarray) -> np.ndarray:
+        """``(len(texts),)`` bool: whether each of the texts numbered ``texts`` has a
+        line in ``furniture``."""
+        texts = np.asarray(texts, dtype=np.int64)
+        rows, _ = concat_ranges(self.starts[texts], self.starts[texts + 1])
+        found = np.isin(self.line_keys[rows], np.fromiter(furniture, dtype=np.uint64))
+        # furniture lines per text: differences of the running count at the texts' ends
+        running = np.concatenate([[0], np.cumsum(found, dtype=np.int64)])
+        ends = np.cumsum(self.starts[texts + 1] - self.starts[texts])
+        return np.diff(running[np.concatenate([[0], ends])]) > 0
+
     def distinct_furniture(self) -> FurnitureLines:
         """:func:`distinct_furniture` of the texts (the first of each digest)."""
         first_of: dict[bytes, int] = {}
@@ -513,9 +524,39 @@ def own_text(text: str, furniture: FurnitureLines) -> str:
     English footer are not English).
     """
     own = "\n".join(
-        line for line in text.splitlines() if line.strip() and not on_furniture(line, furniture)
+        line
+        for line in text.splitlines()
+        if line.strip() and not (furniture and on_furniture(line, furniture))
     )
     return own if any(ch.isalpha() for ch in own) else text
+
+
+class OwnTexts(LazySequence[str]):
+    """:func:`own_text` of each of ``texts``, made as it is read.
+
+    ``holds[i]``: whether text ``i`` has a furniture line at all
+    (:meth:`TextLines.holds`); the others are not hashed line by line again
+    (most texts of a corpus, and most of the cost).
+    """
+
+    def __init__(self, texts: Sequence[str], furniture: FurnitureLines, holds: np.ndarray) -> None:
+        self._texts = texts
+        self._furniture = furniture
+        self._holds = np.asarray(holds, dtype=bool)
+
+    def __len__(self) -> int:
+        return len(self._texts)
+
+    def _own(self, text: str, position: int) -> str:
+        return own_text(text, self._furniture if self._holds[position] else frozenset())
+
+    def _item(self, position: int) -> str:
+        return self._own(self._texts[position], position)
+
+    def take(self, positions: np.ndarray) -> list[str]:
+        positions = np.asarray(positions, dtype=np.int64)
+        read = take_from(self._texts, positions)
+        return [self._own(text, p) for text, p in zip(read, positions.tolist(), strict=True)]
 
 
 def own_shingles(text: str, furniture: FurnitureLines, size: int) -> np.ndarray:

@@ -9,6 +9,7 @@ import pytest
 
 from dedup.stages.copies import (
     CopyConfig,
+    OwnTexts,
     _band_groups,
     _jaccard,
     _normalise,
@@ -19,6 +20,7 @@ from dedup.stages.copies import (
     furniture_lines,
     lsh_bands,
     on_furniture,
+    own_text,
     shingle_hashes,
     text_lines,
 )
@@ -241,6 +243,23 @@ def test_text_lines_count_the_furniture_each_text_shows_and_are_read_from_the_ca
     assert warm.digests == cold.digests
     assert np.array_equal(warm.line_keys, cold.line_keys)
     assert np.array_equal(warm.starts, cold.starts)
+
+
+def test_own_texts_skip_only_the_texts_without_furniture() -> None:
+    """OwnTexts gives own_text of every text (blank lines, CRLF, all-furniture texts
+    included) while hashing the lines of only those that hold furniture."""
+    _briefs, texts = briefs_under_one_footer()
+    texts = [*texts, "Plain story.\r\n\r\nSecond line.", "", "12 34\n\n", texts[2].upper()]
+    lines = text_lines(texts)
+    numbers = np.arange(len(texts))
+    furniture = lines.furniture(numbers)
+    holds = lines.holds(furniture, numbers)
+    expected = [any(on_furniture(line, furniture) for line in t.splitlines()) for t in texts]
+    assert holds.tolist() == expected and any(expected) and not all(expected)
+    own = OwnTexts(texts, furniture, holds)
+    assert list(own) == [own_text(text, furniture) for text in texts]
+    assert own.take(np.array([41, 0])) == [own_text(texts[41], furniture), own[0]]
+    assert lines.holds(furniture, np.array([41, 42, 0])).tolist() == [False, False, True]
 
 
 def test_normalise_folds_case_and_every_unicode_space_as_a_regex_would() -> None:
