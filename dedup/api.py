@@ -66,7 +66,7 @@ from dedup.stages.embed import (
     embed_sentences,
 )
 from dedup.stages.ingest import InputPaths, read_input
-from dedup.stages.keep import choose_representatives
+from dedup.stages.keep import representatives as representatives_of
 from dedup.stages.langid import identify_all, normalise_supplied, with_supplied
 from dedup.stages.link import EarlierEvidence, Links, link_documents
 from dedup.stages.link_cache import LinkCache, links_key
@@ -161,7 +161,7 @@ def run(
     with timed(stats, "ingest", "documents") as stage:
         # the documents stay on disk (see dedup.shelf), read back as each stage needs them
         ingested = read_input(documents, config.ingest, folder=scratch_root)
-        documents, ids, supplied = _in_id_order(ingested.documents)
+        documents, ids, supplied, text_lengths = _in_id_order(ingested.documents)
         stage.items = ingested.records
     if ingested.skipped:
         first = ingested.skipped[0]
@@ -383,7 +383,14 @@ def run(
         ]
         # a copy takes its primary's label (primaries are sorted)
         labels = canonical_labels(primary_labels[np.searchsorted(primaries, primary_of)], ids)
-        representatives = choose_representatives(labels, segmented, usable, config.prefer_languages)
+        representatives = representatives_of(
+            labels,
+            languages,
+            usable_counts(usable, offsets),
+            text_lengths,
+            ids,
+            config.prefer_languages,
+        )
         stage.items = len(documents)
     evidence = local_evidence.renumbered(primaries)  # documents numbered as the run's
     del local_evidence
@@ -419,8 +426,9 @@ def run(
 
 def _in_id_order(
     documents: Sequence[Document],
-) -> tuple[Sequence[Document], list[str], list[str | None]]:
-    """The documents sorted by id, with their ids and supplied languages (one pass).
+) -> tuple[Sequence[Document], list[str], list[str | None], np.ndarray]:
+    """The documents sorted by id, with their ids, supplied languages and text lengths
+    (one pass).
 
     Documents read by ingest stay on disk (a :class:`~dedup.shelf.Shelf`),
     copied into id order when the input was in another, so every later pass
@@ -429,9 +437,12 @@ def _in_id_order(
     """
     ids: list[str] = []
     supplied: list[str | None] = []
+    lengths: list[int] = []
     for doc in documents:
         ids.append(doc.id)
         supplied.append(doc.lang)
+        lengths.append(len(doc.text))
+    text_lengths = np.array(lengths, dtype=np.int64)
     order = sorted(range(len(ids)), key=ids.__getitem__)
     if order != list(range(len(ids))):
         index = np.array(order, dtype=np.int64)
@@ -441,4 +452,5 @@ def _in_id_order(
             documents = Picked(documents, index)
         ids = [ids[i] for i in order]
         supplied = [supplied[i] for i in order]
-    return documents, ids, supplied
+        text_lengths = text_lengths[index]
+    return documents, ids, supplied, text_lengths
