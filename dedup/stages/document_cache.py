@@ -7,7 +7,8 @@ copies stage, loading py3langid's model and classifying for langid. None of
 that changes while the text does not, so it is kept per document:
 
 * ``languages``: :func:`dedup.stages.langid.identify` of a text (language,
-  confidence, script);
+  confidence, script), and under keys of their own the script alone of a
+  text whose language the input supplies;
 * ``sentences``: :func:`dedup.stages.segment.split_sentences` of a text by
   the rules it was split with (its language and that language's script);
 * ``signatures``: the MinHash signature (datasketch ``hashvalues``) of a
@@ -237,6 +238,10 @@ class DocumentCache:
         namespace = self._namespace("signatures", (config.shingle, config.num_perm))
         return [self._key(namespace, digest) for digest in digests]
 
+    def _script_keys(self, texts: Sequence[str]) -> list[bytes]:
+        namespace = self._namespace("scripts", ())
+        return [self._key(namespace, _utf8(text)) for text in texts]
+
     def _text_line_keys(self, texts: Sequence[str]) -> list[bytes]:
         namespace = self._namespace("text_lines", ())
         return [self._key(namespace, _utf8(text)) for text in texts]
@@ -280,6 +285,20 @@ class DocumentCache:
 
     def add_languages(self, texts: Sequence[str], guesses: Sequence[LanguageGuess]) -> None:
         keys = self._language_keys(texts)
+        self._pending["languages"].extend(
+            (k, g.lang, g.confidence, g.script) for k, g in zip(keys, guesses, strict=True)
+        )
+
+    def scripts(self, texts: Sequence[str]) -> list[LanguageGuess | None]:
+        """The cached script-only guess of each text (language ``und``, see
+        :func:`dedup.stages.langid.identify_all`), or None. Kept in the ``languages``
+        table under keys of their own: the classifier never ran for them."""
+        keys = self._script_keys(texts)
+        rows = self._lookup("languages", keys)
+        return [LanguageGuess(*rows[k]) if k in rows else None for k in keys]
+
+    def add_scripts(self, texts: Sequence[str], guesses: Sequence[LanguageGuess]) -> None:
+        keys = self._script_keys(texts)
         self._pending["languages"].extend(
             (k, g.lang, g.confidence, g.script) for k, g in zip(keys, guesses, strict=True)
         )
@@ -415,8 +434,9 @@ _COMPUTED_BY = {
     "languages": ("py3langid", "dedup.stages.langid"),
     "sentences": ("sentencex", "dedup.stages.segment"),
     "signatures": ("datasketch", "dedup.stages.copies"),
-    "sentence_keys": ("numpy", "dedup.stages.boilerplate"),
-    "text_lines": ("numpy", "dedup.stages.copies"),
+    "sentence_keys": ("dedup", "dedup.stages.boilerplate"),
+    "text_lines": ("dedup", "dedup.stages.copies"),
+    "scripts": ("dedup", "dedup.stages.langid"),
 }
 
 

@@ -106,19 +106,28 @@ def identify_all(
     """:func:`identify` of each text; with a cache, only of the texts it lacks (then added).
 
     Where ``script_only[i]`` is true, text ``i`` gets its script alone (language
-    ``und``, confidence 0, neither cached nor looked up): for a document whose
-    input supplies its language, :func:`with_supplied` keeps nothing of the
-    guess but the script, and the classifier is most of this stage's time.
+    ``und``, confidence 0; cached apart from the classifier's guesses): for a
+    document whose input supplies its language, :func:`with_supplied` keeps
+    nothing of the guess but the script, and the classifier is most of this
+    stage's time. The texts are read :data:`BLOCK_TEXTS` at a time, in order
+    (they may lie on disk, see :mod:`dedup.shelf`).
     """
-    if script_only is not None and any(script_only):
-        asked = [i for i, only in enumerate(script_only) if not only]
-        guessed = iter(identify_all([texts[i] for i in asked], cache))
-        return [
-            LanguageGuess("und", 0.0, dominant_script(text[:SAMPLE_CHARS]))
-            if only
-            else next(guessed)
-            for text, only in zip(texts, script_only, strict=True)
-        ]
+    only = list(script_only) if script_only is not None else [False] * len(texts)
+    guesses: list[LanguageGuess] = []
+    for start in range(0, len(texts), BLOCK_TEXTS):
+        block, flags = texts[start : start + BLOCK_TEXTS], only[start : start + BLOCK_TEXTS]
+        guessed = iter(_guesses_of([t for t, f in zip(block, flags, strict=True) if not f], cache))
+        scripts = iter(_scripts_of([t for t, f in zip(block, flags, strict=True) if f], cache))
+        guesses.extend(next(scripts) if f else next(guessed) for f in flags)
+    return guesses
+
+
+#: texts read and looked up at a time (the document cache commits as often)
+BLOCK_TEXTS = 10_000
+
+
+def _guesses_of(texts: list[str], cache: DocumentCache | None) -> list[LanguageGuess]:
+    """:func:`identify` of each text; with a cache, only of the texts it lacks."""
     guesses = cache.languages(texts) if cache is not None else [None] * len(texts)
     missing = [i for i, guess in enumerate(guesses) if guess is None]
 
@@ -126,7 +135,28 @@ def identify_all(
         return [identify(texts[i]) for i in block]
 
     def add(block: list[int], computed: list[LanguageGuess]) -> None:
+        assert cache is not None
         cache.add_languages([texts[i] for i in block], computed)
+
+    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
+    for i, guess in zip(missing, computed, strict=True):
+        guesses[i] = guess
+    return guesses  # type: ignore[return-value]
+
+
+def _scripts_of(texts: Sequence[str], cache: DocumentCache | None) -> list[LanguageGuess]:
+    """The script-only guess (``und``, confidence 0) of each text; with a cache, only
+    of the texts it lacks (then added): counting the scripts of 4,000 characters
+    is ~20 µs a text, a lookup a few."""
+    guesses = cache.scripts(texts) if cache is not None else [None] * len(texts)
+    missing = [i for i, guess in enumerate(guesses) if guess is None]
+
+    def compute(block: list[int]) -> list[LanguageGuess]:
+        return [LanguageGuess("und", 0.0, dominant_script(texts[i][:SAMPLE_CHARS])) for i in block]
+
+    def add(block: list[int], computed: list[LanguageGuess]) -> None:
+        assert cache is not None
+        cache.add_scripts([texts[i] for i in block], computed)
 
     computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
     for i, guess in zip(missing, computed, strict=True):

@@ -145,3 +145,38 @@ def test_script_only_skips_the_classifier_and_keeps_the_script(
     assert partial[1] == full[1]
     assert (partial[0].lang, partial[0].script) == ("und", full[0].script) == ("und", "GREEK")
     assert with_supplied(partial[0], "el") == with_supplied(full[0], "el")
+
+
+def test_scripts_and_guesses_come_back_from_the_cache_block_by_block(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Across blocks of texts, script-only texts and classified ones each come back
+    from the document cache on a second run, the same as computed, in order; a
+    script-only entry is never taken for a classifier's guess of the same text."""
+    from dedup.stages.document_cache import DocumentCache
+    from dedup.stages.langid import dominant_script, identify_all
+
+    monkeypatch.setattr(langid, "BLOCK_TEXTS", 3)
+    texts = [
+        "Το συμβούλιο ενέκρινε τον προϋπολογισμό τη Δευτέρα.",
+        "The council met on Monday to approve the budget.",
+        "Совет утвердил бюджет в понедельник.",
+        "The council met on Monday to approve the budget.",  # also script-only below
+        "評議会は月曜日に予算を承認した。",
+        "12 34",
+        "Le conseil a approuvé le budget lundi.",
+    ]
+    only = [True, False, True, True, False, True, False]
+    cold = identify_all(texts, script_only=only)
+    assert [g.script for g, o in zip(cold, only, strict=True) if o] == [
+        dominant_script(t) for t, o in zip(texts, only, strict=True) if o
+    ]
+    assert cold[3].lang == "und" and cold[1].lang == "en"
+    with DocumentCache(tmp_path) as cache:
+        assert identify_all(texts, cache, script_only=only) == cold
+    calls: list[str] = []
+    monkeypatch.setattr(langid, "identify", lambda text: calls.append(text))
+    monkeypatch.setattr(langid, "dominant_script", lambda text: calls.append(text))
+    with DocumentCache(tmp_path) as cache:
+        assert identify_all(texts, cache, script_only=only) == cold
+        assert cache.hits["languages"] == len(texts) and not calls
