@@ -44,6 +44,7 @@ from dedup.engines.checkpoint import CheckpointEngine
 from dedup.records import Document, SegmentedView
 from dedup.result import RunResult, StageStats, timed
 from dedup.shelf import FieldView, FlatRows, Picked, Shelf
+from dedup.stages.align import cached_number_table, joined_number_tables, numbers_of_rows
 from dedup.stages.boilerplate import (
     PrimaryView,
     cached_key_hashes,
@@ -219,6 +220,8 @@ def run(
             # and each sentence's boilerplate key, hashed (what boilerplate counts)
             key_blocks = []
             sentence_counts: list[int] = []  # per document, as the blocks go by
+            # and the numbers each sentence holds (what align compares)
+            number_blocks: list[tuple[np.ndarray, np.ndarray]] = []
             for start in range(0, len(documents), SEGMENT_BLOCK):
                 stop = min(start + SEGMENT_BLOCK, len(documents))
                 block = split_all(
@@ -231,6 +234,7 @@ def run(
                 sentences_of.extend(block)
                 sentence_counts.extend(map(len, block))
                 key_blocks.append(cached_key_hashes(block, known))
+                number_blocks.append(cached_number_table(block, known))
             segmented = SegmentedView(documents, languages, sentences_of)
             stage.items = len(segmented)
             stage.cached = known.hits["sentences"]
@@ -266,6 +270,8 @@ def run(
     primary_groups = doc_groups[primaries]
 
     windowed_before = getattr(encoder, "windowed_texts", 0)
+    primary_numbers = numbers_of_rows(joined_number_tables(number_blocks), view.rows)
+    del number_blocks
     sentence_hashes = np.concatenate(key_blocks) if key_blocks else np.zeros(0, dtype=np.uint64)
     del key_blocks
     usable = usable_sentences(sentence_hashes, view, config.align.boilerplate_docs)
@@ -333,7 +339,7 @@ def run(
                 view.offsets,
                 usable[view.rows],
                 primary_groups,
-                primary_sentences,
+                primary_numbers,
                 config,
                 engine=link_engine,
                 stats=stats,

@@ -50,7 +50,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -59,6 +59,9 @@ from dedup.engines import in_worker_process, usable_cpus
 from dedup.records import ALIGNED_DTYPE, EvidenceTable, concat_ranges, sorted_unique
 from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
 from dedup.stages.embed import VectorFile, VectorWriter
+
+if TYPE_CHECKING:
+    from dedup.stages.document_cache import DocumentCache
 
 _NUMBER = re.compile(r"\d+")
 
@@ -132,6 +135,57 @@ def number_table(numbers: Iterable[Collection[int]]) -> tuple[np.ndarray, np.nda
 
 _INT64_LIMIT = 2**63
 _LARGE_PRIME = 2**61 - 1
+
+
+def cached_number_table(
+    sentences_of: Sequence[Sequence[str]], cache: DocumentCache | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`number_table` of every document's sentences, one document after another;
+    with a cache, each document's table is read where it holds one, and only the
+    others are read from their text (then added).
+
+    Reading numbers is a regular expression over every sentence (~2 µs a
+    sentence); a run over a corpus that grew (``dedup add``) reads them back.
+    """
+    found = cache.numbers(sentences_of) if cache is not None else [None] * len(sentences_of)
+    missing = [i for i, table in enumerate(found) if table is None]
+
+    def compute(block: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        return [number_table(sentence_numbers(sentences_of[i])) for i in block]
+
+    def add(block: list[int], computed: list[tuple[np.ndarray, np.ndarray]]) -> None:
+        assert cache is not None
+        cache.add_numbers([sentences_of[i] for i in block], computed)
+
+    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
+    for i, table in zip(missing, computed, strict=True):
+        found[i] = table
+    return joined_number_tables([table for table in found if table is not None])
+
+
+def joined_number_tables(
+    tables: Sequence[tuple[np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray]:
+    """One :func:`number_table` of the sentences of ``tables``, one table after another."""
+    counts = [np.diff(starts) for starts, _ in tables]
+    starts = np.zeros(sum(len(c) for c in counts) + 1, dtype=np.int64)
+    if counts:
+        np.cumsum(np.concatenate(counts), out=starts[1:])
+    values = [values for _, values in tables]
+    return starts, np.concatenate(values) if values else np.zeros(0, np.int64)
+
+
+def numbers_of_rows(
+    numbers: tuple[np.ndarray, np.ndarray], rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The :func:`number_table` of the sentences ``rows`` of ``numbers``, in that order
+    (the primary documents' sentences of every document's table)."""
+    starts, values = numbers
+    rows = np.asarray(rows, dtype=np.int64)
+    picked, _ = concat_ranges(starts[rows], starts[rows + 1])
+    out = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(starts[rows + 1] - starts[rows], out=out[1:])
+    return out, values[picked]
 
 
 def monotone_alignment(weights: np.ndarray) -> tuple[float, list[tuple[int, int]]]:
@@ -422,10 +476,11 @@ class AlignInputs:
         offsets: np.ndarray,
         usable: np.ndarray,
         doc_groups: np.ndarray,
-        sentences: Sequence[str] | None,
+        numbers: tuple[np.ndarray, np.ndarray] | None,
         config: AlignConfig,
     ) -> AlignInputs:
-        """The null model fitted on ``vectors``; ``sentences`` None: no numbers known."""
+        """The null model fitted on ``vectors``; ``numbers``: :func:`number_table` of the
+        sentences (:func:`cached_number_table`), or None: no numbers known."""
         offsets = np.asarray(offsets, dtype=np.int64)
         sentence_groups = np.repeat(doc_groups, np.diff(offsets))
         null = SentenceNull.fit(
@@ -436,13 +491,13 @@ class AlignInputs:
             config.null_rank,
             n_groups=int(doc_groups.max()) + 1 if len(doc_groups) else 0,
         )
-        if sentences is None:
+        if numbers is None:
             number_starts, number_values = (
                 np.zeros(len(usable) + 1, np.int64),
                 np.zeros(0, np.int64),
             )
         else:
-            number_starts, number_values = number_table(sentence_numbers(sentences))
+            number_starts, number_values = numbers
         usable_offsets = np.r_[0, np.cumsum(usable)][offsets]
         return cls(
             vectors,

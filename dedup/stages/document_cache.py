@@ -17,6 +17,9 @@ that changes while the text does not, so it is kept per document:
 * ``text_lines``: the digest of a normalised text and the keys of its
   distinct lines (:class:`dedup.stages.copies.TextLines`), what the copy
   pass and language identification count page furniture from;
+* ``sentence_numbers``: :func:`dedup.stages.align.number_table` of a
+  document's sentences (a count a sentence, then the numbers), keyed by the
+  sentences;
 * ``sentence_keys``: :func:`dedup.stages.boilerplate.key_hashes` of a
   document's sentences (8 bytes a sentence), keyed by the sentences: the
   boilerplate counts of a run over a corpus that grew (``dedup add``) read
@@ -105,6 +108,8 @@ _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS sentences (key BLOB PRIMARY KEY, sentences TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS signatures (key BLOB PRIMARY KEY, hashvalues BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS sentence_keys (key BLOB PRIMARY KEY, hashes BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sentence_numbers"
+    " (key BLOB PRIMARY KEY, counts BLOB NOT NULL, numbers BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS text_lines"
     " (key BLOB PRIMARY KEY, digest BLOB NOT NULL, line_keys BLOB NOT NULL)",
 )
@@ -114,6 +119,7 @@ _INSERT = {
     "signatures": "INSERT OR REPLACE INTO signatures VALUES (?, ?)",
     "sentence_keys": "INSERT OR REPLACE INTO sentence_keys VALUES (?, ?)",
     "text_lines": "INSERT OR REPLACE INTO text_lines VALUES (?, ?, ?)",
+    "sentence_numbers": "INSERT OR REPLACE INTO sentence_numbers VALUES (?, ?, ?)",
 }
 
 
@@ -246,8 +252,10 @@ class DocumentCache:
         namespace = self._namespace("text_lines", ())
         return [self._key(namespace, _utf8(text)) for text in texts]
 
-    def _sentence_key_keys(self, sentences_of: Sequence[Sequence[str]]) -> list[bytes]:
-        namespace = self._namespace("sentence_keys", ())
+    def _sentence_key_keys(
+        self, sentences_of: Sequence[Sequence[str]], table: str = "sentence_keys"
+    ) -> list[bytes]:
+        namespace = self._namespace(table, ())
         # a sentence holds no NUL once segmented: the join is unambiguous
         return [self._key(namespace, _utf8("\0".join(sentences))) for sentences in sentences_of]
 
@@ -366,6 +374,33 @@ class DocumentCache:
             for k, (digest, line_keys) in zip(keys, lines, strict=True)
         )
 
+    def numbers(
+        self, sentences_of: Sequence[Sequence[str]]
+    ) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """The cached number table (``starts``, ``values``) of each document's sentences,
+        or None."""
+        keys = self._sentence_key_keys(sentences_of, "sentence_numbers")
+        rows = self._lookup("sentence_numbers", keys)
+        out: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for k, sentences in zip(keys, sentences_of, strict=True):
+            counts, values = rows.get(k, (b"", b""))
+            if k not in rows or len(counts) != 4 * len(sentences) or len(values) % 8:
+                out.append(None)
+                continue
+            starts = np.zeros(len(sentences) + 1, dtype=np.int64)
+            np.cumsum(np.frombuffer(counts, dtype="<u4"), out=starts[1:])
+            out.append((starts, np.frombuffer(values, dtype="<i8").astype(np.int64)))
+        return out
+
+    def add_numbers(
+        self, sentences_of: Sequence[Sequence[str]], tables: Sequence[tuple[np.ndarray, np.ndarray]]
+    ) -> None:
+        keys = self._sentence_key_keys(sentences_of, "sentence_numbers")
+        self._pending["sentence_numbers"].extend(
+            (k, np.diff(starts).astype("<u4").tobytes(), np.asarray(values, "<i8").tobytes())
+            for k, (starts, values) in zip(keys, tables, strict=True)
+        )
+
     def sentence_keys(self, sentences_of: Sequence[Sequence[str]]) -> list[np.ndarray | None]:
         """The cached sentence-key hashes (``(n,)`` uint64) of each document's sentences,
         or None."""
@@ -437,6 +472,7 @@ _COMPUTED_BY = {
     "sentence_keys": ("dedup", "dedup.stages.boilerplate"),
     "text_lines": ("dedup", "dedup.stages.copies"),
     "scripts": ("dedup", "dedup.stages.langid"),
+    "sentence_numbers": ("dedup", "dedup.stages.align"),
 }
 
 

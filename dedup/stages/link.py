@@ -180,7 +180,7 @@ def link_documents(
     offsets: np.ndarray,
     usable: np.ndarray,
     doc_groups: np.ndarray,
-    sentences: Sequence[str] | None,
+    numbers: tuple[np.ndarray, np.ndarray] | None,
     config: PipelineConfig,
     *,
     engine: Engine | None = None,
@@ -200,7 +200,8 @@ def link_documents(
         offsets: ``(n_docs + 1,)`` where each document's sentences start.
         usable: ``(n_sent,)`` False for boilerplate.
         doc_groups: ``(n_docs,)`` language group of each document.
-        sentences: the sentence texts (numbers are read from them), or None.
+        numbers: the numbers of each sentence (:func:`~dedup.stages.align.number_table`,
+            :func:`~dedup.stages.align.cached_number_table`), or None: none known.
         config: candidate, align and cluster settings (the cluster threshold
             decides which pairs keep their aligned sentences as evidence).
         engine: where null terms and alignments are computed.
@@ -243,7 +244,7 @@ def link_documents(
         )
         stage.items = len(pairs)
     with timed(stats, "align", "pairs") as stage:
-        inputs = AlignInputs.build(centred, offsets, usable, doc_groups, sentences, config.align)
+        inputs = AlignInputs.build(centred, offsets, usable, doc_groups, numbers, config.align)
         parts = []
         if earlier is not None and len(earlier.evidence):
             held = earlier.evidence

@@ -127,7 +127,14 @@ class Corpus:
         if usable is None:
             usable = np.ones(len(vectors), dtype=bool)
         sentences = [f"s{i}" for i in range(len(vectors))]
-        inputs = AlignInputs.build(vectors, offsets, usable, groups, sentences, AlignConfig())
+        inputs = AlignInputs.build(
+            vectors,
+            offsets,
+            usable,
+            groups,
+            number_table(sentence_numbers(sentences)),
+            AlignConfig(),
+        )
         return align_pairs(np.array(pairs), inputs, AlignConfig())
 
 
@@ -255,6 +262,36 @@ def test_numbers_are_read_in_any_script_and_single_digits_ignored() -> None:
     assert numbers == [frozenset({26}), frozenset({29}), frozenset()]
 
 
+def test_cached_number_tables_equal_the_table_of_every_sentence(tmp_path) -> None:
+    """Per-document number tables, joined, equal one table of all sentences; the rows
+    of some documents are picked out in order; a second run reads every document's
+    table from the cache (counted), a number beyond 64 bits included."""
+    from dedup.stages.align import cached_number_table, joined_number_tables, numbers_of_rows
+    from dedup.stages.document_cache import DocumentCache
+
+    docs = [
+        ["Track Palin, 26, served 1 year", "पालिन २९ वर्ष"],
+        [],
+        ["no numbers", f"{10**30} and 12 and 2018", "2018"],
+        ["1999"],
+    ]
+    flat = [sentence for doc in docs for sentence in doc]
+    whole = number_table(sentence_numbers(flat))
+    with DocumentCache(tmp_path) as cache:
+        cold = cached_number_table(docs, cache)
+    with DocumentCache(tmp_path) as cache:
+        warm = joined_number_tables(
+            [cached_number_table(docs[:2], cache), cached_number_table(docs[2:], cache)]
+        )
+        assert cache.hits["sentence_numbers"] == len(docs)
+    for table in (cold, warm, cached_number_table(docs)):
+        assert np.array_equal(table[0], whole[0]) and np.array_equal(table[1], whole[1])
+    rows = np.array([4, 0, 5, 3])  # "2018", "Track ... 26", "1999", "... 10**30 and 12 ..."
+    starts, values = numbers_of_rows(whole, rows)
+    expected = number_table(sentence_numbers([flat[r] for r in rows]))
+    assert np.array_equal(starts, expected[0]) and np.array_equal(values, expected[1])
+
+
 def test_number_conflict_needs_numbers_on_both_sides_and_none_shared() -> None:
     from dedup.stages.kernels import numbers_conflict
 
@@ -290,7 +327,14 @@ def test_a_sentence_pair_with_conflicting_numbers_gets_no_weight() -> None:
     clashing = ["a 26", "b", "c", "d", "a 29", "b", "c", "d"] + ["x"] * 12
     scores = []
     for sentences in (agreeing, clashing):
-        inputs = AlignInputs.build(vectors, offsets, usable, groups, sentences, AlignConfig())
+        inputs = AlignInputs.build(
+            vectors,
+            offsets,
+            usable,
+            groups,
+            number_table(sentence_numbers(sentences)),
+            AlignConfig(),
+        )
         (evidence,) = align_pairs(np.array([[0, 1]]), inputs, AlignConfig())
         scores.append((evidence.score, {a.left for a in evidence.aligned}))
     assert 0 in scores[0][1] and 0 not in scores[1][1]
