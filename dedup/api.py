@@ -427,6 +427,7 @@ def run(
         documents_in=ingested.records,
         encoded_sentences=encoded,
         windowed_texts=getattr(encoder, "windowed_texts", 0) - windowed_before,
+        sentence_offsets=offsets,
     )
 
 

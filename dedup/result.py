@@ -100,6 +100,9 @@ class RunResult:
         cluster_names: the id of each cluster number, where they carry on an
             earlier run's (``dedup add``, see :mod:`dedup.stages.lineage`);
             None: ``c0001`` is the largest cluster, and so on.
+        sentence_offsets: ``(n_docs + 1,)`` where each document's sentences start
+            in ``usable``, as the run counted them; None: counted from
+            ``segmented`` when asked (:meth:`offsets`).
     """
 
     documents: Sequence[Document]
@@ -124,6 +127,15 @@ class RunResult:
     adoptions: list[Adoption] = field(default_factory=list)
     pooled_groups: list[str] = field(default_factory=list)
     cluster_names: list[str] | None = None
+    sentence_offsets: np.ndarray | None = None
+
+    def offsets(self) -> np.ndarray:
+        """``(n_docs + 1,)`` where each document's sentences start in ``usable`` (read
+        from ``segmented``, every document, where the run did not keep them)."""
+        if self.sentence_offsets is None:
+            counts = [len(seg.sentences) for seg in self.segmented]
+            self.sentence_offsets = np.r_[0, np.cumsum(counts, dtype=np.int64)]
+        return self.sentence_offsets
 
     @cached_property
     def ids(self) -> list[str]:

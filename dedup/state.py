@@ -223,7 +223,7 @@ def _write_evidence(handle: IO[bytes], result: RunResult, basis: dict[str, int] 
     """``evidence.npz``: the columns of the evidence, the ids its numbers stand for,
     each document's usable sentences and the statistics' basis per group."""
     basis = basis if basis is not None else group_documents(primary_groups(result))
-    offsets = np.cumsum([0] + [len(seg.sentences) for seg in result.segmented])
+    offsets = result.offsets()
     EvidenceTable.of(result.evidence).save(
         handle,
         doc_ids=np.array(result.ids, dtype=str),

@@ -197,6 +197,9 @@ def test_clusters_kept_ids_and_cluster_of_agree(tmp_path: Path) -> None:
         assert cluster.representative not in cluster.duplicates
         assert len(cluster.duplicates) == cluster.size - 1
     assert result.kept_ids() == [c.representative for c in clusters]
+    # the sentence offsets the run kept are those its documents' sentences give
+    counted = np.r_[0, np.cumsum([len(seg.sentences) for seg in result.segmented])]
+    assert np.array_equal(result.offsets(), counted) and counted[-1] == len(result.usable)
     frame = result.to_pandas()
     assert sorted(frame[frame.representative].doc_id) == sorted(result.kept_ids())
     assert frame.cluster_size.dtype == np.int64 and frame.representative.dtype == bool
