@@ -37,8 +37,11 @@ score moved across the threshold as the corpus grew (measured by
 ``bench/add_batches.py --agreement``, README "Growing a result"). Not
 incremental yet: the statistics read every sentence vector again (from
 the cache), the candidate index is built again over every document, and
-the state is read and written whole; ``docs/design.md`` says what comes
-next.
+the state is read whole and its report files written again (its documents
+file only grows: the new documents are appended); what each document's
+text gives (line and sentence hashes, numbers, language or script,
+sentences, MinHash signature) is read back from the document cache.
+``docs/design.md`` ("``dedup add``") says what comes next.
 """
 
 from __future__ import annotations
