@@ -28,14 +28,47 @@ import hashlib
 import importlib.util
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from filelock import FileLock, Timeout
+
+T = TypeVar("T")
+
+
+class Fills(Protocol):
+    """A cache that computes what it lacks a block at a time
+    (:meth:`dedup.stages.document_cache.DocumentCache.fill`)."""
+
+    def fill(
+        self,
+        missing: Sequence[int],
+        compute: Callable[[list[int]], list[T]],
+        add: Callable[[list[int], list[T]], None],
+    ) -> list[T]: ...
+
+
+def completed(
+    found: list[T | None],
+    compute: Callable[[list[int]], list[T]],
+    add: Callable[[list[int], list[T]], None],
+    cache: Fills | None,
+) -> list[T]:
+    """``found`` (a cache's look-ups, None where it has nothing) with the missing
+    entries computed by ``compute`` (positions in, values out) and, with a cache,
+    ``add``-ed and committed a block at a time: what every per-document stage
+    does with the document cache."""
+    missing = [i for i, value in enumerate(found) if value is None]
+    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
+    for i, value in zip(missing, computed, strict=True):
+        found[i] = value
+    return found  # type: ignore[return-value]
+
 
 #: the lock file a live run holds in its scratch folder.
 _IN_USE = ".in-use.lock"

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from dedup.cache import completed
 from dedup.engines import in_worker_process, usable_cpus
 from dedup.records import ALIGNED_DTYPE, EvidenceTable, concat_ranges, sorted_unique
 from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
@@ -148,7 +149,6 @@ def cached_number_table(
     sentence); a run over a corpus that grew (``dedup add``) reads them back.
     """
     found = cache.numbers(sentences_of) if cache is not None else [None] * len(sentences_of)
-    missing = [i for i, table in enumerate(found) if table is None]
 
     def compute(block: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
         return [number_table(sentence_numbers(sentences_of[i])) for i in block]
@@ -157,10 +157,7 @@ def cached_number_table(
         assert cache is not None
         cache.add_numbers([sentences_of[i] for i in block], computed)
 
-    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
-    for i, table in zip(missing, computed, strict=True):
-        found[i] = table
-    return joined_number_tables([table for table in found if table is not None])
+    return joined_number_tables(completed(found, compute, add, cache))
 
 
 def joined_number_tables(

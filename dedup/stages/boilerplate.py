@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dedup.cache import completed
 from dedup.records import concat_ranges
 from dedup.stages.cluster import link_components
 
@@ -61,7 +62,6 @@ def cached_key_hashes(
     sentence); a run over a corpus that grew reads what it did before.
     """
     found = cache.sentence_keys(sentences_of) if cache is not None else [None] * len(sentences_of)
-    missing = [i for i, hashes in enumerate(found) if hashes is None]
 
     def compute(block: list[int]) -> list[np.ndarray]:
         return [key_hashes(sentences_of[i]) for i in block]
@@ -70,10 +70,7 @@ def cached_key_hashes(
         assert cache is not None
         cache.add_sentence_keys([sentences_of[i] for i in block], computed)
 
-    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
-    for i, hashes in zip(missing, computed, strict=True):
-        found[i] = hashes
-    parts = [hashes for hashes in found if hashes is not None]
+    parts = completed(found, compute, add, cache)
     return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
 

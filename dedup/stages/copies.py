@@ -46,6 +46,7 @@ from typing import Protocol
 
 import numpy as np
 
+from dedup.cache import completed
 from dedup.records import concat_ranges, sorted_unique
 from dedup.shelf import LazySequence, Picked, take_from
 
@@ -493,7 +494,6 @@ def text_lines(texts: Sequence[str], cache: TextLinesCache | None = None) -> Tex
     """:class:`TextLines` of ``texts``; with a cache, only of the texts it lacks (then
     added, a block of texts a transaction)."""
     found = cache.text_lines(texts) if cache is not None else [None] * len(texts)
-    missing = [i for i, lines in enumerate(found) if lines is None]
 
     def compute(block: list[int]) -> list[tuple[bytes, np.ndarray]]:
         return [_text_lines(text) for text in take_from(texts, np.array(block, dtype=np.int64))]
@@ -502,14 +502,12 @@ def text_lines(texts: Sequence[str], cache: TextLinesCache | None = None) -> Tex
         assert cache is not None
         cache.add_text_lines(take_from(texts, np.array(block, dtype=np.int64)), computed)
 
-    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
-    for i, lines in zip(missing, computed, strict=True):
-        found[i] = lines
+    every = completed(found, compute, add, cache)
     starts = np.zeros(len(texts) + 1, dtype=np.int64)
-    np.cumsum([len(lines[1]) for lines in found], out=starts[1:])  # type: ignore[index]
-    keys = [lines[1] for lines in found]  # type: ignore[index]
+    np.cumsum([len(lines[1]) for lines in every], out=starts[1:])
+    keys = [lines[1] for lines in every]
     return TextLines(
-        [lines[0] for lines in found],  # type: ignore[index]
+        [lines[0] for lines in every],
         np.concatenate(keys) if keys else _NO_KEYS,
         starts,
     )

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from dedup.cache import completed
 from dedup.records import LanguageGuess
 
 if TYPE_CHECKING:
@@ -129,7 +130,6 @@ BLOCK_TEXTS = 10_000
 def _guesses_of(texts: list[str], cache: DocumentCache | None) -> list[LanguageGuess]:
     """:func:`identify` of each text; with a cache, only of the texts it lacks."""
     guesses = cache.languages(texts) if cache is not None else [None] * len(texts)
-    missing = [i for i, guess in enumerate(guesses) if guess is None]
 
     def compute(block: list[int]) -> list[LanguageGuess]:
         return [identify(texts[i]) for i in block]
@@ -138,10 +138,7 @@ def _guesses_of(texts: list[str], cache: DocumentCache | None) -> list[LanguageG
         assert cache is not None
         cache.add_languages([texts[i] for i in block], computed)
 
-    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
-    for i, guess in zip(missing, computed, strict=True):
-        guesses[i] = guess
-    return guesses  # type: ignore[return-value]
+    return completed(guesses, compute, add, cache)
 
 
 def _scripts_of(texts: Sequence[str], cache: DocumentCache | None) -> list[LanguageGuess]:
@@ -149,7 +146,6 @@ def _scripts_of(texts: Sequence[str], cache: DocumentCache | None) -> list[Langu
     of the texts it lacks (then added): counting the scripts of 4,000 characters
     is ~20 µs a text, a lookup a few."""
     guesses = cache.scripts(texts) if cache is not None else [None] * len(texts)
-    missing = [i for i, guess in enumerate(guesses) if guess is None]
 
     def compute(block: list[int]) -> list[LanguageGuess]:
         return [LanguageGuess("und", 0.0, dominant_script(texts[i][:SAMPLE_CHARS])) for i in block]
@@ -158,10 +154,7 @@ def _scripts_of(texts: Sequence[str], cache: DocumentCache | None) -> list[Langu
         assert cache is not None
         cache.add_scripts([texts[i] for i in block], computed)
 
-    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
-    for i, guess in zip(missing, computed, strict=True):
-        guesses[i] = guess
-    return guesses  # type: ignore[return-value]
+    return completed(guesses, compute, add, cache)
 
 
 def normalise_supplied(code: str | None) -> str | None:

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import sentencex
 
+from dedup.cache import completed
 from dedup.stages.langid import dominant_script
 
 if TYPE_CHECKING:
@@ -157,7 +158,6 @@ def split_all(
     config = config or SegmenterConfig()
     rules = list(zip(langs, scripts or [""] * len(texts), strict=True))
     found = cache.sentences(texts, rules, config) if cache is not None else [None] * len(texts)
-    missing = [i for i, sentences in enumerate(found) if sentences is None]
 
     def compute(block: list[int]) -> list[tuple[str, ...]]:
         return [
@@ -168,7 +168,4 @@ def split_all(
     def add(block: list[int], computed: list[tuple[str, ...]]) -> None:
         cache.add_sentences([texts[i] for i in block], [rules[i] for i in block], computed, config)
 
-    computed = cache.fill(missing, compute, add) if cache is not None else compute(missing)
-    for i, sentences in zip(missing, computed, strict=True):
-        found[i] = sentences
-    return found  # type: ignore[return-value]
+    return completed(found, compute, add, cache)

@@ -28,6 +28,12 @@ from dedup.stages.align import (
 # --- monotone_alignment ------------------------------------------------------
 
 
+def _inputs_of(vectors, offsets, usable, groups, sentences: list[str]) -> AlignInputs:
+    """Align's inputs with the numbers of ``sentences``, default settings."""
+    numbers = number_table(sentence_numbers(sentences))
+    return AlignInputs.build(vectors, offsets, usable, groups, numbers, AlignConfig())
+
+
 def test_identity_is_aligned_on_the_diagonal() -> None:
     total, pairs = monotone_alignment(np.eye(3))
     assert total == 3.0
@@ -127,14 +133,7 @@ class Corpus:
         if usable is None:
             usable = np.ones(len(vectors), dtype=bool)
         sentences = [f"s{i}" for i in range(len(vectors))]
-        inputs = AlignInputs.build(
-            vectors,
-            offsets,
-            usable,
-            groups,
-            number_table(sentence_numbers(sentences)),
-            AlignConfig(),
-        )
+        inputs = _inputs_of(vectors, offsets, usable, groups, sentences)
         return align_pairs(np.array(pairs), inputs, AlignConfig())
 
 
@@ -327,14 +326,7 @@ def test_a_sentence_pair_with_conflicting_numbers_gets_no_weight() -> None:
     clashing = ["a 26", "b", "c", "d", "a 29", "b", "c", "d"] + ["x"] * 12
     scores = []
     for sentences in (agreeing, clashing):
-        inputs = AlignInputs.build(
-            vectors,
-            offsets,
-            usable,
-            groups,
-            number_table(sentence_numbers(sentences)),
-            AlignConfig(),
-        )
+        inputs = _inputs_of(vectors, offsets, usable, groups, sentences)
         (evidence,) = align_pairs(np.array([[0, 1]]), inputs, AlignConfig())
         scores.append((evidence.score, {a.left for a in evidence.aligned}))
     assert 0 in scores[0][1] and 0 not in scores[1][1]
