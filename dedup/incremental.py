@@ -68,7 +68,7 @@ from dedup.stages.embed import SentenceEncoder
 from dedup.stages.ingest import Ingested, InputPaths, read_documents, read_input
 from dedup.stages.lineage import Change, carry_ids
 from dedup.stages.link import group_documents
-from dedup.stages.report import report_files
+from dedup.stages.report import ClusterLines, report_files
 from dedup.state import (
     CHANGES,
     DOCUMENTS,
@@ -235,21 +235,27 @@ def add(
             json.dumps(change.as_json(addition), ensure_ascii=False) + "\n" for change in changes
         )
         old_log = (folder / CHANGES).read_bytes() if (folder / CHANGES).exists() else b""
-        commit(
-            folder,
-            {
-                **report_files(result),
-                **state_files(
-                    result,
-                    grown,
-                    old_log + log_lines.encode("utf-8"),
-                    earlier.basis_after(group_documents(primary_groups(result)))
-                    if earlier
-                    else None,
-                    grown=(folder / DOCUMENTS, fresh),
-                ),
-            },
-        )
+        # the clusters the addition left as they were: their lines are copied
+        earlier_lines = ClusterLines.read(folder)
+        try:
+            commit(
+                folder,
+                {
+                    **report_files(result, earlier_lines),
+                    **state_files(
+                        result,
+                        grown,
+                        old_log + log_lines.encode("utf-8"),
+                        earlier.basis_after(group_documents(primary_groups(result)))
+                        if earlier
+                        else None,
+                        grown=(folder / DOCUMENTS, fresh),
+                    ),
+                },
+            )
+        finally:
+            if earlier_lines is not None:
+                earlier_lines.close()
     return AddResult(
         result, addition, changes, [d.id for d in fresh], len(incoming.skipped), recovered
     )

@@ -175,6 +175,11 @@ class SegmentedView(LazySequence[SegmentedDocument]):
     def __len__(self) -> int:
         return len(self._parts[0])
 
+    @property
+    def languages(self) -> Sequence[LanguageGuess]:
+        """Each document's language, without reading its text or sentences from disk."""
+        return self._parts[1]
+
     def _item(self, position: int) -> SegmentedDocument:
         documents, languages, sentences = self._parts
         return SegmentedDocument(documents[position], languages[position], sentences[position])

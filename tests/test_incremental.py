@@ -221,6 +221,39 @@ def test_an_addition_appends_its_documents_to_the_states_copy(tmp_path: Path) ->
     assert len(_assignments(state)) == 6
 
 
+def test_an_addition_copies_the_report_lines_of_the_clusters_it_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """clusters.json after an addition: the bytes a full write of its result gives,
+    with only the clusters the new documents joined or started made again."""
+    from dedup.stages.report import CLUSTER_INDEX, ClusterRecords, report_files
+
+    names = [f"s{i:02d}" for i in range(12)]
+    records = _records(names)
+    reposts = [{"id": f"r{i}", "text": records[i]["text"]} for i in range(4)]
+    state, config = _state(tmp_path, records + reposts)
+    made: list[int] = []
+    make = ClusterRecords._record
+
+    def counted(self: ClusterRecords, label: int) -> dict:
+        made.append(label)
+        return make(self, label)
+
+    monkeypatch.setattr(ClusterRecords, "_record", counted)
+    repost = {"id": "r-new", "text": records[5]["text"]}
+    added = add([repost, *_records(["z"])], state, config, encoder=CountingEncoder())
+    clusters = json.loads((state / "clusters.json").read_text(encoding="utf-8"))["clusters"]
+    # the cluster the repost joined and the new one; 12 - 4 + 1 others copied
+    assert len(clusters) == 13 and len(set(made)) == 2
+    again = tmp_path / "again"
+    again.mkdir()
+    for name, write in report_files(added.result).items():
+        if name in ("clusters.json", CLUSTER_INDEX, "report.html", "report.md"):
+            with (again / name).open("wb") as handle:
+                write(handle)
+            assert (again / name).read_bytes() == (state / name).read_bytes(), name
+
+
 def _pairs_by_id(state: Path) -> dict[tuple[str, str], float]:
     """The state's ``evidence.npz`` as ``{(left id, right id): score}``."""
     evidence, extra = EvidenceTable.load(state / "evidence.npz")

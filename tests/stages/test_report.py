@@ -51,6 +51,7 @@ FILES = [
     "assignments.csv",
     "assignments.parquet",
     "clusters.json",
+    "clusters.index.npy",
     "skipped.csv",
     "run.json",
     "report.html",
@@ -416,6 +417,63 @@ def test_cluster_records_are_made_as_read_the_same_each_time() -> None:
     written = io.BytesIO()
     write_json({"clusters": ClusterRecords(empty)}, written)
     assert json.loads(written.getvalue()) == {"clusters": []}
+
+
+def test_a_cluster_left_as_it_was_is_copied_from_the_earlier_clusters_json(
+    tmp_path: Path,
+) -> None:
+    """An addition's report copies the line of each cluster whose fingerprint the
+    state's index holds; a cluster whose evidence or member language changed is made
+    again; either way the files are those a full write gives."""
+    from dedup.stages.report import ClusterLines, ClusterRecords
+    from dedup.stages.report_views import render_html, render_markdown
+
+    result = make_result()
+    out = tmp_path / "state"
+    write_report(result, out)
+    earlier = ClusterLines.read(out)
+    assert earlier is not None
+    unchanged = ClusterRecords(result, earlier)
+
+    def never(label: int) -> dict:
+        raise AssertionError(f"cluster {label} made again")
+
+    unchanged._record = never  # type: ignore[method-assign]
+    copied = io.BytesIO()
+    write_json({"summary": summary(result), "clusters": unchanged}, copied)
+    assert copied.getvalue() == (out / "clusters.json").read_bytes()
+
+    # the first story's strongest pair scored again, the second story's Russian
+    # document read with another confidence: their clusters change, the third not
+    evidence = list(result.evidence)
+    evidence[0] = dataclasses.replace(evidence[0], score=0.8)
+    segmented = list(result.segmented)
+    segmented[1] = dataclasses.replace(segmented[1], language=LanguageGuess("ru", 0.5, "CYRILLIC"))
+    changed = dataclasses.replace(result, evidence=evidence, segmented=segmented)
+    fresh, reused = ClusterRecords(changed), ClusterRecords(changed, earlier)
+    before = ClusterRecords(result).fingerprints
+    kept = [a == b for a, b in zip(before, fresh.fingerprints, strict=True)]
+    assert kept == [False, False, True]  # clusters in size order: s1, s2, then fa alone
+    made = []
+
+    def counted(label: int) -> dict:
+        made.append(label)
+        return ClusterRecords._record(reused, label)
+
+    reused._record = counted  # type: ignore[method-assign]
+    report = {"summary": summary(changed), "clusters": reused}
+    whole = {"summary": summary(changed), "clusters": fresh}
+    for view in (render_html, render_markdown):
+        assert view(changed, report) == view(changed, whole)
+    streamed, full = io.BytesIO(), io.BytesIO()
+    write_json(report, streamed)
+    write_json(whole, full)
+    assert streamed.getvalue() == full.getvalue()
+    assert sorted(set(made)) == [0, 1]  # the two changed clusters' labels
+    earlier.close()
+    # an index that does not fit its file is not trusted
+    (out / "clusters.json").write_bytes(b"{}\n")
+    assert ClusterLines.read(out) is None
 
 
 def test_an_adopted_document_shows_why_in_every_file(tmp_path: Path) -> None:
