@@ -267,11 +267,12 @@ class EmbeddingCache:
         self._used.update(np.unique(where[where >= 0] >> 32).tolist())
         return where
 
-    def read(self, where: np.ndarray) -> np.ndarray:
-        """``(len(where), dim)`` float32: the vectors at ``where`` (from :meth:`find`, none -1),
-        one read per shard."""
+    def read(self, where: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
+        """``(len(where), dim)`` the vectors at ``where`` (from :meth:`find`, none -1),
+        one read per shard, as ``dtype``. They are kept as float16: read as float16
+        (a run's vector file is float16) they are not widened and narrowed again."""
         where = np.asarray(where, dtype=np.int64)
-        out = np.empty((len(where), self.dim), dtype=np.float32)
+        out = np.empty((len(where), self.dim), dtype=dtype)
         shard_of = where >> 32
         order = np.argsort(shard_of, kind="stable")
         bounds = np.flatnonzero(np.diff(shard_of[order])) + 1
@@ -518,7 +519,7 @@ class VectorWriter:
         row_bytes = self.shape[1] * self.dtype.itemsize
         for start, stop in zip(np.r_[0, breaks], np.r_[breaks, len(rows)], strict=True):
             offset = self._data_offset + int(rows[start]) * row_bytes
-            os.pwrite(self._fd, values[start:stop].tobytes(), offset)
+            os.pwrite(self._fd, values[start:stop], offset)  # contiguous rows: no copy
 
     def close(self) -> None:
         """Flush and close the file."""
@@ -681,7 +682,7 @@ def embed_sentences(
     found = found[np.argsort(where[found], kind="stable")]
     for block in range(0, len(found), READ_ROWS):
         groups = found[block : block + READ_ROWS]
-        write(groups, cache.read(where[groups]))  # type: ignore[union-attr]
+        write(groups, cache.read(where[groups], out.dtype))  # type: ignore[union-attr]
     if cache is not None:
         cache.mark_used()
     # missing: encoded in the order the texts first occur (the shards a run writes
@@ -708,8 +709,8 @@ def embed_sentences(
         if cache is not None:
             # the cache keeps float16: use the very vectors a re-run will read back,
             # so a cold and a warm cache give the same result
-            vectors = np.asarray(vectors, dtype=np.float16).astype(np.float32)
-        write(groups, vectors)
+            vectors = np.asarray(vectors, dtype=np.float16)
+        write(groups, vectors.astype(out.dtype, copy=False))
         if cache is not None:
             cache.add(distinct_keys[groups], vectors)
         if on_batch is not None:
