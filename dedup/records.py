@@ -404,8 +404,9 @@ class EvidenceTable(Sequence[PairEvidence]):
         )
 
     @classmethod
-    def gather(cls, tables: list[EvidenceTable], order: np.ndarray) -> EvidenceTable:
-        """``concat(tables).take(order)``, without making the concatenation.
+    def gather(cls, tables: list[EvidenceTable], position: np.ndarray) -> EvidenceTable:
+        """The rows of ``concat(tables)`` placed at ``position``, without making the
+        concatenation: ``concat(tables).take(order)`` where ``position[order[i]] == i``.
 
         Align's evidence arrives as one table per chunk of pairs; joining them
         and then sorting the pairs held three copies of it at once (the
@@ -413,21 +414,18 @@ class EvidenceTable(Sequence[PairEvidence]):
         documents. Here each output row is copied once from its chunk, and
         ``tables`` is emptied as they are copied (each chunk freed when its
         rows are out), so the peak is the output plus the chunks not yet read,
-        and one position (8 bytes) a pair.
+        and ``position`` (4 bytes a pair as int32).
 
         Args:
             tables: the parts, in the order of the concatenation (emptied).
-            order: ``(n,)`` distinct rows of the concatenation, in the wanted order.
+            position: ``(len(concat(tables)),)`` each row's place in the output
+                (``0..n-1``, each once), or -1 for a row left out.
         """
-        order = np.asarray(order, dtype=np.int64)
-        n = len(order)
-        # where each row of the concatenation goes: a part's rows go to one slice
-        # of this (8 bytes a pair; no per-row part and row numbers)
+        position = np.asarray(position)
+        n = int((position >= 0).sum())
         bounds = np.cumsum([0] + [len(t) for t in tables])
-        position = np.full(int(bounds[-1]), -1, dtype=np.int64)  # -1: a row not taken
-        for start in range(0, n, 1 << 20):  # without an arange of every position
-            stop = min(start + (1 << 20), n)
-            position[order[start:stop]] = np.arange(start, stop)
+        if bounds[-1] != len(position):
+            raise ValueError(f"{len(position)} positions for {bounds[-1]} rows")
         counts = np.empty(n, dtype=np.int64)
         for t, table in enumerate(tables):
             out = position[bounds[t] : bounds[t + 1]]

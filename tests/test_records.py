@@ -116,10 +116,14 @@ def test_gather_is_concat_then_take_and_frees_its_parts() -> None:
         parts = [_random_table(rng, int(rng.integers(0, 40))) for _ in range(rng.integers(1, 7))]
         whole = EvidenceTable.concat(parts)
         order = rng.permutation(len(whole))[: int(rng.integers(0, len(whole) + 1))]
+        position = np.full(len(whole), -1, dtype=rng.choice([np.int32, np.int64]))
+        position[order] = np.arange(len(order))
         handed = list(parts)
-        assert EvidenceTable.gather(handed, order) == whole.take(order)
+        assert EvidenceTable.gather(handed, position) == whole.take(order)
         assert handed == []  # every part let go
     assert len(EvidenceTable.gather([], np.zeros(0, dtype=np.int64))) == 0
+    with pytest.raises(ValueError, match="positions"):
+        EvidenceTable.gather([_random_table(rng, 3)], np.arange(2))
 
 
 def test_evidence_table_pickles_and_rejects_mismatched_columns() -> None:

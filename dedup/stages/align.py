@@ -58,7 +58,7 @@ from threadpoolctl import threadpool_limits
 from dedup.cache import completed
 from dedup.engines import in_worker_process, usable_cpus
 from dedup.records import ALIGNED_DTYPE, EvidenceTable, concat_ranges, sorted_unique
-from dedup.stages.candidates import CentredVectors, row_blocks, row_reader
+from dedup.stages.candidates import CentredVectors, PairCodes, row_blocks, row_reader
 from dedup.stages.embed import VectorFile, VectorWriter
 
 if TYPE_CHECKING:
@@ -523,7 +523,7 @@ class AlignInputs:
         return row_reader(self.vectors)(index)
 
 
-def null_keys(pairs: np.ndarray, doc_groups: np.ndarray) -> np.ndarray:
+def null_keys(pairs: np.ndarray | PairCodes, doc_groups: np.ndarray) -> np.ndarray:
     """Sorted codes ``doc * slots + group`` of every null term the pairs need.
 
     ``slots`` is the number of groups + 1; group ``slots - 1`` stands for all
@@ -533,13 +533,15 @@ def null_keys(pairs: np.ndarray, doc_groups: np.ndarray) -> np.ndarray:
     (:func:`null_quadratics`), before the pairs are split among workers keeps
     every worker from computing them all again.
     """
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if not isinstance(pairs, PairCodes):
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     slots = int(doc_groups.max()) + 2 if len(doc_groups) else 1
     # a block of pairs at a time: four codes a pair for every pair at once, and
     # their sorted copy, were 2.3 GB at a million documents (36 million pairs)
     found = [np.zeros(0, dtype=np.int64)]
     for start in range(0, len(pairs), _KEY_BLOCK):
-        left, right = pairs[start : start + _KEY_BLOCK, 0], pairs[start : start + _KEY_BLOCK, 1]
+        block = pairs[start : start + _KEY_BLOCK]
+        left, right = block[:, 0], block[:, 1]
         codes = np.concatenate(
             [
                 left * slots + slots - 1,
@@ -587,7 +589,7 @@ def null_quadratics(
     return [(values, chunk_docs, own)]
 
 
-def locality_order(pairs: np.ndarray, n_docs: int) -> np.ndarray:
+def locality_order(pairs: np.ndarray | PairCodes, n_docs: int) -> np.ndarray:
     """An order of ``pairs`` in which consecutive pairs share documents.
 
     A chunk of pairs reads (and converts, and centres) the rows of every
@@ -604,20 +606,21 @@ def locality_order(pairs: np.ndarray, n_docs: int) -> np.ndarray:
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import reverse_cuthill_mckee
 
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     if not len(pairs):
         return np.zeros(0, dtype=np.int64)
     # the symmetric graph made at once, with 32-bit indices where they fit: at a
     # million documents (36 million pairs) the graph, its transpose, their sum
     # and the 64-bit coordinates were ~2 GB at once
     index = np.int32 if n_docs < 2**31 else np.int64
+    if isinstance(pairs, PairCodes):
+        left, right = pairs.columns(index)
+    else:
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        left, right = pairs[:, 0].astype(index), pairs[:, 1].astype(index)
     graph = coo_matrix(
         (
-            np.ones(2 * len(pairs), dtype=np.int8),
-            (
-                np.concatenate([pairs[:, 0], pairs[:, 1]]).astype(index),
-                np.concatenate([pairs[:, 1], pairs[:, 0]]).astype(index),
-            ),
+            np.ones(2 * len(left), dtype=np.int8),
+            (np.concatenate([left, right]), np.concatenate([right, left])),
         ),
         shape=(n_docs, n_docs),
     ).tocsr()
@@ -625,7 +628,8 @@ def locality_order(pairs: np.ndarray, n_docs: int) -> np.ndarray:
     numbering = np.empty(n_docs, dtype=np.int64)
     numbering[reverse_cuthill_mckee(graph, symmetric_mode=True)] = np.arange(n_docs)
     del graph
-    first, second = numbering[pairs[:, 0]], numbering[pairs[:, 1]]
+    first, second = numbering[left], numbering[right]
+    del left, right
     # by the smaller number, then the larger: one code, sorted (pairs are distinct)
     codes = np.minimum(first, second) * n_docs + np.maximum(first, second)
     del first, second

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dedup.records import sorted_difference, sorted_unique
+from dedup.records import sorted_unique
 
 if TYPE_CHECKING:
     from dedup.stages.embed import VectorWriter
@@ -432,6 +432,77 @@ def lead_rows(sentence_doc: np.ndarray, usable: np.ndarray, lead: int) -> np.nda
     return rows[rank < lead]
 
 
+@dataclass(frozen=True)
+class PairCodes:
+    """Distinct document pairs ``(a, b)``, ``a < b``, as one int64 code a pair,
+    ``a * n_docs + b``, sorted.
+
+    Why: align holds the pairs it has scored for the whole stage (each
+    linked-partner round aligns only pairs not among them). As an ``(m, 2)``
+    array they were 576 MB at a million documents (36 million pairs), and each
+    round coded them again to compare (three more arrays of that size at
+    once); as codes they are half that, coded once. Where align cuts them into
+    chunks they read like that array: ``len()``, and a slice or an index array
+    gives those pairs as ``(k, 2)`` rows.
+
+    Attributes:
+        codes: ``(m,)`` sorted distinct codes.
+        n_docs: the documents' count the codes are made with (at least 1).
+    """
+
+    codes: np.ndarray
+    n_docs: int
+
+    @classmethod
+    def of(cls, pairs: np.ndarray, n_docs: int) -> PairCodes:
+        """The distinct rows of ``pairs`` (``(m, 2)``, ``a < b``)."""
+        pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        n_docs = max(int(n_docs), 1)
+        return cls(sorted_unique(pairs[:, 0] * n_docs + pairs[:, 1]), n_docs)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, index: slice | np.ndarray) -> np.ndarray:
+        return np.stack(np.divmod(self.codes[index], self.n_docs), axis=1)
+
+    def pairs(self) -> np.ndarray:
+        """Every pair as an ``(m, 2)`` int64 array, sorted."""
+        return self[:]
+
+    def columns(self, dtype: type[np.integer] = np.int64) -> tuple[np.ndarray, np.ndarray]:
+        """``(left, right)`` of every pair as ``dtype``, decoded a block at a time (no
+        int64 temporary of every pair when ``dtype`` is narrower)."""
+        left, right = np.empty(len(self), dtype), np.empty(len(self), dtype)
+        for start in range(0, len(self), _DECODE_BLOCK):
+            block = self.codes[start : start + _DECODE_BLOCK]
+            left[start : start + len(block)] = block // self.n_docs
+            right[start : start + len(block)] = block % self.n_docs
+        return left, right
+
+    def new(self, proposed: np.ndarray) -> PairCodes:
+        """The rows of ``proposed`` (``(m, 2)``, ``a < b``) that are not pairs of these."""
+        fresh = PairCodes.of(proposed, self.n_docs).codes
+        if len(self.codes) and len(fresh):
+            found = np.minimum(np.searchsorted(self.codes, fresh), len(self.codes) - 1)
+            fresh = fresh[self.codes[found] != fresh]
+        return PairCodes(fresh, self.n_docs)
+
+    def union(self, other: PairCodes) -> PairCodes:
+        """These pairs and ``other``'s (made with the same ``n_docs``), sorted."""
+        if other.n_docs != self.n_docs:
+            raise ValueError(f"pairs coded for {other.n_docs} and {self.n_docs} documents")
+        joined = np.concatenate([self.codes, other.codes])
+        joined.sort(kind="stable")
+        return PairCodes(
+            joined[np.r_[True, joined[1:] != joined[:-1]]] if len(joined) else joined, self.n_docs
+        )
+
+
+#: pair codes decoded at a time by :meth:`PairCodes.columns`
+_DECODE_BLOCK = 1 << 22
+
+
 def candidate_pairs(
     doc_vectors: np.ndarray,
     sentence_vectors: np.ndarray | CentredVectors,
@@ -439,8 +510,9 @@ def candidate_pairs(
     usable: np.ndarray,
     config: CandidateConfig,
     queries: np.ndarray | None = None,
-) -> np.ndarray:
-    """Unique document pairs ``(a, b)``, ``a < b``, sorted, as an ``(m, 2)`` int64 array.
+) -> PairCodes:
+    """Unique document pairs ``(a, b)``, ``a < b``, sorted, as codes (:class:`PairCodes`;
+    ``.pairs()`` gives them as an ``(m, 2)`` int64 array).
 
     Args:
         doc_vectors: ``(n_docs, dim)`` language-centred document vectors.
@@ -485,8 +557,7 @@ def candidate_pairs(
             take = (other >= 0) & (rank <= neighbours)
             left = np.broadcast_to(own[:, None], other.shape)[take]
             found.append(_pair_codes(left, other[take], n_docs))
-    codes = sorted_unique(np.concatenate(found))
-    return np.stack(np.divmod(codes, max(n_docs, 1)), axis=1)
+    return PairCodes(sorted_unique(np.concatenate(found)), max(n_docs, 1))
 
 
 def linked_partner_pairs(
@@ -531,15 +602,4 @@ def linked_partner_pairs(
     pairs = np.concatenate(found).astype(np.int64)
     n = int(pairs.max()) + 1
     codes = sorted_unique(pairs[:, 0] * n + pairs[:, 1])
-    return np.stack(np.divmod(codes, n), axis=1)
-
-
-def new_pairs(proposed: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """The rows of ``proposed`` (``(m, 2)``, ``a < b``) that are not rows of ``known``, sorted."""
-    proposed = np.asarray(proposed, dtype=np.int64).reshape(-1, 2)
-    known = np.asarray(known, dtype=np.int64).reshape(-1, 2)
-    if not len(proposed):
-        return proposed
-    n = int(max(proposed.max(), known.max() if len(known) else 0)) + 1
-    codes = sorted_difference(proposed[:, 0] * n + proposed[:, 1], known[:, 0] * n + known[:, 1])
     return np.stack(np.divmod(codes, n), axis=1)

@@ -31,11 +31,11 @@ from dedup.stages.align import (
 )
 from dedup.stages.candidates import (
     CentredVectors,
+    PairCodes,
     candidate_pairs,
     group_sums_and_document_means,
     language_means,
     linked_partner_pairs,
-    new_pairs,
     shrunk_means,
 )
 from dedup.stages.embed import VectorFile, VectorWriter
@@ -248,14 +248,15 @@ def link_documents(
         parts = []
         if earlier is not None and len(earlier.evidence):
             held = earlier.evidence
-            earlier_pairs = np.stack([held.left, held.right], axis=1)
             parts.append(held)
             stage.cached = len(held)
-            fresh = new_pairs(pairs, earlier_pairs)
-            pairs = np.concatenate([earlier_pairs, fresh])
+            known = PairCodes.of(np.stack([held.left, held.right], axis=1), pairs.n_docs)
+            fresh = known.new(pairs.pairs())
+            pairs = known.union(fresh)
         else:
             fresh = pairs
         parts += _align(fresh, inputs, doc_groups, config, engine, "aligning", folder)
+        del fresh
         # a story in dozens of languages: its versions link to each other through
         # their strong links, so the pairs among a document's linked partners are
         # aligned too, round after round, until no new pair is proposed
@@ -265,22 +266,34 @@ def link_documents(
                 config.cluster.threshold,
                 config.candidates.linked_partners,
             )
-            fresh = new_pairs(linked, pairs)
+            fresh = pairs.new(linked)
             if not len(fresh):
                 break
             parts += _align(fresh, inputs, doc_groups, config, engine, "aligning linked", folder)
-            pairs = np.concatenate([pairs, fresh])
+            pairs = pairs.union(fresh)
         stage.items = len(pairs)
         del pairs
         # pairs sorted, so the evidence depends neither on the chunks nor on the
-        # rounds it came from; each pair copied once out of its chunk. Sorted by one
-        # code a pair (pairs are distinct): not two joined columns and a lexsort
-        n_docs = max(len(doc_groups), 1)
-        codes = np.concatenate([np.zeros(0, np.int64)] + [p.left * n_docs + p.right for p in parts])
-        order = np.argsort(codes, kind="stable")
-        del codes
-        evidence = EvidenceTable.gather(parts, order)
+        # rounds it came from; each pair copied once out of its chunk
+        evidence = EvidenceTable.gather(parts, _sorted_positions(parts, len(doc_groups)))
     return Links(evidence, doc_vectors)
+
+
+def _sorted_positions(parts: Sequence[EvidenceTable], n_docs: int) -> np.ndarray:
+    """Where each pair of ``parts`` (one after another) goes when the pairs are sorted:
+    its rank by one code a pair (pairs are distinct), int32 where the count allows.
+
+    Only this rank is held while :meth:`EvidenceTable.gather` copies the pairs:
+    the codes and the order that sorts them (8 bytes a pair each, 576 MB at a
+    million documents) are gone by then."""
+    codes = np.concatenate(
+        [np.zeros(0, np.int64)] + [p.left * max(n_docs, 1) + p.right for p in parts]
+    )
+    order = np.argsort(codes, kind="stable")
+    del codes
+    position = np.empty(len(order), dtype=np.int32 if len(order) < 2**31 else np.int64)
+    position[order] = np.arange(len(order), dtype=position.dtype)
+    return position
 
 
 def _links(
@@ -300,7 +313,7 @@ def _links(
 
 
 def _align(
-    pairs: np.ndarray,
+    pairs: PairCodes,
     inputs: AlignInputs,
     doc_groups: np.ndarray,
     config: PipelineConfig,

@@ -24,6 +24,7 @@ from dedup.stages.align import (
     number_table,
     sentence_numbers,
 )
+from dedup.stages.candidates import PairCodes
 
 # --- monotone_alignment ------------------------------------------------------
 
@@ -355,6 +356,8 @@ def test_locality_order_is_a_permutation_that_keeps_neighbours_together() -> Non
     runs = story_of[pairs[order, 0]]
     assert (np.diff(runs) != 0).sum() == 9
     assert locality_order(np.zeros((0, 2), dtype=np.int64), 5).tolist() == []
+    # the pairs as codes (what align holds) give the same order
+    assert np.array_equal(locality_order(PairCodes.of(pairs, 40), 40), order)
 
 
 def test_null_keys_found_a_block_of_pairs_at_a_time_are_those_of_all_pairs(
@@ -377,6 +380,7 @@ def test_null_keys_found_a_block_of_pairs_at_a_time_are_those_of_all_pairs(
     for block in (7, 64, 1 << 21):
         monkeypatch.setattr(align, "_KEY_BLOCK", block)
         assert align.null_keys(pairs, doc_groups).tolist() == expected
+        assert align.null_keys(PairCodes.of(pairs, 50), doc_groups).tolist() == expected
 
 
 def test_a_document_with_no_sentence_in_the_last_language_group_aligns() -> None:

@@ -7,14 +7,22 @@ import itertools
 import numpy as np
 import pytest
 
+from dedup.stages import candidates
 from dedup.stages.candidates import (
     CandidateConfig,
-    candidate_pairs,
     keyed_sums,
     language_centred,
 )
 
 DIM = 16
+
+
+def candidate_pairs(*args: object, **kwargs: object) -> np.ndarray:
+    """:func:`dedup.stages.candidates.candidate_pairs` as ``(m, 2)`` rows (it gives
+    :class:`~dedup.stages.candidates.PairCodes`)."""
+    found = candidates.candidate_pairs(*args, **kwargs)  # type: ignore[arg-type]
+    assert isinstance(found, candidates.PairCodes)
+    return found.pairs()
 
 
 def _unit(rows: np.ndarray) -> np.ndarray:
@@ -242,7 +250,7 @@ def test_document_means_are_those_of_summing_everything_first(
 
 
 def test_linked_partners_of_a_document_are_paired_with_each_other() -> None:
-    from dedup.stages.candidates import linked_partner_pairs, new_pairs
+    from dedup.stages.candidates import PairCodes, linked_partner_pairs
 
     # 0 links to 1, 2, 3 (a star, as one hub version of a story in many
     # languages); 4-5 is a weak pair and must not propose anything
@@ -259,8 +267,33 @@ def test_linked_partners_of_a_document_are_paired_with_each_other() -> None:
     shuffled = np.array([3, 1, 4, 0, 2])
     again = linked_partner_pairs(left[shuffled], right[shuffled], score[shuffled], 0.45, 64)
     assert again.tolist() == pairs.tolist()
-    assert new_pairs(pairs, np.array([[1, 3]])).tolist() == [[1, 2], [2, 3]]
-    assert new_pairs(pairs, np.zeros((0, 2), dtype=np.int64)).tolist() == pairs.tolist()
+    held = PairCodes.of(np.array([[1, 3]]), 6)
+    assert held.new(pairs).pairs().tolist() == [[1, 2], [2, 3]]
+    assert PairCodes.of(np.zeros((0, 2)), 6).new(pairs).pairs().tolist() == pairs.tolist()
+    assert held.union(held.new(pairs)).pairs().tolist() == pairs.tolist()
+    assert held.new(pairs)[np.array([1])].tolist() == [[2, 3]]
+
+
+def test_pair_codes_read_like_the_pairs_they_code() -> None:
+    from dedup.stages.candidates import PairCodes
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 500, 3000), rng.integers(0, 500, 3000)
+    keep = a < b
+    pairs = np.unique(np.stack([a[keep], b[keep]], axis=1), axis=0)
+    codes = PairCodes.of(pairs[::-1], 500)  # any order in, sorted out
+    assert len(codes) == len(pairs) and codes.pairs().tolist() == pairs.tolist()
+    assert codes[10:20].tolist() == pairs[10:20].tolist()
+    left, right = codes.columns(np.int32)
+    assert left.dtype == np.int32 and (left.tolist(), right.tolist()) == (
+        pairs[:, 0].tolist(),
+        pairs[:, 1].tolist(),
+    )
+    other = PairCodes.of(pairs[::3], 500)
+    assert codes.union(other).pairs().tolist() == pairs.tolist()
+    assert len(codes.new(pairs)) == 0
+    with pytest.raises(ValueError, match="coded for"):
+        codes.union(PairCodes.of(pairs, 501))
 
 
 @pytest.mark.parametrize("partners", [2, 5, 64])
@@ -296,7 +329,6 @@ def test_approximate_search_hits_do_not_depend_on_the_query_batch(
 ) -> None:
     """The index is filled and queried SEARCH_ROWS rows at a time (memory); any batch
     size gives the same hits."""
-    from dedup.stages import candidates
 
     rng = np.random.default_rng(2)
     centres = rng.standard_normal((300, 64)).astype(np.float32)
@@ -315,7 +347,6 @@ def test_candidate_pairs_do_not_depend_on_the_query_batch(
     """Each batch of queries becomes pair codes before the next is searched (memory at a
     million documents); batches of any size, and a batch that ends inside a document's
     lead sentences, give the same pairs, whoever is queried."""
-    from dedup.stages import candidates
 
     rng = np.random.default_rng(4)
     n_docs, n_sent = 1500, 9000
@@ -346,7 +377,6 @@ def test_queried_documents_find_their_pairs_and_settled_ones_search_no_more(
     """``dedup add``: only the unsettled documents search (the index still holds every
     row, exact or approximate), and ask for ``QUERY_REACH`` times the neighbours, so
     they also find the pairs a run would find from a settled document's side."""
-    from dedup.stages import candidates
 
     rng = np.random.default_rng(5)
     n_docs = 400
