@@ -38,7 +38,9 @@ score moved across the threshold as the corpus grew (measured by
 incremental yet: the statistics read every sentence vector again (from
 the cache), the candidate index is built again over every document, and
 the state is read whole and its report files written again (its documents
-file only grows: the new documents are appended); what each document's
+file only grows: the new documents are appended; the ``clusters.json`` line
+of a cluster the addition left as it was is copied, see
+:class:`dedup.stages.report.ClusterLines`); what each document's
 text gives (line and sentence hashes, numbers, language or script,
 sentences, MinHash signature) is read back from the document cache.
 ``docs/design.md`` ("``dedup add``") says what comes next.

@@ -17,7 +17,11 @@ folder holds what a later addition needs:
 * ``evidence.npz``: every scored pair of the state (what align found, the
   aligned sentences of the links) with the ids of the documents it numbers
   (:meth:`dedup.records.EvidenceTable.save`): an addition aligns only the
-  pairs it does not hold.
+  pairs it does not hold;
+* ``clusters.index.npy`` (written with the report, after ``clusters.json``):
+  each cluster line's fingerprint and byte span, so an addition copies the
+  lines of the clusters it left as they were
+  (:class:`dedup.stages.report.ClusterLines`).
 
 An addition never leaves a half-updated state. It holds the folder's lock
 (``.lock``, an OS lock: a killed process releases it) while it works, writes
