@@ -66,17 +66,6 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return ordered[np.r_[True, ordered[1:] != ordered[:-1]]]
 
 
-def sorted_difference(values: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """``np.setdiff1d(values, known)`` (the sorted unique values not in ``known``), by
-    sorting and binary search; see :func:`sorted_unique` for why not numpy's own."""
-    unique = sorted_unique(values)
-    known = np.sort(np.asarray(known).ravel())
-    if not len(known) or not len(unique):
-        return unique
-    position = np.minimum(np.searchsorted(known, unique), len(known) - 1)
-    return unique[known[position] != unique]
-
-
 def concat_ranges(begins: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``concatenate([arange(b, e) for b, e in zip(begins, ends)])`` and where each
     range begins in it (``(len + 1,)``), without a Python loop."""

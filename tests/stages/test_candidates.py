@@ -292,6 +292,9 @@ def test_pair_codes_read_like_the_pairs_they_code() -> None:
     other = PairCodes.of(pairs[::3], 500)
     assert codes.union(other).pairs().tolist() == pairs.tolist()
     assert len(codes.new(pairs)) == 0
+    some = PairCodes.of(pairs[::2], 500)
+    expected = np.setdiff1d(codes.codes, some.codes)
+    assert np.array_equal(some.new(pairs).codes, expected)  # numpy's set difference
     with pytest.raises(ValueError, match="coded for"):
         codes.union(PairCodes.of(pairs, 501))
 
