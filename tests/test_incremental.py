@@ -252,6 +252,12 @@ def test_an_addition_copies_the_report_lines_of_the_clusters_it_left_alone(
             with (again / name).open("wb") as handle:
                 write(handle)
             assert (again / name).read_bytes() == (state / name).read_bytes(), name
+    # a state without the index (made by an older dedup): every record is made, and
+    # the index written for the next addition
+    (state / CLUSTER_INDEX).unlink()
+    made.clear()
+    add(_records(["y"]), state, config, encoder=CountingEncoder())
+    assert len(set(made)) == 14 and (state / CLUSTER_INDEX).exists()
 
 
 def _pairs_by_id(state: Path) -> dict[tuple[str, str], float]:
