@@ -298,6 +298,9 @@ class PairEvidence:
         return len(self.aligned) / self.shorter if self.shorter else 0.0
 
 
+#: pairs renumbered at a time by :meth:`EvidenceTable.renumber`
+_RENUMBER_BLOCK = 1 << 22
+
 #: the per-pair columns of an :class:`EvidenceTable`, with their types
 _PAIR_COLUMNS = (
     ("left", np.int64),
@@ -450,6 +453,16 @@ class EvidenceTable(Sequence[PairEvidence]):
             self.records,
             self.record_starts,
         )
+
+    def renumber(self, documents: np.ndarray) -> None:
+        """:meth:`renumbered`, in place, a block of pairs at a time: the run's evidence
+        is renumbered once its clustering is done, and two new columns of every pair
+        beside the old ones were 576 MB at a million documents (36 million pairs)."""
+        documents = np.asarray(documents, dtype=np.int64)
+        for column in (self.left, self.right):
+            for start in range(0, len(column), _RENUMBER_BLOCK):
+                block = column[start : start + _RENUMBER_BLOCK]
+                block[:] = documents[block]
 
     def take(self, order: np.ndarray) -> EvidenceTable:
         """The pairs ``order`` (an int array), in that order."""

@@ -98,6 +98,19 @@ def test_evidence_table_concat_take_and_renumber_keep_each_pairs_sentences() -> 
     renamed = halves.renumbered(np.array([10, 11, 12, 13]))
     assert [(e.left, e.right) for e in renamed] == [(10, 12), (10, 13), (11, 12)]
     assert [e.aligned for e in renamed] == [e.aligned for e in evidence]
+    halves.renumber(np.array([10, 11, 12, 13]))  # the same, in place
+    assert halves == renamed
+
+
+def test_renumber_in_place_a_block_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dedup import records
+
+    table = _random_table(np.random.default_rng(3), 50)
+    names = np.arange(1000) * 3 + 7
+    expected = table.renumbered(names)
+    monkeypatch.setattr(records, "_RENUMBER_BLOCK", 7)
+    table.renumber(names)
+    assert table == expected
 
 
 def _random_table(rng: np.random.Generator, n: int) -> EvidenceTable:
