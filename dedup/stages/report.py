@@ -260,11 +260,8 @@ class ClusterRecords:
         """Each cluster's record as one compact JSON line, in the order iterating gives
         them: copied from ``earlier`` where it holds the cluster's fingerprint."""
         for rank, label in enumerate(self._labels.tolist()):
-            row = int(self._earlier_rows[rank])
-            if row >= 0:
-                yield self._earlier.line(row)  # type: ignore[union-attr]
-            else:
-                yield _dumped(self._record(label)).encode("utf-8")
+            line = self._earlier_line(rank)
+            yield line if line is not None else _dumped(self._record(label)).encode("utf-8")
 
     def index(self) -> np.ndarray:
         """The rows of :data:`CLUSTER_INDEX` for the ``clusters.json`` just written."""
@@ -286,10 +283,18 @@ class ClusterRecords:
         first few clusters makes only those. Not kept for ``report.md``: with the
         7,000 records ``report.html`` shows held (stop 38, 7ed4c8c), the driver's
         peak at 100,000 generated documents rose 1,648 -> 1,750 MB, for ~1 s."""
+        line = self._earlier_line(rank)
+        return json.loads(line) if line is not None else self._record(int(self._labels[rank]))
+
+    def _earlier_line(self, rank: int) -> bytes | None:
+        """The earlier line of the ``rank``-th cluster, where its fingerprint is in the
+        index and the line there begins with the cluster's id (else None: made again)."""
         row = int(self._earlier_rows[rank])
-        if row >= 0:
-            return json.loads(self._earlier.line(row))  # type: ignore[union-attr]
-        return self._record(int(self._labels[rank]))
+        if row < 0:
+            return None
+        line = self._earlier.line(row)  # type: ignore[union-attr]
+        label = int(self._labels[rank])
+        return line if line.startswith(f'{{"id": {_dumped(self._ids[label])},'.encode()) else None
 
     @cached_property
     def _labels(self) -> np.ndarray:

@@ -471,6 +471,16 @@ def test_a_cluster_left_as_it_was_is_copied_from_the_earlier_clusters_json(
     assert streamed.getvalue() == full.getvalue()
     assert sorted(set(made)) == [0, 1]  # the two changed clusters' labels
     earlier.close()
+    # a span that does not point at its cluster's line (an index of another file) is
+    # not copied: the record is made again
+    index = np.load(out / "clusters.index.npy")
+    index["start"] += 1
+    np.save(out / "clusters.index.npy", index)
+    shifted = ClusterLines.read(out)
+    assert shifted is not None
+    remade = ClusterRecords(result, shifted)
+    assert list(remade) == list(ClusterRecords(result))
+    shifted.close()
     # an index that does not fit its file is not trusted
     (out / "clusters.json").write_bytes(b"{}\n")
     assert ClusterLines.read(out) is None
