@@ -191,8 +191,8 @@ def run(
             heads = np.unique(primary_of).tolist()
             # and read on its own text: forty briefs under one English footer are
             # not English (lines in >= 3 articles are furniture, see copies)
-            head_texts = Picked(texts, np.asarray(heads, dtype=np.int64))
             head_numbers = np.asarray(heads, dtype=np.int64)
+            head_texts = Picked(texts, head_numbers)
             furniture = lines.furniture(head_numbers)
             holds_furniture = lines.holds(furniture, head_numbers)
             del lines
