@@ -480,9 +480,13 @@ class PairCodes:
             right[start : start + len(block)] = block % self.n_docs
         return left, right
 
-    def new(self, proposed: np.ndarray) -> PairCodes:
-        """The rows of ``proposed`` (``(m, 2)``, ``a < b``) that are not pairs of these."""
-        fresh = PairCodes.of(proposed, self.n_docs).codes
+    def new(self, proposed: PairCodes | np.ndarray) -> PairCodes:
+        """The pairs of ``proposed`` (codes, or ``(m, 2)`` rows ``a < b``) not among these."""
+        if not isinstance(proposed, PairCodes):
+            proposed = PairCodes.of(proposed, self.n_docs)
+        elif proposed.n_docs != self.n_docs:
+            raise ValueError(f"pairs coded for {proposed.n_docs} and {self.n_docs} documents")
+        fresh = proposed.codes
         if len(self.codes) and len(fresh):
             found = np.minimum(np.searchsorted(self.codes, fresh), len(self.codes) - 1)
             fresh = fresh[self.codes[found] != fresh]
@@ -492,10 +496,9 @@ class PairCodes:
         """These pairs and ``other``'s (made with the same ``n_docs``), sorted."""
         if other.n_docs != self.n_docs:
             raise ValueError(f"pairs coded for {other.n_docs} and {self.n_docs} documents")
-        joined = np.concatenate([self.codes, other.codes])
-        joined.sort(kind="stable")
+        # two sorted runs: a stable sort (timsort) merges them in linear time
         return PairCodes(
-            joined[np.r_[True, joined[1:] != joined[:-1]]] if len(joined) else joined, self.n_docs
+            sorted_unique(np.concatenate([self.codes, other.codes]), kind="stable"), self.n_docs
         )
 
 

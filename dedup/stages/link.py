@@ -251,7 +251,7 @@ def link_documents(
             parts.append(held)
             stage.cached = len(held)
             known = PairCodes.of(np.stack([held.left, held.right], axis=1), pairs.n_docs)
-            fresh = known.new(pairs.pairs())
+            fresh = known.new(pairs)
             pairs = known.union(fresh)
         else:
             fresh = pairs

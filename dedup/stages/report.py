@@ -151,6 +151,11 @@ def _linked(result: RunResult) -> np.ndarray:
     return scores >= result.config.cluster.threshold
 
 
+def _fingerprint_keys(fingerprints: Sequence[bytes]) -> np.ndarray:
+    """The first 8 bytes of each fingerprint as a uint64: what the index is sorted by."""
+    return np.array([int.from_bytes(f[:8], "little") for f in fingerprints], dtype=np.uint64)
+
+
 class ClusterLines:
     """The lines of an earlier ``clusters.json``, found by the fingerprint of what made them.
 
@@ -195,8 +200,8 @@ class ClusterLines:
         found = np.full(len(fingerprints), -1, dtype=np.int64)
         if not len(fingerprints) or not len(self._index):
             return found
-        keys = np.array([int.from_bytes(f[:8], "little") for f in fingerprints], dtype=np.uint64)
-        rows = np.minimum(np.searchsorted(self._index["key"], keys), len(self._index) - 1)
+        rows = np.searchsorted(self._index["key"], _fingerprint_keys(fingerprints))
+        rows = np.minimum(rows, len(self._index) - 1)
         for position, (row, fingerprint) in enumerate(
             zip(rows.tolist(), fingerprints, strict=True)
         ):
@@ -269,7 +274,7 @@ class ClusterRecords:
             raise RuntimeError("clusters.json has not been written yet")
         rows = np.zeros(len(self._labels), dtype=_INDEX_DTYPE)
         fingerprints = self.fingerprints
-        rows["key"] = [int.from_bytes(f[:8], "little") for f in fingerprints]
+        rows["key"] = _fingerprint_keys(fingerprints)
         rows["fingerprint"] = [np.void(f) for f in fingerprints]
         rows["start"], rows["length"] = self.spans[:, 0], self.spans[:, 1]
         return rows
@@ -654,20 +659,21 @@ def write_json(document: dict[str, object], handle: IO[bytes]) -> None:
         if isinstance(value, ClusterRecords) and not len(value):
             value.spans = np.zeros((0, 2), dtype=np.int64)
             value = []  # no cluster: written as the empty list it stands for
-        if isinstance(value, ClusterRecords):
+        if isinstance(value, list | ClusterRecords) and len(value):
+            lines = (
+                value.lines()
+                if isinstance(value, ClusterRecords)
+                else (_dumped(item).encode("utf-8") for item in value)
+            )
             write((head + "[").encode("utf-8"))
             spans = []
-            for position, line in enumerate(value.lines()):
+            for position, line in enumerate(lines):
                 write(b",\n  " if position else b"\n  ")
                 spans.append((written, len(line)))
                 write(line)
-            value.spans = np.array(spans, dtype=np.int64).reshape(-1, 2)
             write(b"\n ]")
-        elif isinstance(value, list) and len(value):
-            write((head + "[").encode("utf-8"))
-            for position, item in enumerate(value):
-                write(((",\n  " if position else "\n  ") + _dumped(item)).encode("utf-8"))
-            write(b"\n ]")
+            if isinstance(value, ClusterRecords):
+                value.spans = np.array(spans, dtype=np.int64).reshape(-1, 2)
         else:
             write((head + _dumped(value)).encode("utf-8"))
     write(b"\n}\n" if document else b"}\n")

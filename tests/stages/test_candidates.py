@@ -291,7 +291,7 @@ def test_pair_codes_read_like_the_pairs_they_code() -> None:
     )
     other = PairCodes.of(pairs[::3], 500)
     assert codes.union(other).pairs().tolist() == pairs.tolist()
-    assert len(codes.new(pairs)) == 0
+    assert len(codes.new(pairs)) == 0 and len(codes.new(codes)) == 0
     some = PairCodes.of(pairs[::2], 500)
     expected = np.setdiff1d(codes.codes, some.codes)
     assert np.array_equal(some.new(pairs).codes, expected)  # numpy's set difference
