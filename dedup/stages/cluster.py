@@ -100,10 +100,13 @@ class ClusterConfig:
             weak-language versions and more wrong documents. 0 turns
             adoption off.
         orphan_margin: ...and when that average is at least this many times
-            its average with the next best cluster or document: a weak
+            its average with the next best cluster or document alone: a weak
             translation agrees with one story and with nothing else as well
             (the document-level counterpart of align's z-scores), a document
-            of a crowded topic agrees with several at once.
+            of a crowded topic agrees with several at once. A document alone
+            whose own best cluster is the same is no rival: two weak-language
+            versions of one story agree with each other as much as with the
+            story.
     """
 
     threshold: float = 0.45
@@ -135,7 +138,8 @@ class Adoption:
         document: the document adopted (an index).
         closest: the member it scored highest with (an index).
         agreement: its mean of ``score x shorter / longer`` over the members.
-        next_best: the same against the next best cluster or document (0: none).
+        next_best: the same against the next best cluster or document alone
+            whose own best cluster is another (0: none).
         bar: ``orphan_share`` x its language's level, which ``agreement`` reached.
         scored: members it has a scored pair with (the others count 0).
         members: the cluster's size as the linkage left it (the mean's count).
@@ -349,15 +353,23 @@ def adopt_alone(
       takes the threshold, the lowest level a link has: its documents rarely
       link, as a language the encoder barely knows does, or it has few
       documents here; the margin then carries the decision), and
-    * agreement(d, c) >= ``orphan_margin`` x ``d``'s next best agreement, and
+    * agreement(d, c) >= ``orphan_margin`` x ``d``'s next best agreement, with
+      another cluster or with a document alone, unless that document's own
+      best cluster is ``c`` too: versions of one story in languages the
+      encoder barely knows agree with each other as much as with the story
+      (or more), and would otherwise keep each other out, and
     * ``c`` holds no document of ``d``'s language (the one-document-per-language
-      rule, off for pooled labels as in the linkage).
+      rule, off for pooled labels as in the linkage) but those linked to ``d``
+      (as the linkage allows) and those that agree with ``d`` in part, yet less
+      than ``c`` does as a whole: a label that holds two languages in this
+      story (:func:`_sibling_vetoes`).
 
-    Adoptions are taken strongest first (ties by id), so two documents of one
-    language never both join one cluster and the result does not depend on
-    the order of the documents. One pass over the pairs of the documents left
-    alone, against the clusters as the linkage left them: a document adopted
-    does not adopt others (no chaining through weak evidence).
+    Adoptions are taken strongest first (ties by id), so of two documents of
+    one language the stronger joins and the other is weighed against it as a
+    member, and the result does not depend on the order of the documents.
+    One pass over the pairs of the documents left alone, against the
+    clusters as the linkage left them: a document adopted does not adopt
+    others (no chaining through weak evidence).
 
     Returns:
         ``(n_docs,)`` the owner (a member's index) of each document's cluster,
@@ -395,22 +407,48 @@ def adopt_alone(
     chosen = [part for part in chosen if len(part[0])]
     if not chosen:
         return owner, []
-    who, best, best_mean, second, closest, scored = (
+    who, best, best_mean, second, closest, scored, rival_of, rival, rival_mean = (
         np.concatenate(column) for column in zip(*chosen, strict=True)
     )
     bars = config.orphan_share * doc_levels[who]
-    wanted = (size[best] >= 2) & (best_mean >= bars) & (best_mean >= config.orphan_margin * second)
+    # another document alone is a rival unless its own best cluster is the same:
+    # two weak-language versions of one story agree with each other as much as
+    # with the story
+    leaning = np.full(n_docs, -1, dtype=np.int64)
+    leaning[who] = best
+    at = np.searchsorted(who, rival_of)
+    rivals = leaning[rival] != best[at]
+    np.maximum.at(second, at[rivals], rival_mean[rivals])
+    wanted = (best_mean >= bars) & (best_mean >= config.orphan_margin * second)
     wanted = np.flatnonzero(wanted)
     wanted = wanted[np.lexsort((key_rank[who[wanted]], -best_mean[wanted]))]
-    languages: dict[int, set[int]] = {int(target): set() for target in best[wanted]}
+    # each cluster's members by language, as the linkage left them and as adopted
+    siblings: dict[tuple[int, int], list[int]] = {}
     for d in np.flatnonzero(np.isin(owner, best[wanted])).tolist():
-        languages[int(owner[d])].add(int(veto_groups[d]))
+        siblings.setdefault((int(owner[d]), int(veto_groups[d])), []).append(d)
+    wanted_by = {}
+    for index in wanted.tolist():
+        wanted_by.setdefault((int(best[index]), int(veto_groups[who[index]])), []).append(index)
+    sibling_values = _pair_values(
+        table,
+        doc_sentences,
+        {
+            (min(d, m), max(d, m))
+            for key, indices in wanted_by.items()
+            for d in who[indices].tolist()
+            for m in siblings.get(key, []) + who[indices].tolist()
+            if m != d
+        },
+    )
     adopted = []
     for index in wanted.tolist():
         d, target = int(who[index]), int(best[index])
-        if int(veto_groups[d]) in languages[target]:
+        same_language = siblings.setdefault((target, int(veto_groups[d])), [])
+        if _sibling_vetoes(
+            d, same_language, float(best_mean[index]), sibling_values, config.threshold
+        ):
             continue
-        languages[target].add(int(veto_groups[d]))
+        same_language.append(d)
         owner[d] = target
         adopted.append(
             Adoption(
@@ -430,6 +468,90 @@ def adopt_alone(
 _ORPHAN_ENTRIES = 1 << 22
 
 
+def _agreement_values(
+    table: EvidenceTable, pairs: np.ndarray, doc_sentences: np.ndarray | None
+) -> np.ndarray:
+    """What each of ``pairs`` (indices into ``table``) adds to an agreement
+    (:func:`adopt_alone`): its score x the shorter document's share of the longer
+    one's usable sentences (the score as it is without ``doc_sentences``)."""
+    value = table.score[pairs]
+    if doc_sentences is not None:
+        sentences = np.asarray(doc_sentences, dtype=np.float64)
+        longer = np.maximum(
+            np.maximum(sentences[table.left[pairs]], sentences[table.right[pairs]]), 1.0
+        )
+        value = value * (table.shorter[pairs] / longer)
+    return value
+
+
+def _pair_values(
+    table: EvidenceTable, doc_sentences: np.ndarray | None, wanted: set[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[float, float]]:
+    """The score and agreement value of each pair ``(a, b)``, ``a < b``, of ``wanted``
+    that ``table`` holds (a pair it lacks was never proposed)."""
+    if not wanted:
+        return {}
+    n_docs = int(max(b for _, b in wanted)) + 1
+    codes = np.array(sorted(a * n_docs + b for a, b in wanted), dtype=np.int64)
+    found = [np.zeros(0, dtype=np.int64)]
+    for start in range(0, len(table.left), _PAIR_BLOCK):
+        block = slice(start, start + _PAIR_BLOCK)
+        right = table.right[block]
+        in_range = right < n_docs
+        block_codes = np.where(in_range, table.left[block] * n_docs + right, -1)
+        found.append(start + np.flatnonzero(np.isin(block_codes, codes)))
+    pairs = np.concatenate(found)
+    values = _agreement_values(table, pairs, doc_sentences)
+    return {
+        (a, b): (score, value)
+        for a, b, score, value in zip(
+            table.left[pairs].tolist(),
+            table.right[pairs].tolist(),
+            table.score[pairs].tolist(),
+            values.tolist(),
+            strict=True,
+        )
+    }
+
+
+def _sibling_vetoes(
+    document: int,
+    siblings: Sequence[int],
+    agreement: float,
+    pair_values: dict[tuple[int, int], tuple[float, float]],
+    threshold: float,
+) -> bool:
+    """Whether a member of ``document``'s language (``siblings``) keeps it out of the
+    cluster it agrees with at ``agreement`` (:func:`adopt_alone`); ``pair_values``
+    holds the score and agreement value of each sibling pair that was scored.
+
+    Why: the one-document-per-language rule reads two documents of one label
+    that are not linked to each other as two texts in one language, such as a
+    second report of an event, and such a sibling is among the members the
+    document is closest to: one language, one event (ntrex-dev's same-event
+    reports score 0.5-0.7 with their own language's version and less with its
+    translations). A label that holds two languages shows the other way
+    (Manipuri read as Bengali, Sicilian as Ligurian; :func:`pooled_groups`
+    tests a label over the whole corpus, and a label with a few such pairs
+    keeps the rule): the "sibling" is one more translation, in a language the
+    encoder links weakly, and it agrees with the document in part but less
+    than the story's versions do on average. So a sibling keeps the document
+    out unless it is linked to it (a repost or a second version of one text,
+    which the linkage lets through too) or its value is above 0 and under
+    ``agreement``. A sibling that shares nothing with the document (a pair
+    never proposed, or nothing aligned) is read as another text: two
+    excerpts of different parts of one article stay apart, as in the linkage.
+    With one sibling, its value under the mean over all members is its value
+    under the mean over the others.
+    """
+    for sibling in siblings:
+        pair = (document, sibling) if document < sibling else (sibling, document)
+        score, value = pair_values.get(pair, (0.0, 0.0))
+        if score < threshold and not 0 < value < agreement:
+            return True
+    return False
+
+
 def _best_units(
     table: EvidenceTable,
     lo: int,
@@ -442,23 +564,19 @@ def _best_units(
     unit_rank: np.ndarray,
     doc_sentences: np.ndarray | None,
 ) -> tuple[np.ndarray, ...]:
-    """For each document alone in ``lo:hi`` with a scored pair: its best unit (a cluster
-    or a document), that unit's mean agreement, the next best unit's, the member
-    it scored highest with, and how many pairs the best unit's agreement sums
-    (:func:`adopt_alone`), in document order."""
+    """For each document alone in ``lo:hi`` with a scored pair with a cluster: its
+    best cluster, that cluster's mean agreement, the next best cluster's, the member
+    it scored highest with, and how many pairs the best cluster's agreement sums
+    (:func:`adopt_alone`), in document order; then the (document, other document
+    alone, agreement) entries that score above the document's next best cluster,
+    which :func:`adopt_alone` counts as rivals unless both lean the same way."""
     n_docs = len(owner)
     in_left = np.flatnonzero(from_left & (table.left >= lo) & (table.left < hi))
     in_right = np.flatnonzero(from_right & (table.right >= lo) & (table.right < hi))
     pairs = np.concatenate([in_left, in_right])
     orphan = np.concatenate([table.left[in_left], table.right[in_right]])
     partner = np.concatenate([table.right[in_left], table.left[in_right]])
-    value = table.score[pairs]
-    if doc_sentences is not None:
-        sentences = np.asarray(doc_sentences, dtype=np.float64)
-        longer = np.maximum(
-            np.maximum(sentences[table.left[pairs]], sentences[table.right[pairs]]), 1.0
-        )
-        value *= table.shorter[pairs] / longer
+    value = _agreement_values(table, pairs, doc_sentences)
     unit = owner[partner]
     # the agreement of each (document alone, cluster) as one sum over its pairs,
     # and the member it scored highest with (the report names it)
@@ -470,14 +588,39 @@ def _best_units(
     closest = partner[by_value[np.r_[0, np.cumsum(scored)[:-1]]]] if len(scored) else scored
     orphan, unit = pair_keys // n_docs, pair_keys % n_docs
     mean = sums / size[unit]
-    order = np.lexsort((unit_rank[unit], -mean, orphan))
-    orphan, unit, mean = orphan[order], unit[order], mean[order]
+    is_cluster = size[unit] >= 2
+    # clusters before documents alone, each best first: an orphan's first cluster
+    # entry is its best cluster, its second (if any) the next best cluster
+    order = np.lexsort((unit_rank[unit], -mean, ~is_cluster, orphan))
+    orphan, unit, mean, is_cluster = orphan[order], unit[order], mean[order], is_cluster[order]
     closest, scored = closest[order], scored[order]
-    first = np.flatnonzero(np.r_[True, orphan[1:] != orphan[:-1]]) if len(orphan) else orphan
-    has_second = np.r_[first[1:], len(orphan)] - first > 1
+    starts = np.flatnonzero(np.r_[True, orphan[1:] != orphan[:-1]]) if len(orphan) else orphan
+    first = starts[is_cluster[starts]]  # the orphans with a cluster to join
+    next_cluster = first + 1
+    has_second = next_cluster < len(orphan)
+    has_second[has_second] &= (orphan[next_cluster[has_second]] == orphan[first[has_second]]) & (
+        is_cluster[next_cluster[has_second]]
+    )
     second = np.zeros(len(first))
-    second[has_second] = mean[first[has_second] + 1]
-    return orphan[first], unit[first], mean[first], second, closest[first], scored[first]
+    second[has_second] = mean[next_cluster[has_second]]
+    # documents alone that might outscore the next best cluster: rivals unless they
+    # lean to the same cluster (decided once every orphan's best is known)
+    best_of = np.full(n_docs, -1, dtype=np.int64)
+    best_of[orphan[first]] = unit[first]
+    second_of = np.zeros(n_docs)
+    second_of[orphan[first]] = second
+    rival = ~is_cluster & (best_of[orphan] >= 0) & (mean > second_of[orphan])
+    return (
+        orphan[first],
+        unit[first],
+        mean[first],
+        second,
+        closest[first],
+        scored[first],
+        orphan[rival],
+        unit[rival],
+        mean[rival],
+    )
 
 
 def language_levels(

@@ -132,9 +132,12 @@ def test_two_documents_of_one_language_need_a_direct_link() -> None:
 
 
 def test_same_language_pair_below_threshold_does_not_count_as_direct_link() -> None:
+    """In the linkage; adoption then weighs what the pair says (the tests of
+    ``_sibling_vetoes`` below)."""
     groups = np.array([0, 1, 0])
     evidence = [ev(0, 1, 0.9), ev(1, 2, 0.9), ev(0, 2, 0.2)]
-    labels = cluster_documents(["x", "y", "z"], evidence, groups, CONFIG)
+    linkage_only = ClusterConfig(threshold=0.3, orphan_share=0)
+    labels = cluster_documents(["x", "y", "z"], evidence, groups, linkage_only)
     assert labels[0] != labels[2]
 
 
@@ -267,31 +270,50 @@ def _naive_average_linkage(
         for k in keys
     }
     clusters = set(owner.values())
+
+    def v(a: str, b: str) -> float:  # a pair's share of an agreement
+        return s(a, b) * min(sentences[a], sentences[b]) / max(sentences[a], sentences[b], 1)
+
+    alone = [d for d in keys if len(owner[d]) == 1]
+    agree: dict[str, dict[frozenset[str], float]] = {}
+    best_of: dict[str, tuple[frozenset[str], float]] = {}
+    for d in alone:
+        agree[d] = {
+            c: sum(v(d, j) for j in c) / len(c)
+            for c in clusters
+            if d not in c and any(frozenset((d, j)) in score for j in c)
+        }
+        ranked = sorted(
+            ((c, a) for c, a in agree[d].items() if len(c) > 1),
+            key=lambda item: (-item[1], min(item[0])),
+        )
+        if ranked:
+            best_of[d] = ranked[0]
+
+    def leans_to(e: str, cluster: frozenset[str]) -> bool:
+        return best_of.get(e, (frozenset(), 0.0))[0] == cluster
+
     offers = []
-    for d in keys:
-        if len(owner[d]) > 1:
-            continue
-        agree = {}
-        for c in clusters:
-            if d not in c and any(frozenset((d, j)) in score for j in c):
-                agree[c] = sum(
-                    s(d, j) * min(sentences[d], sentences[j]) / max(sentences[d], sentences[j], 1)
-                    for j in c
-                ) / len(c)
-        ranked = sorted(agree.items(), key=lambda item: (-item[1], min(item[0])))
-        if not ranked:
-            continue
-        best, value = ranked[0]
-        second = ranked[1][1] if len(ranked) > 1 else 0.0
-        if (
-            len(best) > 1
-            and value >= config.orphan_share * adopt_level[d]
-            and value >= config.orphan_margin * second
-        ):
+    for d, (best, value) in best_of.items():
+        # rivals: the other clusters, and the documents alone not leaning to best
+        second = max(
+            (
+                a
+                for c, a in agree[d].items()
+                if c != best and not (len(c) == 1 and leans_to(next(iter(c)), best))
+            ),
+            default=0.0,
+        )
+        if value >= config.orphan_share * adopt_level[d] and value >= config.orphan_margin * second:
             offers.append((-value, d, best))
     grown = {c: set(c) for c in clusters}
-    for _, d, best in sorted(offers):
-        if all(lang[d] != lang[j] for j in grown[best]):
+    for negative_value, d, best in sorted(offers):
+        # a member of d's language keeps it out unless linked to it, or sharing some
+        # of it but less than the cluster as a whole does
+        if all(
+            lang[d] != lang[j] or s(d, j) >= theta or 0 < v(d, j) < -negative_value
+            for j in grown[best]
+        ):
             grown[best].add(d)
             grown.pop(owner[d])
     return {frozenset(c) for c in grown.values()}
@@ -375,8 +397,8 @@ def test_a_few_wrong_links_leave_a_label_trusted() -> None:
 
 def test_the_rule_is_off_only_for_the_pooled_groups_given() -> None:
     groups = np.array([0, 1, 0])
-    # both "English" texts translate the German one, and match each other weakly
-    evidence = [ev(0, 1, 0.9), ev(1, 2, 0.9), ev(0, 2, 0.25)]
+    # both "English" texts translate the German one, and were never compared
+    evidence = [ev(0, 1, 0.9), ev(1, 2, 0.9)]
     keys = ["en-1", "de", "en-2"]
     trusted = cluster_documents(keys, evidence, groups, CONFIG, np.array([False, False]))
     assert trusted[0] != trusted[2]
@@ -543,6 +565,56 @@ def test_two_documents_of_one_language_alone_the_stronger_is_adopted() -> None:
         )
         back = labels[[position[d] for d in range(7)]]
         assert back[0] == back[6] != back[3]
+
+
+def test_a_same_label_member_closer_than_the_story_keeps_a_document_out() -> None:
+    """A second report of an event in the language of one version is closer to that
+    version than to the story's other versions (one language, one event): 0.3 to the
+    sibling against 0.2-0.25 to the others keeps it out, under the threshold. The
+    same document sharing 0.1 with the sibling and 0.3 with the others is one more
+    translation under a label that holds two languages here (Manipuri read as
+    Bengali): it joins. Sharing nothing with the sibling (a pair never proposed,
+    or nothing aligned) reads as another text: out."""
+
+    def joins(sibling_score: float | None, others: float) -> bool:
+        keys, evidence, groups, sentences = _story_and_stranger(
+            [sibling_score or 0, others, others]
+        )
+        groups[3] = 0  # the stranger has document 0's label
+        if sibling_score is None:
+            evidence = [e for e in evidence if (e.left, e.right) != (0, 3)]
+        labels = cluster_documents(keys, evidence, groups, ClusterConfig(), doc_sentences=sentences)
+        return bool(labels[0] == labels[3])
+
+    assert not joins(0.3, 0.22)
+    assert joins(0.1, 0.3)
+    assert not joins(0.0, 0.3)
+    assert not joins(None, 0.3)
+    # linked to the sibling (a repost or a second version of one text): the rule lets it in
+    assert joins(0.5, 0.3)
+    # a label of one language in this story (a different label): the agreement decides
+    keys, evidence, groups, sentences = _story_and_stranger([0.3, 0.22, 0.22])
+    labels = cluster_documents(keys, evidence, groups, ClusterConfig(), doc_sentences=sentences)
+    assert labels[0] == labels[3]
+
+
+def test_two_weak_versions_of_one_story_do_not_stand_in_each_others_way() -> None:
+    """Two documents alone (languages 3 and 6) agree with the story at 0.3 and with
+    each other at 0.4: each is the other's best unit, but both lean to the story,
+    so neither is the other's rival and both join. A document alone that leans
+    elsewhere (or nowhere) still is a rival: the margin keeps the first one out."""
+    keys, evidence, groups, sentences = _story_and_stranger([0.3, 0.3, 0.3])
+    keys = [*keys, "d6"]
+    groups = np.r_[groups, 6]
+    sentences = np.r_[sentences, 4]
+    evidence += [PairEvidence(d, 6, 0.3, (), 4) for d in range(3)]
+    evidence.append(PairEvidence(3, 6, 0.4, (), 4))
+    labels = cluster_documents(keys, evidence, groups, ClusterConfig(), doc_sentences=sentences)
+    assert labels[0] == labels[3] == labels[6] != labels[4]
+    # document 6 agreeing with no cluster: a rival of document 3 (0.4 x 1.3 > 0.3)
+    evidence = [e for e in evidence if not (e.right == 6 and e.left < 3)]
+    labels = cluster_documents(keys, evidence, groups, ClusterConfig(), doc_sentences=sentences)
+    assert labels[3] != labels[0] and labels[6] != labels[0]
 
 
 def _pooled_by_sets(table, groups: np.ndarray, threshold: float) -> np.ndarray:
