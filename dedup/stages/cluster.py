@@ -426,12 +426,13 @@ def adopt_alone(
     siblings: dict[tuple[int, int], list[int]] = {}
     for d in np.flatnonzero(np.isin(owner, best[wanted])).tolist():
         siblings.setdefault((int(owner[d]), int(veto_groups[d])), []).append(d)
-    wanted_by = {}
+    wanted_by: dict[tuple[int, int], list[int]] = {}
     for index in wanted.tolist():
         wanted_by.setdefault((int(best[index]), int(veto_groups[who[index]])), []).append(index)
     sibling_values = _pair_values(
         table,
         doc_sentences,
+        n_docs,
         {
             (min(d, m), max(d, m))
             for key, indices in wanted_by.items()
@@ -485,20 +486,21 @@ def _agreement_values(
 
 
 def _pair_values(
-    table: EvidenceTable, doc_sentences: np.ndarray | None, wanted: set[tuple[int, int]]
+    table: EvidenceTable,
+    doc_sentences: np.ndarray | None,
+    n_docs: int,
+    wanted: set[tuple[int, int]],
 ) -> dict[tuple[int, int], tuple[float, float]]:
     """The score and agreement value of each pair ``(a, b)``, ``a < b``, of ``wanted``
-    that ``table`` holds (a pair it lacks was never proposed)."""
+    that ``table`` holds (a pair it lacks was never proposed), found a block of
+    pairs at a time by code ``a * n_docs + b``."""
     if not wanted:
         return {}
-    n_docs = int(max(b for _, b in wanted)) + 1
     codes = np.array(sorted(a * n_docs + b for a, b in wanted), dtype=np.int64)
     found = [np.zeros(0, dtype=np.int64)]
     for start in range(0, len(table.left), _PAIR_BLOCK):
         block = slice(start, start + _PAIR_BLOCK)
-        right = table.right[block]
-        in_range = right < n_docs
-        block_codes = np.where(in_range, table.left[block] * n_docs + right, -1)
+        block_codes = table.left[block] * n_docs + table.right[block]
         found.append(start + np.flatnonzero(np.isin(block_codes, codes)))
     pairs = np.concatenate(found)
     values = _agreement_values(table, pairs, doc_sentences)
