@@ -384,7 +384,12 @@ def run(
             engine=engine,
         )
         adoptions = [  # numbered as the documents are
-            replace(a, document=int(primaries[a.document]), closest=int(primaries[a.closest]))
+            replace(
+                a,
+                document=int(primaries[a.document]),
+                closest=int(primaries[a.closest]),
+                beside=None if a.beside is None else int(primaries[a.beside]),
+            )
             for a in adoptions
         ]
         # a copy takes its primary's label (primaries are sorted)

@@ -143,6 +143,11 @@ class Adoption:
         bar: ``orphan_share`` x its language's level, which ``agreement`` reached.
         scored: members it has a scored pair with (the others count 0).
         members: the cluster's size as the linkage left it (the mean's count).
+        beside: the member of its language label it joined beside, the one it
+            shares most with (None: none; see :func:`_sibling_vetoes`).
+        beside_score: their pair's score (0: never proposed).
+        beside_value: what that pair adds to an agreement, under ``agreement``
+            unless the pair is a link.
     """
 
     document: int
@@ -152,6 +157,9 @@ class Adoption:
     bar: float
     scored: int
     members: int
+    beside: int | None = None
+    beside_score: float = 0.0
+    beside_value: float = 0.0
 
 
 #: a language group with fewer link ends than this takes the corpus-wide level
@@ -449,6 +457,12 @@ def adopt_alone(
             d, same_language, float(best_mean[index]), sibling_values, config.threshold
         ):
             continue
+        beside = max(
+            same_language, key=lambda m: (_pair_of(d, m, sibling_values)[1], -m), default=None
+        )
+        beside_score, beside_value = (
+            _pair_of(d, beside, sibling_values) if beside is not None else (0.0, 0.0)
+        )
         same_language.append(d)
         owner[d] = target
         adopted.append(
@@ -460,6 +474,9 @@ def adopt_alone(
                 round(float(bars[index]), 4),
                 int(scored[index]),
                 int(size[target]),
+                beside,
+                round(beside_score, 4),
+                round(beside_value, 4),
             )
         )
     return owner, adopted
@@ -547,11 +564,18 @@ def _sibling_vetoes(
     under the mean over the others.
     """
     for sibling in siblings:
-        pair = (document, sibling) if document < sibling else (sibling, document)
-        score, value = pair_values.get(pair, (0.0, 0.0))
+        score, value = _pair_of(document, sibling, pair_values)
         if score < threshold and not 0 < value < agreement:
             return True
     return False
+
+
+def _pair_of(
+    a: int, b: int, pair_values: dict[tuple[int, int], tuple[float, float]]
+) -> tuple[float, float]:
+    """The (score, agreement value) of the pair of ``a`` and ``b`` in ``pair_values``;
+    (0, 0) for a pair never proposed."""
+    return pair_values.get((a, b) if a < b else (b, a), (0.0, 0.0))
 
 
 def _best_units(

@@ -363,6 +363,8 @@ class ClusterRecords:
                 head.append(
                     f"adopted\t{ids[a.document]}\t{ids[a.closest]}\t{a.agreement!r}"
                     f"\t{a.next_best!r}\t{a.bar!r}\t{a.scored}\t{a.members}"
+                    f"\t{None if a.beside is None else ids[a.beside]}"
+                    f"\t{a.beside_score!r}\t{a.beside_value!r}"
                 )
             digest.update("\n".join(head).encode("utf-8"))
             fingerprints.append(digest.digest())
@@ -457,6 +459,10 @@ def _adopted_link(result: RunResult, adoption: Adoption) -> dict[str, object]:
         "bar": adoption.bar,
         "scored": adoption.scored,
         "members": adoption.members,
+        # a member of its language label it joined beside (cluster._sibling_vetoes)
+        "beside": None if adoption.beside is None else result.ids[adoption.beside],
+        "beside_score": adoption.beside_score,
+        "beside_value": adoption.beside_value,
         "aligned": [],
     }
 

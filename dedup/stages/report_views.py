@@ -421,12 +421,19 @@ def copy_evidence(link: dict) -> str:
 def adoption_evidence(link: dict) -> str:
     """Why a document without a link of its own was adopted, in words (see
     :func:`dedup.stages.cluster.adopt_alone`)."""
-    return (
+    words = (
         f"agreement {link['agreement']:.3f} with the cluster's {link['members']} "
         f"documents (mean of score x shorter / longer, {link['scored']} of them scored); "
         f"its language's bar {link['bar']:.3f}; its next best {link['next_best']:.3f}; "
         f"highest with {link['left']}"
     )
+    if link.get("beside"):  # a member of its language label (cluster._sibling_vetoes)
+        words += (
+            f"; beside {link['beside']} of its language label: pair score "
+            f"{link['beside_score']:.3f}, shared {link['beside_value']:.3f} (a link, or less "
+            f"than its agreement: another language under one label)"
+        )
+    return words
 
 
 def _why(link: dict) -> str:

@@ -588,6 +588,16 @@ def test_a_same_label_member_closer_than_the_story_keeps_a_document_out() -> Non
 
     assert not joins(0.3, 0.22)
     assert joins(0.1, 0.3)
+    # the adoption names the member it joined beside, and what they share
+    keys, evidence, groups, sentences = _story_and_stranger([0.1, 0.3, 0.3])
+    groups[3] = 0
+    adoptions: list = []
+    cluster_documents(
+        keys, evidence, groups, ClusterConfig(), doc_sentences=sentences, adoptions=adoptions
+    )
+    (adopted,) = adoptions
+    assert (adopted.document, adopted.beside) == (3, 0)
+    assert (adopted.beside_score, adopted.beside_value) == (0.1, 0.1)
     assert not joins(0.0, 0.3)
     assert not joins(None, 0.3)
     # linked to the sibling (a repost or a second version of one text): the rule lets it in

@@ -513,3 +513,19 @@ def test_an_adopted_document_shows_why_in_every_file(tmp_path: Path) -> None:
     html = (out / "report.html").read_text(encoding="utf-8")
     assert '"kind": "adopted"' in html or '"kind":"adopted"' in html
     assert "its next best 0.120" in html
+    assert adopted["beside"] is None and "beside" not in markdown
+
+    # joined beside a member of its language label (cluster._sibling_vetoes): named
+    result = dataclasses.replace(
+        result, adoptions=[Adoption(4, 0, 0.3312, 0.1204, 0.18, 3, 3, 2, 0.21, 0.14)]
+    )
+    write_report(result, out)
+    data = json.loads((out / "clusters.json").read_text(encoding="utf-8"))
+    (adopted,) = [link for link in data["clusters"][0]["links"] if link["kind"] == "adopted"]
+    assert (adopted["beside"], adopted["beside_score"], adopted["beside_value"]) == (
+        result.ids[2],
+        0.21,
+        0.14,
+    )
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert f"beside {result.ids[2]} of its language label: pair score 0.210" in markdown
