@@ -547,9 +547,10 @@ def _sibling_vetoes(
     Why: the one-document-per-language rule reads two documents of one label
     that are not linked to each other as two texts in one language, such as a
     second report of an event, and such a sibling is among the members the
-    document is closest to: one language, one event (ntrex-dev's same-event
-    reports score 0.5-0.7 with their own language's version and less with its
-    translations). A label that holds two languages shows the other way
+    document is closest to: one language, one event (ntrex-dev's two reports
+    ``bbc.381746`` and ``scotsman.133791``: 0.66-0.69 between same-label
+    versions, 0.44-0.58 across labels). A label that holds two languages
+    shows the other way
     (Manipuri read as Bengali, Sicilian as Ligurian; :func:`pooled_groups`
     tests a label over the whole corpus, and a label with a few such pairs
     keeps the rule): the "sibling" is one more translation, in a language the
