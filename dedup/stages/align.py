@@ -220,7 +220,7 @@ class SentenceNull:
     eigenvalues (a probabilistic-PCA covariance, Tipping & Bishop 1999), which
     costs ``dim * r``. At r = 64 for 384-dimensional vectors the spread it
     gives is within 1 % of the exact one on average (p99 2.5 %, measured on
-    the NTREX development set); a group with at most r sentences is exact.
+    a development set of news); a group with at most r sentences is exact.
     """
 
     def __init__(

@@ -434,18 +434,21 @@ def adopt_alone(
     siblings: dict[tuple[int, int], list[int]] = {}
     for d in np.flatnonzero(np.isin(owner, best[wanted])).tolist():
         siblings.setdefault((int(owner[d]), int(veto_groups[d])), []).append(d)
-    wanted_by: dict[tuple[int, int], list[int]] = {}
+    # the documents that may join each (cluster, language): each pair of them, and
+    # each with the cluster's members of its language, may be weighed
+    joining: dict[tuple[int, int], list[int]] = {}
     for index in wanted.tolist():
-        wanted_by.setdefault((int(best[index]), int(veto_groups[who[index]])), []).append(index)
+        d = int(who[index])
+        joining.setdefault((int(best[index]), int(veto_groups[d])), []).append(d)
     sibling_values = _pair_values(
         table,
         doc_sentences,
         n_docs,
         {
             (min(d, m), max(d, m))
-            for key, indices in wanted_by.items()
-            for d in who[indices].tolist()
-            for m in siblings.get(key, []) + who[indices].tolist()
+            for key, documents in joining.items()
+            for m in siblings.get(key, []) + documents
+            for d in documents
             if m != d
         },
     )
@@ -547,10 +550,10 @@ def _sibling_vetoes(
     Why: the one-document-per-language rule reads two documents of one label
     that are not linked to each other as two texts in one language, such as a
     second report of an event, and such a sibling is among the members the
-    document is closest to: one language, one event (ntrex-dev's two reports
-    ``bbc.381746`` and ``scotsman.133791``: 0.66-0.69 between same-label
-    versions, 0.44-0.58 across labels). A label that holds two languages
-    shows the other way
+    document is closest to: one language, one event (two reports of one event
+    in a development set score 0.66-0.69 between same-label versions and
+    0.44-0.58 across labels; ``docs/design.md``, stop 40). A label that holds
+    two languages shows the other way
     (Manipuri read as Bengali, Sicilian as Ligurian; :func:`pooled_groups`
     tests a label over the whole corpus, and a label with a few such pairs
     keeps the rule): the "sibling" is one more translation, in a language the
